@@ -1,0 +1,3 @@
+from pvegit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,310 @@
+"""The catalogue of backup categories ("backup types").
+
+A category is a named set of node paths (globs allowed), exclusions and
+inventory commands. Paths are written as on the node without the leading
+slash, the same way they appear in a host's git tree. Patterns follow GNU
+tar's exclusion rules: ``*`` also matches ``/``, and a pattern that names a
+directory covers everything below it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pvegit.errors import ConfigError
+
+# pmxcfs status files and runtime state: they change without anyone editing
+# configuration, so they must never make a commit on an unchanged node.
+RUNTIME_EXCLUDES: tuple[str, ...] = (
+    "etc/pve/.version",
+    "etc/pve/.members",
+    "etc/pve/.vmlist",
+    "etc/pve/.clusterlog",
+    "etc/pve/.rrd",
+    "etc/pve/.debug",
+    "etc/pve/nodes/*/lrm_status",
+    "etc/pve/nodes/*/lrm_status.tmp.*",
+    "etc/pve/ha/manager_status",
+    "etc/pve/ha/crm_commands",
+    "etc/pve/priv/lock",
+    "etc/pve/sdn/.running-config",
+    "etc/pve/sdn/.version",
+    "etc/pve/sdn/*cache*.json",
+    "etc/pve/sdn/pve-ipam-state.json",
+    "etc/pve/authkey.pub",
+    "etc/pve/authkey.pub.old",
+    "etc/pve/priv/authkey.key",
+    # Generated on every boot or package run, not configuration.
+    "etc/ssh/ssh_host_*_key-cert.pub",
+    "etc/**/*.dpkg-old",
+    "etc/**/*.dpkg-dist",
+    "etc/**/*.swp",
+)
+
+# Secret material: only collected when the `secrets` category is chosen, and
+# never shown in the web UI without an explicit, audited step.
+SECRET_PATTERNS: tuple[str, ...] = (
+    "etc/pve/priv",
+    "etc/pve/pve-www.key",
+    "etc/pve/nodes/*/pve-ssl.key",
+    "etc/pve/nodes/*/pveproxy-ssl.key",
+    "etc/corosync/authkey",
+    "etc/postfix/sasl_passwd",
+    "etc/postfix/sasl_passwd.db",
+    "etc/apt/auth.conf",
+    "etc/apt/auth.conf.d",
+    "etc/ssh/ssh_host_*_key",
+    "etc/ceph/*.keyring",
+    "etc/pve/ceph/*.keyring",
+    "etc/iscsi/iscsid.conf",
+    "root/.ssh/id_*",
+)
+
+# Where pvegit keeps its own files inside a host's tree.
+PVEGIT_DIR = ".pvegit"
+
+
+@dataclass(frozen=True)
+class Category:
+    """One named backup category."""
+
+    name: str
+    description: str
+    paths: tuple[str, ...]
+    excludes: tuple[str, ...] = ()
+    commands: tuple[str, ...] = ()
+    default: bool = True
+
+
+CATALOGUE: tuple[Category, ...] = (
+    Category(
+        "cluster",
+        "/etc/pve as pmxcfs shows it: guests, storage, users, firewall, HA, SDN "
+        "(without secrets and status files); corosync",
+        paths=("etc/pve", "etc/corosync"),
+    ),
+    Category(
+        "network",
+        "identity, interfaces, NIC name pinning, DNS, routing, time",
+        paths=(
+            "etc/hostname",
+            "etc/hosts",
+            "etc/resolv.conf",
+            "etc/timezone",
+            "etc/network",
+            "etc/systemd/network",
+            "etc/udev/rules.d",
+            "etc/frr",
+            "etc/chrony",
+            "etc/nftables.conf",
+        ),
+    ),
+    Category(
+        "storage",
+        "vzdump defaults, fstab, LVM, ZFS, iSCSI, multipath, Ceph",
+        paths=(
+            "etc/vzdump.conf",
+            "etc/fstab",
+            "etc/lvm/lvm.conf",
+            "etc/zfs",
+            "etc/hostid",
+            "etc/iscsi",
+            "etc/multipath",
+            "etc/multipath.conf",
+            "etc/ceph",
+        ),
+    ),
+    Category(
+        "system",
+        "boot and kernel, APT sources, cron, SSH server, mail, local scripts",
+        paths=(
+            "etc/kernel/cmdline",
+            "etc/kernel/proxmox-boot-uuids",
+            "etc/default/grub",
+            "etc/default/grub.d",
+            "etc/modprobe.d",
+            "etc/modules",
+            "etc/modules-load.d",
+            "etc/sysctl.conf",
+            "etc/sysctl.d",
+            "etc/initramfs-tools",
+            "etc/apt/sources.list",
+            "etc/apt/sources.list.d",
+            "etc/apt/apt.conf.d",
+            "etc/apt/preferences.d",
+            "etc/apt/auth.conf.d",
+            "etc/crontab",
+            "etc/cron.d",
+            "etc/cron.daily",
+            "etc/cron.hourly",
+            "etc/cron.weekly",
+            "etc/cron.monthly",
+            "var/spool/cron/crontabs",
+            "etc/ssh/sshd_config",
+            "etc/ssh/sshd_config.d",
+            "etc/ssh/ssh_config",
+            "etc/ssh/ssh_config.d",
+            "etc/ssh/ssh_host_*_key.pub",
+            "etc/ssh/ssh_host_*_key",
+            "root/.ssh",
+            "etc/postfix",
+            "etc/aliases",
+            "etc/usbguard",
+            "usr/local/bin",
+            "usr/local/sbin",
+        ),
+    ),
+    Category(
+        "inventory",
+        "normalized command outputs: versions, packages, guests, cluster, pools, disks, NICs",
+        paths=(),
+        commands=(
+            "pveversion",
+            "apt-manual",
+            "qm-list",
+            "pct-list",
+            "pvecm-status",
+            "pvesm-status",
+            "zpool-status",
+            "zfs-list",
+            "ip-link",
+            "nic-drivers",
+            "lsblk",
+            "enabled-units",
+        ),
+    ),
+    Category(
+        "secrets",
+        "opt-in: /etc/pve/priv (incl. PBS encryption keys), TLS and SSH host keys, "
+        "corosync authkey, mail and APT credentials",
+        paths=SECRET_PATTERNS,
+        default=False,
+    ),
+)
+
+CATEGORY_NAMES: tuple[str, ...] = tuple(category.name for category in CATALOGUE)
+DEFAULT_CATEGORIES: tuple[str, ...] = tuple(c.name for c in CATALOGUE if c.default)
+
+# Hardware-bound files: recorded, but not restored onto other hardware by default.
+HARDWARE_BOUND: tuple[str, ...] = (
+    "etc/fstab",
+    "etc/zfs/zpool.cache",
+    "etc/kernel/proxmox-boot-uuids",
+    "etc/hostid",
+)
+
+# Node paths are passed to the remote shell unquoted (so globs expand there):
+# only this character set is accepted.
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9._+@%,:=/*?\[\]-]+$")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What one host's snapshot collects."""
+
+    paths: tuple[str, ...]
+    excludes: tuple[str, ...]
+    commands: tuple[str, ...]
+    include_secrets: bool
+
+
+def category(name: str) -> Category:
+    """Return the category called ``name``; raise ConfigError for unknown names."""
+    for candidate in CATALOGUE:
+        if candidate.name == name:
+            return candidate
+    raise ConfigError(f"unknown category {name!r}; choose from: {', '.join(CATEGORY_NAMES)}")
+
+
+def normalize_node_path(path: str) -> str:
+    """Turn ``/etc/pve/storage.cfg`` (as on the node) into the tree path ``etc/pve/storage.cfg``.
+
+    Raises ConfigError for empty paths, ``..`` components and pvegit's own folder.
+    """
+    stripped = path.strip().strip("/")
+    parts = [part for part in stripped.split("/") if part not in ("", ".")]
+    if not parts:
+        raise ConfigError(f"path {path!r} is empty; give a path as on the node, e.g. /etc/hosts")
+    if ".." in parts:
+        raise ConfigError(f"path {path!r} contains '..'; give an absolute path as on the node")
+    if parts[0] == PVEGIT_DIR:
+        raise ConfigError(f"path {path!r} is pvegit's own folder in the tree")
+    return "/".join(parts)
+
+
+def validate_include(path: str) -> str:
+    """Validate an extra include path (globs allowed) and return its tree form."""
+    normalized = normalize_node_path(path)
+    if not _SAFE_PATH.match(normalized):
+        raise ConfigError(
+            f"include path {path!r} has characters pvegit does not pass to the node's shell; "
+            "use letters, digits, . _ - + @ % , : = / and the globs * ? [ ] (use ? for a space)"
+        )
+    return normalized
+
+
+def validate_exclude(pattern: str) -> str:
+    """Validate an exclude glob and return it relative to the node's root."""
+    return normalize_node_path(pattern)
+
+
+def pattern_matches(pattern: str, path: str) -> bool:
+    """True if ``pattern`` matches ``path`` or one of its parent directories (tar semantics)."""
+    if fnmatch.fnmatchcase(path, pattern):
+        return True
+    parent = path
+    while "/" in parent:
+        parent = parent.rsplit("/", 1)[0]
+        if fnmatch.fnmatchcase(parent, pattern):
+            return True
+    return False
+
+
+def matches_any(patterns: Iterable[str], path: str) -> bool:
+    """True if any pattern covers ``path``."""
+    return any(pattern_matches(pattern, path) for pattern in patterns)
+
+
+def is_secret(path: str) -> bool:
+    """True for tree paths that hold secret material (see SECRET_PATTERNS)."""
+    return matches_any(SECRET_PATTERNS, path.lstrip("/"))
+
+
+def is_runtime(path: str) -> bool:
+    """True for pmxcfs status files and runtime state that never belong in a snapshot."""
+    return matches_any(RUNTIME_EXCLUDES, path.lstrip("/"))
+
+
+def resolve_selection(
+    category_names: Sequence[str],
+    includes: Sequence[str] = (),
+    excludes: Sequence[str] = (),
+) -> Selection:
+    """Combine categories, extra includes and exclude globs into one Selection.
+
+    Secret patterns are excluded unless the ``secrets`` category is chosen;
+    runtime files are always excluded.
+    """
+    chosen = [category(name) for name in dict.fromkeys(category_names)]
+    paths: list[str] = []
+    commands: list[str] = []
+    all_excludes: list[str] = list(RUNTIME_EXCLUDES)
+    for item in chosen:
+        paths.extend(item.paths)
+        all_excludes.extend(item.excludes)
+        commands.extend(item.commands)
+    paths.extend(validate_include(path) for path in includes)
+    all_excludes.extend(validate_exclude(pattern) for pattern in excludes)
+    include_secrets = any(item.name == "secrets" for item in chosen)
+    if not include_secrets:
+        all_excludes.extend(SECRET_PATTERNS)
+        paths = [path for path in paths if path not in SECRET_PATTERNS]
+    return Selection(
+        paths=tuple(dict.fromkeys(paths)),
+        excludes=tuple(dict.fromkeys(all_excludes)),
+        commands=tuple(dict.fromkeys(commands)),
+        include_secrets=include_secrets,
+    )

@@ -1,0 +1,48 @@
+"""Helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import time
+from typing import Any
+
+from pvegit.home import Home, default_home
+from pvegit.store import Store
+
+
+def open_home(arguments: argparse.Namespace, *, create: bool = True) -> tuple[Home, Store]:
+    """The Home and its Store, initializing the home on first use."""
+    home = Home(arguments.home or default_home())
+    if create:
+        home.initialize()
+    return home, Store(home.state_path)
+
+
+def actor() -> str:
+    """Who is acting, for the audit log: the local user behind the CLI."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def format_time(timestamp: float | None) -> str:
+    if not timestamp:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def ask_yes(question: str) -> bool:
+    """Ask on the terminal; False when there is no terminal to ask on."""
+    if not sys.stdin.isatty():
+        return False
+    answer = input(f"{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes")

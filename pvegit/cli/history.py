@@ -1,0 +1,129 @@
+"""``pvegit log``, ``diff``, ``show``, ``export`` and ``runs``: reading history."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pvegit.categories import normalize_node_path
+from pvegit.cli.common import actor, format_time, open_home, print_json
+from pvegit.errors import NotFound
+from pvegit.export import export_tarball
+from pvegit.repo import HostRepository, count_lines
+from pvegit.tarstream import display_path
+
+
+def _repository(arguments: argparse.Namespace) -> HostRepository:
+    home, store = open_home(arguments)
+    try:
+        store.host(arguments.name)
+    except NotFound:
+        if not home.repo_path(arguments.name).exists():
+            raise
+    return HostRepository(home.repo_path(arguments.name))
+
+
+def cmd_log(arguments: argparse.Namespace) -> int:
+    path = normalize_node_path(arguments.path) if arguments.path else None
+    with _repository(arguments) as repository:
+        commits = repository.log(limit=arguments.limit, path=path)
+    if arguments.json:
+        print_json(
+            [
+                {
+                    "commit": commit.commit_id,
+                    "time": commit.time,
+                    "subject": commit.subject,
+                    "message": commit.message,
+                    "trailers": commit.trailers(),
+                }
+                for commit in commits
+            ]
+        )
+        return 0
+    for commit in commits:
+        trigger = commit.trailers().get("Trigger", "")
+        print(
+            f"{commit.short_id}  {format_time(commit.time)}  {commit.subject}"
+            + (f"  [{trigger}]" if trigger else "")
+        )
+    return 0
+
+
+def cmd_diff(arguments: argparse.Namespace) -> int:
+    paths = [normalize_node_path(path) for path in arguments.path]
+    with _repository(arguments) as repository:
+        new = repository.resolve(arguments.rev_b or "HEAD")
+        if arguments.rev_a:
+            old: str | None = repository.resolve(arguments.rev_a)
+        else:
+            parents = repository.commit(new).parents
+            old = parents[0] if parents else None
+        changes = repository.changes(old, new, paths)
+        out = sys.stdout
+        total_added = total_removed = 0
+        for change in changes:
+            text = repository.unified_diff(change)
+            if arguments.stat:
+                added, removed = count_lines(text)
+                total_added += added
+                total_removed += removed
+                out.write(
+                    f" /{display_path(change.path)} | +{added} -{removed} ({change.change})\n"
+                )
+            else:
+                out.write(text)
+        if arguments.stat:
+            out.write(
+                f" {len(changes)} files changed, {total_added} insertions(+), "
+                f"{total_removed} deletions(-)\n"
+            )
+    return 0
+
+
+def cmd_show(arguments: argparse.Namespace) -> int:
+    revision, _, path = arguments.revision.partition(":")
+    with _repository(arguments) as repository:
+        commit_id = repository.resolve(revision or "HEAD")
+        if path:
+            _, data = repository.read_file(commit_id, normalize_node_path(path))
+            sys.stdout.buffer.write(data)
+            return 0
+        commit = repository.commit(commit_id)
+        print(f"commit {commit.commit_id}")
+        print(f"Date:   {format_time(commit.time)}")
+        print()
+        print(commit.message.rstrip())
+        print()
+        for change in repository.changes(commit.parents[0] if commit.parents else None, commit_id):
+            print(f" {change.change:>8}  /{display_path(change.path)}")
+    return 0
+
+
+def cmd_export(arguments: argparse.Namespace) -> int:
+    _home, store = open_home(arguments)
+    with _repository(arguments) as repository:
+        commit_id = repository.resolve(arguments.revision)
+        count = export_tarball(repository, commit_id, arguments.output)
+    store.audit(actor(), "export", arguments.name, commit=commit_id, output=str(arguments.output))
+    print(f"wrote {arguments.output}: {count} entries of {arguments.name} at {commit_id[:10]}")
+    return 0
+
+
+def cmd_runs(arguments: argparse.Namespace) -> int:
+    _, store = open_home(arguments)
+    runs = store.runs(arguments.name, limit=arguments.limit)
+    if arguments.json:
+        print_json([run.to_json() for run in runs])
+        return 0
+    print(
+        f"{'RUN':>6} {'HOST':<14} {'STARTED':<19} {'STATUS':<9} {'SECS':>6} {'FILES':>6} "
+        "COMMIT      ERROR"
+    )
+    for run in runs:
+        duration = f"{run.duration:.2f}" if run.duration is not None else "-"
+        print(
+            f"{run.id:>6} {run.host:<14} {format_time(run.started_at):<19} {run.status:<9} "
+            f"{duration:>6} {run.files:>6} {(run.commit_id or '-')[:10]:<11} {run.error or ''}"
+        )
+    return 0

@@ -1,0 +1,155 @@
+"""``pvegit snapshot`` and ``pvegit demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from pvegit.cli import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+from pvegit.cli.common import actor, open_home, print_json
+from pvegit.errors import ConfigError, NotFound
+from pvegit.home import Home
+from pvegit.snapshot import SnapshotOptions, take_snapshot
+from pvegit.store import Host, Run, Store
+
+
+def exit_code(runs: list[Run]) -> int:
+    """1 if any run failed or was refused, else 3 if any was partial, else 0."""
+    statuses = {run.status for run in runs}
+    if statuses & {"failed", "refused"}:
+        return EXIT_FAILED
+    if "partial" in statuses:
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def describe(run: Run) -> str:
+    """One line about a finished run."""
+    seconds = f"{run.duration:.2f} s" if run.duration is not None else ""
+    if run.status == "changed":
+        return (
+            f"{run.host}: changed, commit {run.commit_id[:10] if run.commit_id else '?'} "
+            f"({run.changed_files} changed, {run.files} files) {seconds}"
+        )
+    if run.status == "unchanged":
+        return f"{run.host}: unchanged ({run.files} files) {seconds}"
+    if run.status == "partial":
+        commit = f"commit {run.commit_id[:10]}" if run.commit_id else "no change"
+        return f"{run.host}: PARTIAL, {commit}: {run.error}"
+    return f"{run.host}: {run.status.upper()}: {run.error}"
+
+
+class _TerminalProgress:
+    """'[n/N] host: stage done/total' on one rewritten stderr line, terminals only."""
+
+    def __init__(self, total: int) -> None:
+        self._enabled = sys.stderr.isatty()
+        self._total = total
+        self._finished = 0
+        self._lock = threading.Lock()
+
+    def for_host(self, name: str) -> object:
+        def report(stage: str, done: int, total: int) -> None:
+            if not self._enabled:
+                return
+            count = f" {done}/{total}" if total else (f" {done}" if done else "")
+            with self._lock:
+                sys.stderr.write(f"\r\033[K[{self._finished}/{self._total}] {name}: {stage}{count}")
+                sys.stderr.flush()
+
+        return report
+
+    def host_done(self, line: str) -> None:
+        with self._lock:
+            self._finished += 1
+            if self._enabled:
+                sys.stderr.write("\r\033[K")
+                sys.stderr.flush()
+
+
+def snapshot_hosts(
+    home: Home,
+    store: Store,
+    hosts: list[Host],
+    options: SnapshotOptions,
+    jobs: int,
+    *,
+    quiet: bool = False,
+) -> list[Run]:
+    """Snapshot hosts, ``jobs`` at a time; one host failing does not stop the others."""
+    progress = _TerminalProgress(len(hosts))
+    results: dict[str, Run] = {}
+
+    def one(host: Host) -> None:
+        run = take_snapshot(home, store, host, options, progress=progress.for_host(host.name))  # type: ignore[arg-type]
+        results[host.name] = run
+        line = describe(run)
+        progress.host_done(line)
+        if not quiet:
+            stream = sys.stdout if run.status in ("changed", "unchanged") else sys.stderr
+            print(line, file=stream, flush=True)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(hosts)))) as pool:
+        list(pool.map(one, hosts))
+    return [results[host.name] for host in hosts]
+
+
+def cmd_snapshot(arguments: argparse.Namespace) -> int:
+    home, store = open_home(arguments)
+    if arguments.all == bool(arguments.names):
+        raise ConfigError("name the hosts to snapshot, or give --all (not both)")
+    if arguments.jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    hosts = store.hosts() if arguments.all else [store.host(name) for name in arguments.names]
+    if not hosts:
+        print("no hosts yet: pvegit host add NAME --address ADDRESS")
+        return EXIT_OK
+    options = SnapshotOptions(
+        trigger="cli", actor=actor(), force=arguments.force, io_timeout=arguments.timeout
+    )
+    runs = snapshot_hosts(home, store, hosts, options, arguments.jobs, quiet=arguments.json)
+    if arguments.json:
+        print_json([run.to_json() for run in runs])
+    elif len(runs) > 1:
+        counts: dict[str, int] = {}
+        for run in runs:
+            counts[run.status] = counts.get(run.status, 0) + 1
+        summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+        print(f"{len(runs)} hosts: {summary}")
+    return exit_code(runs)
+
+
+def cmd_demo(arguments: argparse.Namespace) -> int:
+    from pvegit.demo import DemoNode
+
+    home, store = open_home(arguments)
+    node = DemoNode(home.root / "demo-node" / arguments.name, arguments.name)
+    created = node.create()
+    address = f"local:{node.root}"
+    try:
+        host = store.host(arguments.name)
+    except NotFound:
+        host = store.add_host(
+            Host(
+                name=arguments.name,
+                address=address,
+                categories=("cluster", "network", "storage", "system"),
+            )
+        )
+        store.audit(actor(), "host added", host.name, address=address, demo=True)
+    print(f"demo node {arguments.name}: files at {node.root}" + (" (created)" if created else ""))
+    options = SnapshotOptions(trigger="demo", actor=actor())
+    run = take_snapshot(home, store, host, options)
+    print(describe(run))
+    edited = node.edit_something()
+    print(f"edited on the demo node: {edited}")
+    run = take_snapshot(home, store, host, options)
+    print(describe(run))
+    print()
+    print("try next:")
+    print(f"  pvegit --home {home.root} log {host.name}")
+    print(f"  pvegit --home {home.root} diff {host.name}")
+    print(f"  git clone {home.repo_path(host.name)} /tmp/{host.name}-config")
+    return exit_code([run])

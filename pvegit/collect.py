@@ -1,0 +1,244 @@
+"""Collect a node's configuration: a probe, one tar stream, the inventory.
+
+Everything runs as POSIX shell on the node through one transport (one SSH
+connection). Nothing from the node is trusted: the tar stream is parsed by
+tarstream.py, command outputs are only stored as text.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from pvegit.categories import Selection
+from pvegit.errors import CollectError, RefusedError
+from pvegit.inventory import COMMANDS
+from pvegit.tarstream import Entry, read_tar_stream
+from pvegit.transport import Transport
+
+# Proxmox VE's own PATH for root; set explicitly, not left to the sshd build.
+_ENVIRONMENT = "export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+_TAR_ERROR = re.compile(
+    rb"^tar: (?P<path>.+?): (?:Cannot|Could not) (?P<what>[a-z]+)[^:]*: (?P<why>.+)$"
+)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the node said about itself before anything was collected."""
+
+    hostname: str
+    uid: int
+    pve_directory: bool
+    pve_mounted: bool
+    pve_readable: bool
+
+
+@dataclass
+class Collection:
+    """Everything read from a node in one run."""
+
+    probe: Probe
+    entries: dict[str, Entry] = field(default_factory=dict)
+    inventory: dict[str, bytes] = field(default_factory=dict)
+    failed_commands: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    bytes_read: int = 0
+
+
+def probe_node(transport: Transport) -> Probe:
+    """Ask the node for its name, the login's uid and the state of /etc/pve."""
+    script = _ENVIRONMENT + (
+        f"cd {shlex.quote(transport.root)} || exit 98\n"
+        "if [ -r etc/hostname ]; then h=$(head -n 1 etc/hostname); else h=$(hostname); fi\n"
+        'echo "hostname=$h"\n'
+        'echo "uid=$(id -u)"\n'
+        "if [ -d etc/pve ]; then echo pve_directory=1; else echo pve_directory=0; fi\n"
+        # pmxcfs is a FUSE mount: another device than /etc.
+        'if [ -d etc/pve ] && [ "$(stat -c %d etc/pve)" != "$(stat -c %d etc)" ]; '
+        "then echo pve_mounted=1; else echo pve_mounted=0; fi\n"
+        "if [ -r etc/pve/.version ]; then echo pve_readable=1; else echo pve_readable=0; fi\n"
+    )
+    result = transport.run(script)
+    if result.exit_code == 98:
+        raise CollectError(f"the node has no directory {transport.root}")
+    if result.exit_code != 0:
+        raise CollectError(
+            "the node could not run pvegit's probe (is its login shell POSIX?): "
+            + result.stderr.decode("utf-8", "replace").strip()[:300]
+        )
+    values: dict[str, str] = {}
+    for line in result.stdout.decode("utf-8", "replace").splitlines():
+        key, _, value = line.partition("=")
+        values[key] = value
+    try:
+        return Probe(
+            hostname=values.get("hostname", "").strip(),
+            uid=int(values["uid"]),
+            pve_directory=values.get("pve_directory") == "1",
+            pve_mounted=values.get("pve_mounted") == "1",
+            pve_readable=values.get("pve_readable") == "1",
+        )
+    except (KeyError, ValueError) as err:
+        raise CollectError("the node's probe answer is not what pvegit sent for") from err
+
+
+def check_pmxcfs(probe: Probe, transport: Transport, selection: Selection) -> None:
+    """Refuse to snapshot a node whose /etc/pve is not pmxcfs (it would look empty)."""
+    if not any(path == "etc/pve" or path.startswith("etc/pve/") for path in selection.paths):
+        return
+    if not probe.pve_directory:
+        raise RefusedError(
+            "/etc/pve does not exist: this is not a Proxmox VE node (or the path is wrong); "
+            "leave out the 'cluster' category to back up a plain Debian host"
+        )
+    if transport.live and not probe.pve_mounted:
+        raise RefusedError(
+            "pmxcfs is not running: /etc/pve is a plain empty directory, not the cluster "
+            "file system. Nothing was committed. On the node: systemctl status pve-cluster"
+        )
+    if not probe.pve_readable:
+        where = "mounted but its .version is unreadable" if probe.pve_mounted else "empty"
+        raise RefusedError(
+            f"/etc/pve is {where}: pmxcfs is not serving the cluster file system. Nothing "
+            "was committed. On the node: systemctl status pve-cluster"
+            + ("" if transport.live else "; for a rescued disk use its config.db")
+        )
+
+
+def _operands(paths: Sequence[str]) -> list[str]:
+    """Drop paths that another (literal) path already covers, so tar reads them once."""
+    literal = [path for path in paths if not any(char in path for char in "*?[")]
+    kept = []
+    for path in paths:
+        covered = any(path != other and path.startswith(other + "/") for other in literal)
+        if not covered:
+            kept.append(path)
+    return kept
+
+
+def tar_script(root: str, selection: Selection) -> str:
+    """The shell script that streams the selected paths as one tar archive."""
+    operands = " ".join(_operands(selection.paths))  # validated: safe, globs stay unquoted
+    excludes = " ".join(shlex.quote(f"--exclude={pattern}") for pattern in selection.excludes)
+    return _ENVIRONMENT + (
+        f"cd {shlex.quote(root)} || exit 98\n"
+        "set --\n"
+        f"for p in {operands}; do\n"
+        '  if [ -e "$p" ] || [ -L "$p" ]; then set -- "$@" "$p"; fi\n'
+        "done\n"
+        '[ "$#" -gt 0 ] || exit 0\n'
+        # Never --one-file-system: /etc/pve is a separate (FUSE) mount.
+        f'exec tar -c -f - --format=gnu --hard-dereference --anchored {excludes} -- "$@"\n'
+    )
+
+
+def inventory_script(boundary: str, names: Sequence[str]) -> str:
+    """The shell script that runs the inventory commands, each framed by ``boundary``."""
+    parts = [_ENVIRONMENT]
+    for name in names:
+        command = COMMANDS[name]
+        parts.append(
+            f"if command -v {shlex.quote(command.program)} >/dev/null 2>&1; then\n"
+            f"  printf '%s begin {name}\\n' {boundary}\n"
+            f"  ( {command.shell} ) 2>/dev/null </dev/null\n"
+            f"  printf '\\n%s end {name} %s\\n' {boundary} \"$?\"\n"
+            f"else printf '%s missing {name}\\n' {boundary}; fi\n"
+        )
+    return "".join(parts)
+
+
+def parse_inventory(
+    output: bytes, boundary: str, names: Sequence[str]
+) -> tuple[dict[str, bytes], list[str]]:
+    """Split the inventory output; return (normalized outputs, names of failed commands)."""
+    text = output.decode("utf-8", "replace")
+    outputs: dict[str, bytes] = {}
+    failed: list[str] = []
+    for name in names:
+        if f"{boundary} missing {name}\n" in text:
+            continue
+        match = re.search(
+            re.escape(f"{boundary} begin {name}\n")
+            + r"(.*?)\n"
+            + re.escape(f"{boundary} end {name} ")
+            + r"(\d+)\n",
+            text,
+            re.DOTALL,
+        )
+        if not match:
+            failed.append(name)
+            continue
+        if match.group(2) != "0":
+            failed.append(name)
+            continue
+        outputs[name] = COMMANDS[name].normalize(match.group(1)).encode()
+    return outputs, failed
+
+
+def collect(
+    transport: Transport,
+    selection: Selection,
+    *,
+    progress: Progress | None = None,
+    expected_files: int = 0,
+    max_file_bytes: int | None = None,
+) -> Collection:
+    """Probe the node, refuse if pmxcfs is down, then read files and inventory.
+
+    Raises RefusedError (pmxcfs), CollectError (broken stream) or ConnectError.
+    """
+    report = progress or (lambda stage, done, total: None)
+    probe = probe_node(transport)
+    check_pmxcfs(probe, transport, selection)
+    collection = Collection(probe=probe)
+    report("collect", 0, expected_files)
+
+    limits = {} if max_file_bytes is None else {"max_file_bytes": max_file_bytes}
+    with transport.stream(tar_script(transport.root, selection)) as (stream, outcome):
+        result = read_tar_stream(
+            stream,
+            requested=selection.paths,
+            excludes=selection.excludes,
+            on_member=lambda done: report("collect", done, expected_files),
+            **limits,
+        )
+    collection.entries = result.entries
+    collection.problems.extend(result.problems)
+    collection.bytes_read = result.bytes_read
+    _read_tar_errors(outcome.exit_code, outcome.stderr, collection)
+
+    if selection.commands and transport.live:
+        report("inventory", len(collection.entries), len(collection.entries))
+        boundary = "pvegit-" + secrets.token_hex(8)
+        answer = transport.run(inventory_script(boundary, selection.commands))
+        outputs, failed = parse_inventory(answer.stdout, boundary, selection.commands)
+        collection.inventory = outputs
+        collection.failed_commands = failed
+    return collection
+
+
+def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection) -> None:
+    if exit_code == 98:
+        raise CollectError("the node's root directory is missing")
+    if exit_code in (126, 127):
+        raise CollectError("tar is not installed on the node (GNU tar is needed)")
+    for line in stderr.splitlines():
+        match = _TAR_ERROR.match(line)
+        text = line.decode("utf-8", "backslashreplace")
+        if match and b"Permission denied" in match.group("why"):
+            path = match.group("path").decode("utf-8", "surrogateescape")
+            collection.unreadable.append(path)
+        elif b"file changed as we read it" in line or b"file removed before we read" in line:
+            collection.warnings.append(text)
+        elif line.strip():
+            collection.problems.append(text)
+    if exit_code not in (0, 1) and not collection.unreadable and not collection.problems:
+        collection.problems.append(f"tar exited with status {exit_code}")

@@ -1,0 +1,50 @@
+"""The one error tree of pvegit.
+
+Every error a user can meet is a ``PvegitError`` whose message says what went
+wrong and what to do. Library errors (paramiko, socket, dulwich, sqlite3) are
+translated where they enter, never leaked as tracebacks.
+"""
+
+from __future__ import annotations
+
+
+class PvegitError(Exception):
+    """Base of all expected failures; the message is shown to the user as is."""
+
+
+class ConfigError(PvegitError):
+    """Bad user input: a host setting, a path, a schedule, a revision."""
+
+
+class NotFound(PvegitError):
+    """A host, run, revision or path that does not exist."""
+
+
+class ConnectError(PvegitError):
+    """The node could not be reached or did not answer in time (transient)."""
+
+
+class AuthError(PvegitError):
+    """The node refused pvegit's key or password (permanent until fixed)."""
+
+
+class HostKeyError(PvegitError):
+    """The node's host key is unknown or differs from the pinned one."""
+
+    def __init__(self, message: str, *, fingerprint: str, key_type: str, changed: bool) -> None:
+        super().__init__(message)
+        self.fingerprint = fingerprint
+        self.key_type = key_type
+        self.changed = changed
+
+
+class CollectError(PvegitError):
+    """The node sent something unusable: a broken or hostile stream, a failed command."""
+
+
+class RefusedError(PvegitError):
+    """A snapshot that must not be committed (pmxcfs down, mass deletion)."""
+
+
+class LockTimeout(PvegitError):
+    """Another run of the same host held the lock for too long."""

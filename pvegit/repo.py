@@ -1,0 +1,440 @@
+"""The git layer: one bare repository per host, written without a work tree.
+
+Everything dulwich stays in this module. Callers hand in and get back plain
+Python values and small frozen dataclasses (``Commit``, ``FileChange``).
+Trees are built in memory and compared by id: a snapshot equal to its
+parent makes no commit. New objects go into one pack per commit and the
+branch moves with a compare-and-swap, so a crash at any point leaves the
+repository valid (at worst with an unreferenced pack, which git ignores).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dulwich.errors import NotGitRepository
+from dulwich.objects import Blob, ObjectID, Tree
+from dulwich.objects import Commit as GitCommit
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from pvegit.errors import ConfigError, NotFound, PvegitError
+
+BRANCH = Ref(b"refs/heads/main")
+FILE_MODE = 0o100644
+EXECUTABLE_MODE = 0o100755
+SYMLINK_MODE = 0o120000
+TREE_MODE = 0o040000
+# More packs than this slow every lookup down: fold them into one.
+_REPACK_THRESHOLD = 64
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit of a host's history."""
+
+    commit_id: str
+    parents: tuple[str, ...]
+    author: str
+    time: int  # seconds since the epoch, UTC
+    message: str
+
+    @property
+    def short_id(self) -> str:
+        return self.commit_id[:10]
+
+    @property
+    def subject(self) -> str:
+        return self.message.split("\n", 1)[0]
+
+    def trailers(self) -> dict[str, str]:
+        """Git trailers (``Key: value`` lines of the last paragraph)."""
+        paragraphs = self.message.strip().split("\n\n")
+        found: dict[str, str] = {}
+        if len(paragraphs) < 2:
+            return found
+        for line in paragraphs[-1].splitlines():
+            match = re.match(r"^([A-Za-z][A-Za-z0-9-]*): (.*)$", line)
+            if match:
+                found[match.group(1)] = match.group(2)
+        return found
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One path that differs between two trees."""
+
+    path: str
+    change: str  # "added", "modified", "deleted"
+    old_mode: int | None
+    new_mode: int | None
+    old_id: str | None
+    new_id: str | None
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One file or symlink of a snapshot tree."""
+
+    path: str
+    mode: int
+    blob_id: str
+
+
+def _oid(value: str | bytes) -> ObjectID:
+    return ObjectID(value.encode() if isinstance(value, str) else value)
+
+
+def encode_path(path: str) -> bytes:
+    return path.encode("utf-8", "surrogateescape")
+
+
+def decode_path(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def is_binary(data: bytes) -> bool:
+    """Git's rule: a NUL byte in the first 8000 bytes makes a file binary."""
+    return b"\0" in data[:8000]
+
+
+class HostRepository:
+    """A host's bare repository. Writers must hold the host's lock (see locks.py)."""
+
+    def __init__(self, path: Path, *, create: bool = False) -> None:
+        self.path = path
+        try:
+            if path.exists():
+                self._repo = Repo(str(path))
+            elif create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._repo = Repo.init_bare(str(path), mkdir=True, default_branch=b"main")
+            else:
+                raise NotFound(f"no repository at {path}: the host has no snapshot yet")
+        except NotGitRepository as err:
+            raise PvegitError(f"{path} is not a git repository: {err}") from err
+
+    def close(self) -> None:
+        self._repo.close()
+
+    def __enter__(self) -> HostRepository:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- reading -----------------------------------------------------------
+
+    def head(self) -> str | None:
+        """The commit id at the tip of main, or None for an empty repository."""
+        try:
+            return self._repo.refs[BRANCH].decode()
+        except KeyError:
+            return None
+
+    def resolve(self, revision: str) -> str:
+        """Resolve ``HEAD``, ``HEAD~N``, ``main``, a full id or a unique prefix to a commit id."""
+        revision = revision.strip()
+        match = re.fullmatch(r"(HEAD|main|@)((?:~\d*|\^)*)", revision)
+        if match:
+            commit_id = self.head()
+            if commit_id is None:
+                raise NotFound("the repository has no commits yet: take a snapshot first")
+            steps = 0
+            for step in re.findall(r"~\d*|\^", match.group(2)):
+                steps += int(step[1:] or 1) if step.startswith("~") else 1
+            for _ in range(steps):
+                parents = self._git_commit(commit_id).parents
+                if not parents:
+                    raise NotFound(f"{revision} goes back past the first snapshot")
+                commit_id = parents[0].decode()
+            return commit_id
+        if not re.fullmatch(r"[0-9a-fA-F]{4,40}", revision):
+            raise ConfigError(
+                f"{revision!r} is not a revision: use a commit id (or a prefix of 4+ "
+                "hex digits), HEAD or HEAD~N"
+            )
+        prefix = revision.lower()
+        store = self._repo.object_store
+        if len(prefix) == 40:
+            if _oid(prefix) in store and isinstance(store[_oid(prefix)], GitCommit):
+                return prefix
+            raise NotFound(f"no commit {prefix} in {self.path.name}")
+        candidates = {
+            sha.decode()
+            for sha in store.iter_prefix(prefix.encode())
+            if isinstance(store[_oid(sha)], GitCommit)
+        }
+        if not candidates:
+            raise NotFound(f"no commit starting with {prefix} in {self.path.name}")
+        if len(candidates) > 1:
+            raise ConfigError(f"{prefix} is ambiguous: give more digits of the commit id")
+        return candidates.pop()
+
+    def _git_commit(self, commit_id: str) -> GitCommit:
+        obj = self._repo.object_store[_oid(commit_id)]
+        if not isinstance(obj, GitCommit):
+            raise NotFound(f"{commit_id} is not a commit")
+        return obj
+
+    def commit(self, commit_id: str) -> Commit:
+        """The commit ``commit_id`` as a Commit."""
+        return _to_commit(self._git_commit(commit_id))
+
+    def tree_id(self, commit_id: str | None) -> str | None:
+        if commit_id is None:
+            return None
+        return str(self._git_commit(commit_id).tree.decode())
+
+    def log(self, *, limit: int | None = None, path: str | None = None) -> list[Commit]:
+        """Commits from newest to oldest, optionally only those touching ``path``."""
+        head = self.head()
+        if head is None:
+            return []
+        walker = self._repo.get_walker(
+            include=[_oid(head)],
+            max_entries=limit,
+            paths=[encode_path(path)] if path else None,
+        )
+        return [_to_commit(entry.commit) for entry in walker]
+
+    def iter_files(self, commit_id: str) -> Iterator[TreeEntry]:
+        """Every file and symlink of a commit's tree."""
+        store = self._repo.object_store
+        for item in store.iter_tree_contents(self._git_commit(commit_id).tree):
+            if item.path is None or item.mode is None or item.sha is None:
+                continue
+            yield TreeEntry(decode_path(item.path), item.mode, item.sha.decode())
+
+    def read_blob(self, blob_id: str) -> bytes:
+        obj = self._repo.object_store[_oid(blob_id)]
+        if not isinstance(obj, Blob):
+            raise NotFound(f"{blob_id} is not a file")
+        return obj.as_raw_string()
+
+    def read_file(self, commit_id: str, path: str) -> tuple[int, bytes]:
+        """Mode and content of ``path`` at ``commit_id``; raises NotFound."""
+        from dulwich.object_store import tree_lookup_path
+
+        store = self._repo.object_store
+        try:
+            mode, sha = tree_lookup_path(
+                store.__getitem__, self._git_commit(commit_id).tree, encode_path(path)
+            )
+        except KeyError as err:
+            raise NotFound(f"/{path} is not in snapshot {commit_id[:10]}") from err
+        if mode == TREE_MODE:
+            raise NotFound(f"/{path} is a directory in snapshot {commit_id[:10]}")
+        return mode, self.read_blob(sha.decode())
+
+    def changes(
+        self, old_commit: str | None, new_commit: str, paths: Sequence[str] = ()
+    ) -> list[FileChange]:
+        """Paths that differ between two commits (None: everything is added)."""
+        old_tree = self.tree_id(old_commit)
+        new_tree = self.tree_id(new_commit)
+        return self.tree_changes(
+            old_tree.encode() if old_tree else None,
+            new_tree.encode() if new_tree else None,
+            paths,
+        )
+
+    def tree_changes(
+        self,
+        old_tree: bytes | None,
+        new_tree: bytes | None,
+        paths: Sequence[str] = (),
+    ) -> list[FileChange]:
+        """Paths that differ between two trees, optionally limited to ``paths``."""
+        object_store = self._repo.object_store
+        out: list[FileChange] = []
+        wanted = [encode_path(path) for path in paths]
+        for (old_path, new_path), (old_mode, new_mode), (
+            old_sha,
+            new_sha,
+        ) in object_store.tree_changes(
+            _oid(old_tree) if old_tree else None, _oid(new_tree) if new_tree else None
+        ):
+            path = decode_path(new_path or old_path or b"")
+            if wanted and not any(
+                encode_path(path) == item or encode_path(path).startswith(item + b"/")
+                for item in wanted
+            ):
+                continue
+            change = "added" if old_path is None else "deleted" if new_path is None else "modified"
+            out.append(
+                FileChange(
+                    path,
+                    change,
+                    old_mode,
+                    new_mode,
+                    old_sha.decode() if old_sha else None,
+                    new_sha.decode() if new_sha else None,
+                )
+            )
+        return out
+
+    def unified_diff(self, change: FileChange, context: int = 3) -> str:
+        """A git-style diff of one change."""
+        old = self.read_blob(change.old_id) if change.old_id else b""
+        new = self.read_blob(change.new_id) if change.new_id else b""
+        return render_unified_diff(change, old, new, context)
+
+    # -- writing -----------------------------------------------------------
+
+    def file_ids(self, commit_id: str | None) -> dict[str, tuple[int, str]]:
+        """Path -> (mode, blob id) of every file and symlink at ``commit_id``."""
+        if commit_id is None:
+            return {}
+        return {entry.path: (entry.mode, entry.blob_id) for entry in self.iter_files(commit_id)}
+
+    def commit_tree(
+        self,
+        prepared: PreparedTree,
+        *,
+        message: str,
+        author: str,
+        parent: str | None,
+        timestamp: int | None = None,
+    ) -> str | None:
+        """Commit a prepared tree on top of ``parent``.
+
+        Returns the new commit id, or None when the tree equals the parent's.
+        Raises PvegitError if main moved away from ``parent`` meanwhile.
+        """
+        store = self._repo.object_store
+        if parent is not None and self.tree_id(parent) == prepared.tree_id:
+            return None
+        missing: list[Blob | Tree | GitCommit] = [
+            obj for obj in prepared.objects if obj.id not in store
+        ]
+        commit = GitCommit()
+        commit.tree = _oid(prepared.tree_id)
+        commit.parents = [_oid(parent)] if parent else []
+        identity = author.encode()
+        commit.author = commit.committer = identity
+        commit.author_time = commit.commit_time = timestamp or int(time.time())
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.encoding = b"UTF-8"
+        commit.message = message.encode("utf-8", "surrogateescape")
+        missing.append(commit)
+        # One pack for the whole snapshot: a few files on disk instead of hundreds.
+        store.add_objects([(obj, None) for obj in missing])
+        moved = self._repo.refs.set_if_equals(
+            BRANCH,
+            _oid(parent) if parent else None,
+            commit.id,
+            committer=identity,
+            message=b"pvegit: snapshot",
+        )
+        if not moved:
+            raise PvegitError(
+                f"{self.path.name}: main moved while committing; another writer "
+                "ignored the host lock. Run the snapshot again."
+            )
+        if store.count_pack_files() > _REPACK_THRESHOLD:
+            self.pack()
+        return commit.id.decode()
+
+    def pack(self) -> None:
+        """Fold loose objects and packs into one pack (git gc without pruning)."""
+        store = self._repo.object_store
+        store.pack_loose_objects()
+        store.repack()
+
+
+@dataclass(frozen=True)
+class PreparedTree:
+    """A snapshot's tree built in memory, not yet written."""
+
+    tree_id: str
+    files: dict[str, tuple[int, str]]  # path -> (mode, blob id)
+    objects: tuple[Blob | Tree, ...]
+
+
+def prepare_tree(files: Mapping[str, tuple[int, bytes]]) -> PreparedTree:
+    """Build the nested trees for ``files`` (path -> (git mode, content)) in memory."""
+    objects: list[Blob | Tree] = []
+    file_ids: dict[str, tuple[int, str]] = {}
+    root: dict[bytes, Any] = {}
+    for path, (mode, data) in files.items():
+        parts = encode_path(path).split(b"/")
+        node = root
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise PvegitError(f"{path}: a parent directory is also a file")
+            node = child
+        blob = Blob.from_string(data)
+        objects.append(blob)
+        node[parts[-1]] = (mode, blob.id)
+        file_ids[path] = (mode, blob.id.decode())
+
+    def write(node: dict[bytes, Any]) -> ObjectID:
+        tree = Tree()
+        for name, value in node.items():
+            if isinstance(value, dict):
+                tree.add(name, TREE_MODE, write(value))
+            else:
+                mode, sha = value
+                tree.add(name, mode, sha)
+        objects.append(tree)
+        return tree.id
+
+    tree_id = write(root).decode()
+    return PreparedTree(tree_id, file_ids, tuple(objects))
+
+
+def render_unified_diff(change: FileChange, old: bytes, new: bytes, context: int = 3) -> str:
+    """Render one change as git renders it (``diff --git`` header, hunks)."""
+    path = change.path
+    lines = [f"diff --git a/{path} b/{path}"]
+    if change.change == "added":
+        lines.append(f"new file mode {change.new_mode:06o}")
+    elif change.change == "deleted":
+        lines.append(f"deleted file mode {change.old_mode:06o}")
+    elif change.old_mode != change.new_mode:
+        lines += [f"old mode {change.old_mode:06o}", f"new mode {change.new_mode:06o}"]
+    if is_binary(old) or is_binary(new):
+        lines.append(f"Binary files a/{path} and b/{path} differ")
+        return "\n".join(lines) + "\n"
+    old_lines = old.decode("utf-8", "replace").splitlines(keepends=True)
+    new_lines = new.decode("utf-8", "replace").splitlines(keepends=True)
+    hunks = difflib.unified_diff(
+        old_lines,
+        new_lines,
+        "/dev/null" if change.change == "added" else f"a/{path}",
+        "/dev/null" if change.change == "deleted" else f"b/{path}",
+        n=context,
+    )
+    body = "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in hunks
+    )
+    return "\n".join(lines) + "\n" + body
+
+
+def count_lines(diff_text: str) -> tuple[int, int]:
+    """Added and removed line counts of a unified diff."""
+    added = removed = 0
+    for line in diff_text.splitlines():
+        if line.startswith("+") and not line.startswith("+++"):
+            added += 1
+        elif line.startswith("-") and not line.startswith("---"):
+            removed += 1
+    return added, removed
+
+
+def _to_commit(commit: GitCommit) -> Commit:
+    return Commit(
+        commit_id=commit.id.decode(),
+        parents=tuple(parent.decode() for parent in commit.parents),
+        author=commit.author.decode("utf-8", "replace"),
+        time=commit.commit_time,
+        message=commit.message.decode("utf-8", "replace"),
+    )

@@ -1,0 +1,299 @@
+"""Take a snapshot: collect from a node, guard, commit, record the run.
+
+``take_snapshot`` is the one place a snapshot is made, for the CLI, the
+scheduler and the web UI alike. It never raises for a failed run: the
+outcome is the returned Run (status changed, unchanged, partial, failed or
+refused), which is also in the run log.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pvegit.categories import resolve_selection
+from pvegit.collect import Collection, collect
+from pvegit.errors import PvegitError, RefusedError
+from pvegit.home import Home
+from pvegit.inventory import inventory_path
+from pvegit.locks import exclusive
+from pvegit.metadata import METADATA_PATH, parse_metadata, render_metadata
+from pvegit.repo import EXECUTABLE_MODE, FILE_MODE, SYMLINK_MODE, HostRepository, prepare_tree
+from pvegit.store import Host, Run, Store
+from pvegit.tarstream import Entry, display_path
+from pvegit.transport import DEFAULT_IO_TIMEOUT, Transport, open_transport
+
+# A snapshot that deletes more than this share of at least this many files is held.
+MASS_DELETION_SHARE = 0.5
+MASS_DELETION_MINIMUM = 10
+LOCK_TIMEOUT = 600.0
+_SUBJECT_NAMES = 4
+
+Progress = Callable[[str, int, int], None]
+TransportFactory = Callable[[Home, Host], Transport]
+
+
+@dataclass(frozen=True)
+class SnapshotOptions:
+    """How one snapshot run behaves."""
+
+    trigger: str = "manual"
+    actor: str | None = None
+    force: bool = False
+    io_timeout: float = DEFAULT_IO_TIMEOUT
+    lock_timeout: float = LOCK_TIMEOUT
+
+
+def take_snapshot(
+    home: Home,
+    store: Store,
+    host: Host,
+    options: SnapshotOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    transport_factory: TransportFactory | None = None,
+) -> Run:
+    """Snapshot ``host`` and return its finished Run (never raises for run failures)."""
+    options = options or SnapshotOptions()
+    run_id = store.start_run(host.name, options.trigger, options.actor)
+
+    def report(stage: str, done: int = 0, total: int = 0) -> None:
+        store.update_progress(run_id, stage, done, total)
+        if progress is not None:
+            progress(stage, done, total)
+
+    try:
+        with exclusive(home.lock_path(host.name), timeout=options.lock_timeout, what=host.name):
+            store.abandon_stale_runs(host.name, keep=run_id)
+            return _locked_snapshot(home, store, host, run_id, options, report, transport_factory)
+    except RefusedError as err:
+        return store.finish_run(run_id, status="refused", error=str(err))
+    except PvegitError as err:
+        return store.finish_run(run_id, status="failed", error=str(err))
+    except Exception as err:  # a bug must not stop the other hosts or lose the run
+        return store.finish_run(
+            run_id, status="failed", error=f"internal error: {type(err).__name__}: {err}"
+        )
+
+
+def _locked_snapshot(
+    home: Home,
+    store: Store,
+    host: Host,
+    run_id: int,
+    options: SnapshotOptions,
+    report: Progress,
+    transport_factory: TransportFactory | None,
+) -> Run:
+    selection = resolve_selection(host.categories, host.includes, host.excludes)
+    with HostRepository(home.repo_path(host.name), create=True) as repository:
+        parent = repository.head()
+        parent_files = repository.file_ids(parent)
+        report("connect", 0, 0)
+        if transport_factory is not None:
+            transport = transport_factory(home, host)
+        else:
+            transport = open_transport(home, host, io_timeout=options.io_timeout)
+        try:
+            collection = collect(
+                transport,
+                selection,
+                progress=report,
+                expected_files=sum(1 for path in parent_files if not path.startswith(".pvegit/")),
+            )
+        finally:
+            transport.close()
+
+        report("commit", len(collection.entries), len(collection.entries))
+        carried = _carry_over(repository, parent, parent_files, collection)
+        files = _snapshot_files(collection)
+        prepared = prepare_tree(files)
+        changes = _describe_changes(repository, parent, parent_files, prepared.files, files)
+        deleted = [
+            path for path, kind in changes if kind == "D" and not path.startswith(".pvegit/")
+        ]
+        _guard_mass_deletion(parent_files, deleted, options.force)
+
+        warnings = list(collection.warnings)
+        warnings += [
+            f"could not read {display_path(path)} (permission denied)"
+            for path in collection.unreadable
+        ]
+        warnings += collection.problems
+        warnings += [
+            f"inventory command {name} failed; kept its previous output"
+            for name in collection.failed_commands
+        ]
+        if carried:
+            warnings.append(f"kept {carried} unreadable file(s) as they were in the last snapshot")
+        partial = bool(collection.unreadable or collection.problems)
+
+        message = _commit_message(
+            host.name, changes, parent is None, len(files), run_id, options, partial, collection
+        )
+        commit_id = repository.commit_tree(
+            prepared,
+            message=message,
+            author=f"pvegit <pvegit@{socket.gethostname()}>",
+            parent=parent,
+        )
+    status = "partial" if partial else ("changed" if commit_id else "unchanged")
+    return store.finish_run(
+        run_id,
+        status=status,
+        files=sum(1 for entry in collection.entries.values() if entry.kind != "dir"),
+        bytes_total=collection.bytes_read,
+        changed_files=len(changes) if commit_id else 0,
+        commit_id=commit_id,
+        warnings=warnings,
+        error=("; ".join(warnings[:3]) if partial else None),
+    )
+
+
+def _snapshot_files(collection: Collection) -> dict[str, tuple[int, bytes]]:
+    """The git tree of a snapshot: files, symlinks, metadata and inventory."""
+    files: dict[str, tuple[int, bytes]] = {}
+    for path, entry in collection.entries.items():
+        if entry.kind == "file":
+            files[path] = (EXECUTABLE_MODE if entry.executable else FILE_MODE, entry.data)
+        elif entry.kind == "symlink":
+            files[path] = (SYMLINK_MODE, entry.data)
+    files[METADATA_PATH] = (FILE_MODE, render_metadata(collection.entries.values()))
+    for name, output in collection.inventory.items():
+        files[inventory_path(name)] = (FILE_MODE, output)
+    return files
+
+
+def _carry_over(
+    repository: HostRepository,
+    parent: str | None,
+    parent_files: dict[str, tuple[int, str]],
+    collection: Collection,
+) -> int:
+    """Keep what the node did not let us read as it was, instead of recording a deletion.
+
+    Applies to paths tar could not read and to inventory commands that failed.
+    Returns the number of files carried over.
+    """
+    if parent is None:
+        return 0
+    for name in collection.failed_commands:
+        path = inventory_path(name)
+        if path in parent_files:
+            collection.inventory[name] = repository.read_blob(parent_files[path][1])
+    if not collection.unreadable:
+        return 0
+    infos = (
+        parse_metadata(repository.read_file(parent, METADATA_PATH)[1])
+        if (METADATA_PATH in parent_files)
+        else {}
+    )
+    prefixes = tuple(collection.unreadable)
+    carried = 0
+    for path, info in infos.items():
+        if path in collection.entries:
+            continue
+        if not any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
+            continue
+        data = b""
+        if path in parent_files:
+            data = repository.read_blob(parent_files[path][1])
+            carried += 1
+        elif info.kind != "dir":
+            continue
+        collection.entries[path] = Entry(
+            path,
+            info.kind,  # type: ignore[arg-type]
+            data,
+            info.mode if info.mode is not None else 0o644,
+            info.owner or "root",
+            info.group or "root",
+        )
+    return carried
+
+
+def _describe_changes(
+    repository: HostRepository,
+    parent: str | None,
+    parent_files: dict[str, tuple[int, str]],
+    new_files: dict[str, tuple[int, str]],
+    contents: dict[str, tuple[int, bytes]],
+) -> list[tuple[str, str]]:
+    """(path, A/M/D/P) for each changed path; P: only owner/group/mode changed."""
+    changes: list[tuple[str, str]] = []
+    for path in sorted(set(parent_files) | set(new_files)):
+        if path == METADATA_PATH:
+            continue
+        old, new = parent_files.get(path), new_files.get(path)
+        if old == new:
+            continue
+        changes.append((path, "A" if old is None else "D" if new is None else "M"))
+    if (
+        parent is not None
+        and METADATA_PATH in parent_files
+        and (parent_files[METADATA_PATH] != new_files.get(METADATA_PATH))
+    ):
+        old_info = parse_metadata(repository.read_blob(parent_files[METADATA_PATH][1]))
+        new_info = parse_metadata(contents[METADATA_PATH][1])
+        touched = {path for path, _ in changes}
+        for path in sorted(set(old_info) & set(new_info)):
+            if old_info[path] != new_info[path] and path not in touched:
+                changes.append((path, "P"))
+    return changes
+
+
+def _guard_mass_deletion(
+    parent_files: dict[str, tuple[int, str]], deleted: list[str], force: bool
+) -> None:
+    existing = sum(1 for path in parent_files if not path.startswith(".pvegit/"))
+    if force or existing < MASS_DELETION_MINIMUM:
+        return
+    if len(deleted) > existing * MASS_DELETION_SHARE:
+        raise RefusedError(
+            f"held: this snapshot would delete {len(deleted)} of {existing} files "
+            f"(e.g. /{display_path(deleted[0])}). Nothing was committed. If the node really "
+            "lost them, run the snapshot again with --force"
+        )
+
+
+def _commit_message(
+    host_name: str,
+    changes: list[tuple[str, str]],
+    first: bool,
+    file_count: int,
+    run_id: int,
+    options: SnapshotOptions,
+    partial: bool,
+    collection: Collection,
+) -> str:
+    if first:
+        subject = f"{host_name}: first snapshot, {file_count} files"
+    else:
+        names = [_short_name(path) for path, _ in changes]
+        shown = ", ".join(names[:_SUBJECT_NAMES])
+        if len(names) > _SUBJECT_NAMES:
+            shown += f" and {len(names) - _SUBJECT_NAMES} more"
+        noun = "file" if len(changes) == 1 else "files"
+        subject = f"{host_name}: {len(changes)} {noun} changed: {shown}"
+    lines = [subject, ""]
+    if not first:
+        labels = {"A": "added", "M": "modified", "D": "deleted", "P": "owner/mode"}
+        lines += [f"{labels[kind]:>10}  /{display_path(path)}" for path, kind in changes]
+        lines.append("")
+    if partial:
+        lines.append("Partial snapshot: some paths could not be read.")
+        lines += [f"  unreadable: /{display_path(path)}" for path in collection.unreadable[:50]]
+        lines += [f"  problem: {problem}" for problem in collection.problems[:50]]
+        lines.append("")
+    lines.append(f"Run-Id: {run_id}")
+    lines.append(f"Trigger: {options.trigger}")
+    if options.actor:
+        lines.append(f"Triggered-By: {options.actor}")
+    return "\n".join(lines) + "\n"
+
+
+def _short_name(path: str) -> str:
+    if path.startswith(".pvegit/inventory/"):
+        return "inventory/" + path.rsplit("/", 1)[-1].removesuffix(".txt")
+    return display_path(path.rsplit("/", 1)[-1])

@@ -1,0 +1,427 @@
+"""SQLite state in ``$PVEGIT_HOME/state.db``: hosts, runs and audit events.
+
+Git is the source of truth for configuration content; this database holds
+what git cannot: how to reach each host, the log of every run (including the
+ones that committed nothing or failed) and who did what.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pvegit.errors import ConfigError, NotFound, PvegitError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS hosts (
+    name TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    port INTEGER NOT NULL DEFAULT 22,
+    user TEXT NOT NULL DEFAULT 'root',
+    identity TEXT,
+    categories TEXT NOT NULL,
+    includes TEXT NOT NULL DEFAULT '[]',
+    excludes TEXT NOT NULL DEFAULT '[]',
+    schedule TEXT,
+    host_key_type TEXT,
+    host_key TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    host TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    actor TEXT,
+    status TEXT NOT NULL,
+    stage TEXT,
+    progress_done INTEGER NOT NULL DEFAULT 0,
+    progress_total INTEGER NOT NULL DEFAULT 0,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    duration REAL,
+    files INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    changed_files INTEGER NOT NULL DEFAULT 0,
+    commit_id TEXT,
+    warnings TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
+    pid INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_by_host ON runs (host, id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    host TEXT,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+RUN_STATUSES = ("running", "changed", "unchanged", "partial", "failed", "refused")
+_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def validate_host_name(name: str) -> str:
+    """Host names become repository names and URL parts: keep them plain."""
+    if not _HOST_NAME.match(name) or name.endswith((".git", ".lock")) or ".." in name:
+        raise ConfigError(
+            f"host name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
+            "(at most 63, starting with a letter or digit), e.g. the node's name 'pve1'"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Host:
+    """How to reach one Proxmox node and what to collect from it."""
+
+    name: str
+    address: str
+    port: int = 22
+    user: str = "root"
+    identity: str | None = None
+    categories: tuple[str, ...] = ()
+    includes: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    schedule: str | None = None
+    host_key_type: str | None = None
+    host_key: str | None = None  # base64 of the key blob, as in known_hosts
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def is_local(self) -> bool:
+        return self.address == "local" or self.address.startswith("local:")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "port": self.port,
+            "user": self.user,
+            "identity": self.identity,
+            "categories": list(self.categories),
+            "includes": list(self.includes),
+            "excludes": list(self.excludes),
+            "schedule": self.schedule,
+            "host_key_type": self.host_key_type,
+            "host_key_pinned": self.host_key is not None,
+        }
+
+
+@dataclass(frozen=True)
+class Run:
+    """One snapshot attempt, whatever its outcome."""
+
+    id: int
+    host: str
+    trigger: str
+    actor: str | None
+    status: str
+    stage: str | None
+    progress_done: int
+    progress_total: int
+    started_at: float
+    finished_at: float | None
+    duration: float | None
+    files: int
+    bytes: int
+    changed_files: int
+    commit_id: str | None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    error: str | None = None
+    pid: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "host": self.host,
+            "trigger": self.trigger,
+            "actor": self.actor,
+            "status": self.status,
+            "stage": self.stage,
+            "progress": {"done": self.progress_done, "total": self.progress_total},
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration": self.duration,
+            "files": self.files,
+            "bytes": self.bytes,
+            "changed_files": self.changed_files,
+            "commit": self.commit_id,
+            "warnings": list(self.warnings),
+            "error": self.error,
+        }
+
+
+class Store:
+    """Access to state.db. Safe to share between threads; one writer at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        try:
+            fresh = not path.exists()
+            self._connection = sqlite3.connect(
+                str(path), timeout=30, isolation_level=None, check_same_thread=False
+            )
+            if fresh:
+                os.chmod(path, 0o600)
+            self._connection.row_factory = sqlite3.Row
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection.execute("PRAGMA busy_timeout=30000")
+            self._connection.executescript(SCHEMA)
+        except sqlite3.Error as err:
+            raise PvegitError(f"cannot open the state database {path}: {err}") from err
+
+    def close(self) -> None:
+        self._connection.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._connection
+                except BaseException:
+                    self._connection.execute("ROLLBACK")
+                    raise
+                self._connection.execute("COMMIT")
+            except sqlite3.Error as err:
+                raise PvegitError(f"state database {self.path}: {err}") from err
+
+    def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._connection.execute(sql, parameters).fetchall()
+            except sqlite3.Error as err:
+                raise PvegitError(f"state database {self.path}: {err}") from err
+
+    # -- hosts ---------------------------------------------------------------
+
+    def add_host(self, host: Host) -> Host:
+        """Insert a new host; raise ConfigError if the name is taken."""
+        validate_host_name(host.name)
+        now = time.time()
+        with self._transaction() as connection:
+            if connection.execute("SELECT 1 FROM hosts WHERE name=?", (host.name,)).fetchone():
+                raise ConfigError(f"host {host.name!r} exists already; use 'pvegit host edit'")
+            connection.execute(
+                "INSERT INTO hosts (name, address, port, user, identity, categories, includes,"
+                " excludes, schedule, host_key_type, host_key, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    host.name,
+                    host.address,
+                    host.port,
+                    host.user,
+                    host.identity,
+                    json.dumps(list(host.categories)),
+                    json.dumps(list(host.includes)),
+                    json.dumps(list(host.excludes)),
+                    host.schedule,
+                    host.host_key_type,
+                    host.host_key,
+                    now,
+                    now,
+                ),
+            )
+        return self.host(host.name)
+
+    def update_host(self, name: str, **changes: Any) -> Host:
+        """Change some fields of a host; raise NotFound if it does not exist."""
+        allowed = {
+            "address", "port", "user", "identity", "categories", "includes", "excludes",
+            "schedule", "host_key_type", "host_key",
+        }  # fmt: skip
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ConfigError(f"cannot change {', '.join(sorted(unknown))} of a host")
+        columns = []
+        values: list[Any] = []
+        for key, value in changes.items():
+            columns.append(f"{key}=?")
+            values.append(
+                json.dumps(list(value)) if key in ("categories", "includes", "excludes") else value
+            )
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                f"UPDATE hosts SET {', '.join(columns)}, updated_at=? WHERE name=?",
+                (*values, time.time(), name),
+            )
+            if cursor.rowcount == 0:
+                raise NotFound(f"no host {name!r}; 'pvegit host list' shows the hosts")
+        return self.host(name)
+
+    def remove_host(self, name: str) -> None:
+        with self._transaction() as connection:
+            cursor = connection.execute("DELETE FROM hosts WHERE name=?", (name,))
+            if cursor.rowcount == 0:
+                raise NotFound(f"no host {name!r}; 'pvegit host list' shows the hosts")
+
+    def host(self, name: str) -> Host:
+        rows = self._query("SELECT * FROM hosts WHERE name=?", (name,))
+        if not rows:
+            raise NotFound(f"no host {name!r}; 'pvegit host list' shows the hosts")
+        return _row_to_host(rows[0])
+
+    def hosts(self) -> list[Host]:
+        return [_row_to_host(row) for row in self._query("SELECT * FROM hosts ORDER BY name")]
+
+    # -- runs ----------------------------------------------------------------
+
+    def start_run(self, host: str, trigger: str, actor: str | None = None) -> int:
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO runs (host, trigger, actor, status, stage, started_at, pid)"
+                " VALUES (?,?,?,'running','queued',?,?)",
+                (host, trigger, actor, time.time(), os.getpid()),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def update_progress(self, run_id: int, stage: str, done: int = 0, total: int = 0) -> None:
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE runs SET stage=?, progress_done=?, progress_total=? WHERE id=?",
+                (stage, done, total, run_id),
+            )
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        files: int = 0,
+        bytes_total: int = 0,
+        changed_files: int = 0,
+        commit_id: str | None = None,
+        warnings: Sequence[str] = (),
+        error: str | None = None,
+    ) -> Run:
+        if status not in RUN_STATUSES or status == "running":
+            raise ValueError(status)
+        now = time.time()
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE runs SET status=?, stage='done', finished_at=?, duration=?-started_at,"
+                " files=?, bytes=?, changed_files=?, commit_id=?, warnings=?, error=?"
+                " WHERE id=?",
+                (
+                    status,
+                    now,
+                    now,
+                    files,
+                    bytes_total,
+                    changed_files,
+                    commit_id,
+                    json.dumps(list(warnings)),
+                    error,
+                    run_id,
+                ),
+            )
+        return self.run(run_id)
+
+    def abandon_stale_runs(self, host: str, keep: int) -> int:
+        """Mark runs of ``host`` still 'running' (their process died) as failed.
+
+        Call only while holding the host's lock: no other run can then be live.
+        """
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "UPDATE runs SET status='failed', stage='done', finished_at=?,"
+                " error='interrupted: the pvegit process running it stopped'"
+                " WHERE host=? AND status='running' AND id<>?",
+                (time.time(), host, keep),
+            )
+            return cursor.rowcount
+
+    def run(self, run_id: int) -> Run:
+        rows = self._query("SELECT * FROM runs WHERE id=?", (run_id,))
+        if not rows:
+            raise NotFound(f"no run {run_id}")
+        return _row_to_run(rows[0])
+
+    def runs(self, host: str | None = None, limit: int = 50) -> list[Run]:
+        if host:
+            rows = self._query(
+                "SELECT * FROM runs WHERE host=? ORDER BY id DESC LIMIT ?", (host, limit)
+            )
+        else:
+            rows = self._query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [_row_to_run(row) for row in rows]
+
+    # -- audit ---------------------------------------------------------------
+
+    def audit(self, actor: str, action: str, host: str | None = None, **detail: Any) -> None:
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO audit (at, actor, action, host, detail) VALUES (?,?,?,?,?)",
+                (time.time(), actor, action, host, json.dumps(detail, sort_keys=True)),
+            )
+
+    def audit_events(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._query("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        return [
+            {
+                "id": row["id"],
+                "at": row["at"],
+                "actor": row["actor"],
+                "action": row["action"],
+                "host": row["host"],
+                "detail": json.loads(row["detail"]),
+            }
+            for row in rows
+        ]
+
+
+def _row_to_host(row: sqlite3.Row) -> Host:
+    return Host(
+        name=row["name"],
+        address=row["address"],
+        port=row["port"],
+        user=row["user"],
+        identity=row["identity"],
+        categories=tuple(json.loads(row["categories"])),
+        includes=tuple(json.loads(row["includes"])),
+        excludes=tuple(json.loads(row["excludes"])),
+        schedule=row["schedule"],
+        host_key_type=row["host_key_type"],
+        host_key=row["host_key"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _row_to_run(row: sqlite3.Row) -> Run:
+    return Run(
+        id=row["id"],
+        host=row["host"],
+        trigger=row["trigger"],
+        actor=row["actor"],
+        status=row["status"],
+        stage=row["stage"],
+        progress_done=row["progress_done"],
+        progress_total=row["progress_total"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        duration=row["duration"],
+        files=row["files"],
+        bytes=row["bytes"],
+        changed_files=row["changed_files"],
+        commit_id=row["commit_id"],
+        warnings=tuple(json.loads(row["warnings"])),
+        error=row["error"],
+        pid=row["pid"],
+    )
