@@ -10,6 +10,7 @@ directory covers everything below it.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -263,9 +264,20 @@ def pattern_matches(pattern: str, path: str) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    # fnmatch.translate gives "(?s:...)\\Z"; strip the end anchor so that a
+    # pattern also covers everything below the directory it names.
+    parts = [fnmatch.translate(pattern).removesuffix(r"\Z") for pattern in patterns]
+    return re.compile("(?:" + "|".join(parts) + r")(?:/.*)?\Z", re.DOTALL)
+
+
 def matches_any(patterns: Iterable[str], path: str) -> bool:
-    """True if any pattern covers ``path``."""
-    return any(pattern_matches(pattern, path) for pattern in patterns)
+    """True if any pattern covers ``path`` (tar semantics, see pattern_matches)."""
+    patterns = tuple(patterns)
+    if not patterns:
+        return False
+    return _compiled(patterns).match(path) is not None
 
 
 def is_secret(path: str) -> bool:

@@ -53,31 +53,27 @@ class Collection:
     bytes_read: int = 0
 
 
-def probe_node(transport: Transport) -> Probe:
-    """Ask the node for its name, the login's uid and the state of /etc/pve."""
-    script = _ENVIRONMENT + (
-        f"cd {shlex.quote(transport.root)} || exit 98\n"
-        "if [ -r etc/hostname ]; then h=$(head -n 1 etc/hostname); else h=$(hostname); fi\n"
-        'echo "hostname=$h"\n'
-        'echo "uid=$(id -u)"\n'
-        "if [ -d etc/pve ]; then echo pve_directory=1; else echo pve_directory=0; fi\n"
-        # pmxcfs is a FUSE mount: another device than /etc.
-        'if [ -d etc/pve ] && [ "$(stat -c %d etc/pve)" != "$(stat -c %d etc)" ]; '
-        "then echo pve_mounted=1; else echo pve_mounted=0; fi\n"
-        "if [ -r etc/pve/.version ]; then echo pve_readable=1; else echo pve_readable=0; fi\n"
-    )
-    result = transport.run(script)
-    if result.exit_code == 98:
-        raise CollectError(f"the node has no directory {transport.root}")
-    if result.exit_code != 0:
-        raise CollectError(
-            "the node could not run pvegit's probe (is its login shell POSIX?): "
-            + result.stderr.decode("utf-8", "replace").strip()[:300]
-        )
+_PROBE = (
+    "if [ -r etc/hostname ]; then h=$(head -n 1 etc/hostname); else h=$(hostname); fi\n"
+    'echo "pvegit-probe hostname=$h" >&2\n'
+    'echo "pvegit-probe uid=$(id -u)" >&2\n'
+    "pd=0; pm=0; pr=0\n"
+    "[ -d etc/pve ] && pd=1\n"
+    # pmxcfs is a FUSE mount: another device than /etc.
+    '[ "$pd" = 1 ] && [ "$(stat -c %d etc/pve)" != "$(stat -c %d etc)" ] && pm=1\n'
+    "[ -r etc/pve/.version ] && pr=1\n"
+    'echo "pvegit-probe pve_directory=$pd pve_mounted=$pm pve_readable=$pr" >&2\n'
+)
+
+
+def _parse_probe(stderr: bytes) -> Probe:
     values: dict[str, str] = {}
-    for line in result.stdout.decode("utf-8", "replace").splitlines():
-        key, _, value = line.partition("=")
-        values[key] = value
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        if line.startswith("pvegit-probe "):
+            body = line[len("pvegit-probe ") :]
+            for field_text in [body] if body.startswith("hostname=") else body.split():
+                key, _, value = field_text.partition("=")
+                values[key] = value
     try:
         return Probe(
             hostname=values.get("hostname", "").strip(),
@@ -87,7 +83,19 @@ def probe_node(transport: Transport) -> Probe:
             pve_readable=values.get("pve_readable") == "1",
         )
     except (KeyError, ValueError) as err:
-        raise CollectError("the node's probe answer is not what pvegit sent for") from err
+        raise CollectError(
+            "the node did not answer pvegit's probe (is the login shell POSIX, and "
+            "coreutils installed?)"
+        ) from err
+
+
+def probe_node(transport: Transport) -> Probe:
+    """Ask the node for its name, the login's uid and the state of /etc/pve."""
+    script = _ENVIRONMENT + f"cd {shlex.quote(transport.root)} || exit 98\n" + _PROBE
+    result = transport.run(script)
+    if result.exit_code == 98:
+        raise CollectError(f"the node has no directory {transport.root}")
+    return _parse_probe(result.stderr)
 
 
 def check_pmxcfs(probe: Probe, transport: Transport, selection: Selection) -> None:
@@ -124,13 +132,24 @@ def _operands(paths: Sequence[str]) -> list[str]:
     return kept
 
 
-def tar_script(root: str, selection: Selection) -> str:
-    """The shell script that streams the selected paths as one tar archive."""
+def _needs_pve(selection: Selection) -> bool:
+    return any(path == "etc/pve" or path.startswith("etc/pve/") for path in selection.paths)
+
+
+def tar_script(root: str, selection: Selection, *, live: bool) -> str:
+    """The shell script that probes the node, then streams the selected paths as one tar.
+
+    The probe goes to stderr; when /etc/pve is wanted but pmxcfs is not serving
+    it, the script stops (exit 97) before reading anything.
+    """
     operands = " ".join(_operands(selection.paths))  # validated: safe, globs stay unquoted
     excludes = " ".join(shlex.quote(f"--exclude={pattern}") for pattern in selection.excludes)
+    guard = ""
+    if _needs_pve(selection):
+        mounted = ' || [ "$pm" != 1 ]' if live else ""
+        guard = f'if [ "$pd" != 1 ]{mounted} || [ "$pr" != 1 ]; then exit 97; fi\n'
     return _ENVIRONMENT + (
-        f"cd {shlex.quote(root)} || exit 98\n"
-        "set --\n"
+        f"cd {shlex.quote(root)} || exit 98\n" + _PROBE + guard + "set --\n"
         f"for p in {operands}; do\n"
         '  if [ -e "$p" ] || [ -L "$p" ]; then set -- "$@" "$p"; fi\n'
         "done\n"
@@ -140,16 +159,30 @@ def tar_script(root: str, selection: Selection) -> str:
     )
 
 
+INVENTORY_TIMEOUT = 30  # seconds per command: `pvesm status` can hang on a dead NFS server
+
+
 def inventory_script(boundary: str, names: Sequence[str]) -> str:
-    """The shell script that runs the inventory commands, each framed by ``boundary``."""
-    parts = [_ENVIRONMENT]
+    """The shell script that runs the inventory commands in parallel, framed by ``boundary``.
+
+    Each command runs under ``timeout``; a command missing on the node is
+    reported as missing (not applicable), not as an error.
+    """
+    parts = [_ENVIRONMENT, "d=$(mktemp -d) || exit 1\ntrap 'rm -rf \"$d\"' EXIT\n"]
     for name in names:
         command = COMMANDS[name]
         parts.append(
             f"if command -v {shlex.quote(command.program)} >/dev/null 2>&1; then\n"
-            f"  printf '%s begin {name}\\n' {boundary}\n"
-            f"  ( {command.shell} ) 2>/dev/null </dev/null\n"
-            f"  printf '\\n%s end {name} %s\\n' {boundary} \"$?\"\n"
+            f"  ( timeout {INVENTORY_TIMEOUT} sh -c {shlex.quote(command.shell)} "
+            f'>"$d/{name}" 2>/dev/null </dev/null; echo $? >"$d/{name}.rc" ) &\n'
+            "fi\n"
+        )
+    parts.append("wait\n")
+    for name in names:
+        parts.append(
+            f'if [ -e "$d/{name}.rc" ]; then\n'
+            f"  printf '%s begin {name}\\n' {boundary}; cat \"$d/{name}\"\n"
+            f'  printf \'\\n%s end {name} %s\\n\' {boundary} "$(cat "$d/{name}.rc")"\n'
             f"else printf '%s missing {name}\\n' {boundary}; fi\n"
         )
     return "".join(parts)
@@ -191,38 +224,47 @@ def collect(
     expected_files: int = 0,
     max_file_bytes: int | None = None,
 ) -> Collection:
-    """Probe the node, refuse if pmxcfs is down, then read files and inventory.
+    """Probe the node, refuse if pmxcfs is down, read files and inventory.
 
-    Raises RefusedError (pmxcfs), CollectError (broken stream) or ConnectError.
+    The inventory commands run on a second channel of the same connection
+    while the tar stream is read. Raises RefusedError (pmxcfs), CollectError
+    (broken stream) or ConnectError.
     """
     report = progress or (lambda stage, done, total: None)
-    probe = probe_node(transport)
-    check_pmxcfs(probe, transport, selection)
-    collection = Collection(probe=probe)
-    report("collect", 0, expected_files)
-
-    limits = {} if max_file_bytes is None else {"max_file_bytes": max_file_bytes}
-    with transport.stream(tar_script(transport.root, selection)) as (stream, outcome):
-        result = read_tar_stream(
-            stream,
-            requested=selection.paths,
-            excludes=selection.excludes,
-            on_member=lambda done: report("collect", done, expected_files),
-            **limits,
-        )
-    collection.entries = result.entries
-    collection.problems.extend(result.problems)
-    collection.bytes_read = result.bytes_read
-    _read_tar_errors(outcome.exit_code, outcome.stderr, collection)
-
+    pending = None
+    boundary = "pvegit-" + secrets.token_hex(8)
     if selection.commands and transport.live:
-        report("inventory", len(collection.entries), len(collection.entries))
-        boundary = "pvegit-" + secrets.token_hex(8)
-        answer = transport.run(inventory_script(boundary, selection.commands))
-        outputs, failed = parse_inventory(answer.stdout, boundary, selection.commands)
-        collection.inventory = outputs
-        collection.failed_commands = failed
-    return collection
+        pending = transport.spawn(inventory_script(boundary, selection.commands))
+    try:
+        report("collect", 0, expected_files)
+        limits = {} if max_file_bytes is None else {"max_file_bytes": max_file_bytes}
+        script = tar_script(transport.root, selection, live=transport.live)
+        with transport.stream(script) as (stream, outcome):
+            result = read_tar_stream(
+                stream,
+                requested=selection.paths,
+                excludes=selection.excludes,
+                on_member=lambda done: report("collect", done, expected_files),
+                **limits,
+            )
+        probe = _parse_probe(outcome.stderr)
+        check_pmxcfs(probe, transport, selection)
+        collection = Collection(probe=probe)
+        collection.entries = result.entries
+        collection.problems.extend(result.problems)
+        collection.bytes_read = result.bytes_read
+        _read_tar_errors(outcome.exit_code, outcome.stderr, collection)
+        if pending is not None:
+            report("inventory", len(collection.entries), len(collection.entries))
+            answer = pending.result()
+            pending = None
+            outputs, failed = parse_inventory(answer.stdout, boundary, selection.commands)
+            collection.inventory = outputs
+            collection.failed_commands = failed
+        return collection
+    finally:
+        if pending is not None:
+            pending.cancel()
 
 
 def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection) -> None:
@@ -231,6 +273,8 @@ def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection) -> N
     if exit_code in (126, 127):
         raise CollectError("tar is not installed on the node (GNU tar is needed)")
     for line in stderr.splitlines():
+        if line.startswith(b"pvegit-probe "):
+            continue
         match = _TAR_ERROR.match(line)
         text = line.decode("utf-8", "backslashreplace")
         if match and b"Permission denied" in match.group("why"):

@@ -147,7 +147,9 @@ class SshTransport:
                 raise AuthError(
                     f"{host.name}: the node refused {how} for user {host.user!r}. Install the "
                     "key with 'pvegit host add --install-key' (or add the line printed by "
-                    "'pvegit key' to that user's ~/.ssh/authorized_keys)"
+                    "'pvegit key' to that user's ~/.ssh/authorized_keys). Note: root's "
+                    "authorized_keys on a PVE node links into /etc/pve/priv, so key logins as "
+                    "root also fail while pmxcfs is down (systemctl status pve-cluster)"
                 ) from err
             except (paramiko.SSHException, EOFError, OSError) as err:
                 raise ConnectError(f"{host.name}: login failed: {err}") from err
@@ -198,13 +200,10 @@ class SshTransport:
         return int(channel.exit_status)
 
     def run(self, script: str) -> CommandResult:
-        channel = self._open(script)
-        try:
-            reader = _ChannelReader(channel, self._label, self._io_timeout)
-            stdout = reader.read()
-            return CommandResult(self._exit_code(channel), stdout, reader.drain_stderr())
-        finally:
-            channel.close()
+        return self.spawn(script).result()
+
+    def spawn(self, script: str) -> _SshPending:
+        return _SshPending(self, self._open(script))
 
     @contextmanager
     def stream(self, script: str) -> Iterator[tuple[IO[bytes], StreamOutcome]]:
@@ -221,6 +220,28 @@ class SshTransport:
 
     def close(self) -> None:
         self._transport.close()
+
+
+class _SshPending:
+    """A command running on its own channel of the connection."""
+
+    def __init__(self, transport: SshTransport, channel: paramiko.Channel) -> None:
+        self._transport = transport
+        self._channel = channel
+
+    def result(self) -> CommandResult:
+        try:
+            reader = _ChannelReader(
+                self._channel, self._transport._label, self._transport._io_timeout
+            )
+            stdout = reader.read()
+            code = self._transport._exit_code(self._channel)
+            return CommandResult(code, stdout, reader.drain_stderr())
+        finally:
+            self._channel.close()
+
+    def cancel(self) -> None:
+        self._channel.close()
 
 
 class _ChannelReader:

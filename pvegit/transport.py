@@ -40,6 +40,18 @@ class StreamOutcome:
     stderr: bytes = b""
 
 
+class PendingCommand(Protocol):
+    """A command started in the background on the node."""
+
+    def result(self) -> CommandResult:
+        """Wait for the command to end; return its exit code and output."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop waiting for it (the node may still finish it)."""
+        ...
+
+
 class Transport(Protocol):
     """A connection to one node."""
 
@@ -52,6 +64,10 @@ class Transport(Protocol):
 
     def stream(self, script: str) -> AbstractContextManager[tuple[IO[bytes], StreamOutcome]]:
         """Run a shell script whose stdout is read as a stream (a context manager)."""
+        ...
+
+    def spawn(self, script: str) -> PendingCommand:
+        """Start a shell script that runs while other commands do."""
         ...
 
     def close(self) -> None: ...
@@ -105,8 +121,44 @@ class LocalTransport:
                 errors.seek(0)
                 outcome.stderr = errors.read(1024 * 1024)
 
+    def spawn(self, script: str) -> PendingCommand:
+        return _LocalPending(script, self._io_timeout)
+
     def close(self) -> None:
         """Nothing to close for a local transport."""
+
+
+class _LocalPending:
+    def __init__(self, script: str, timeout: float) -> None:
+        self._timeout = timeout
+        self._stdout = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(
+            ["/bin/sh", "-c", script],
+            stdout=self._stdout,
+            stderr=self._stderr,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def result(self) -> CommandResult:
+        try:
+            code = self._process.wait(timeout=self._timeout)
+        except subprocess.TimeoutExpired as err:
+            self.cancel()
+            raise CollectError(f"a local command took longer than {self._timeout:.0f} s") from err
+        outputs = []
+        for handle in (self._stdout, self._stderr):
+            handle.seek(0)
+            outputs.append(handle.read())
+            handle.close()
+        return CommandResult(code, outputs[0], outputs[1])
+
+    def cancel(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._stdout.close()
+        self._stderr.close()
 
 
 def local_root(address: str) -> str | None:

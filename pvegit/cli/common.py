@@ -13,11 +13,10 @@ from pvegit.home import Home, default_home
 from pvegit.store import Store
 
 
-def open_home(arguments: argparse.Namespace, *, create: bool = True) -> tuple[Home, Store]:
+def open_home(arguments: argparse.Namespace) -> tuple[Home, Store]:
     """The Home and its Store, initializing the home on first use."""
     home = Home(arguments.home or default_home())
-    if create:
-        home.initialize()
+    home.initialize()
     return home, Store(home.state_path)
 
 

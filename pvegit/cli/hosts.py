@@ -17,7 +17,7 @@ from pvegit.categories import (
 )
 from pvegit.cli.common import actor, ask_yes, open_home, print_json
 from pvegit.errors import ConfigError, HostKeyError, PvegitError
-from pvegit.home import Home
+from pvegit.home import Home, default_home
 from pvegit.schedules import parse_schedule
 from pvegit.store import Host, Store, validate_host_name
 from pvegit.transport import local_root
@@ -124,9 +124,8 @@ def _validated(arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_init(arguments: argparse.Namespace) -> int:
-    home, store = open_home(arguments, create=False)
+    home = Home(arguments.home or default_home())
     created = home.initialize()
-    store.close()
     Store(home.state_path).close()
     print(f"{'initialized' if created else 'already initialized'}: {home.root}")
     print(f"public key: {home.public_key()}")

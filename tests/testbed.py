@@ -1,0 +1,411 @@
+"""Simulated Proxmox VE nodes: real OpenSSH servers in Linux namespaces.
+
+Each node is an ``sshd`` in its own mount + UTS namespace, listening on its
+own loopback address (127.x.y.z) and showing a realistic PVE 8 file tree at
+the real paths:
+
+* ``/etc`` is an overlay of the node's fixture over the machine's /etc, so the
+  node has its own passwd (with a ``pvebackup`` user in ``www-data``), SSH
+  host key and configuration, and nothing written over SSH reaches the real
+  machine;
+* ``/etc/pve`` is a separate overlay mount, as pmxcfs is a separate (FUSE)
+  mount: unmounting it leaves the empty plain directory a node shows when
+  pmxcfs is down;
+* ``/usr/sbin`` carries stand-ins for ``pveversion``, ``qm``, ``pct``,
+  ``pvecm``, ``pvesm``, ``zpool`` and ``zfs`` whose output has the noise the
+  real ones have (PIDs, run states, dates, counters);
+* ``/root``, ``/home``, ``/var/spool``, ``/usr/local/bin`` are the node's own.
+
+Needs root (mount namespaces, overlay mounts) and OpenSSH's sshd. Used by
+the tests and by the benchmarks under bench/.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pvegit.demo import WWW_DATA_GID, node_items, write_items
+
+SSHD = "/usr/sbin/sshd"
+ROOT_PASSWORD = "pve-root-password"
+BACKUP_USER = "pvebackup"
+BACKUP_UID = 3901
+_address_counter = itertools.count(2)
+_address_prefix = f"127.{100 + os.getpid() % 100}"
+
+STAND_INS: dict[str, str] = {
+    "pveversion": r"""#!/bin/sh
+if [ "$1" = "-v" ]; then
+cat <<'END'
+proxmox-ve: 8.2.0 (running kernel: 6.8.8-2-pve)
+pve-manager: 8.2.4 (running version: 8.2.4/faa83925c9641325)
+proxmox-kernel-helper: 8.1.0
+pve-cluster: 8.0.7
+qemu-server: 8.2.1
+pve-container: 5.1.12
+zfsutils-linux: 2.2.4-pve1
+corosync: 3.1.7-pve3
+END
+else
+echo "pve-manager/8.2.4/faa83925c9641325 (running kernel: 6.8.8-2-pve)"
+fi
+""",
+    "qm": r"""#!/bin/sh
+[ "$1" = "list" ] || exit 2
+[ "$(id -u)" = 0 ] || { echo "only root can list VMs" >&2; exit 1; }
+# State and PID move on their own, like on a real node.
+awk -v seed="$(od -An -N4 -tu4 /dev/urandom)" '
+  BEGIN { srand(seed); printf "%10s %-20s %-10s %-10s %-12s %s\n", "VMID", "NAME", "STATUS",
+          "MEM(MB)", "BOOTDISK(GB)", "PID" }
+  FNR == 1 && NR > 1 { flush() }
+  FNR == 1 { id = FILENAME; sub(/.*\//, "", id); sub(/\.conf$/, "", id); name = ""; mem = "" }
+  /^name: / { name = $2 } /^memory: / { mem = $2 }
+  function flush() { pid = int(rand() * 60000) + 1000; state = (pid % 2) ? "running" : "stopped"
+    if (state == "stopped") pid = 0
+    printf "%10s %-20s %-10s %-10s %-12s %s\n", id, name, state, mem, "32.00", pid }
+  END { if (NR > 0) flush() }' /etc/pve/qemu-server/*.conf 2>/dev/null
+""",
+    "pct": r"""#!/bin/sh
+[ "$1" = "list" ] || exit 2
+[ "$(id -u)" = 0 ] || { echo "only root can list containers" >&2; exit 1; }
+awk -v seed="$(od -An -N4 -tu4 /dev/urandom)" '
+  BEGIN { srand(seed); printf "%-10s %-10s %-12s %s\n", "VMID", "Status", "Lock", "Name" }
+  FNR == 1 && NR > 1 { flush() }
+  FNR == 1 { id = FILENAME; sub(/.*\//, "", id); sub(/\.conf$/, "", id); name = "" }
+  /^hostname: / { name = $2 }
+  function flush() { state = (rand() < 0.5) ? "running" : "stopped"
+    printf "%-10s %-10s %-12s %s\n", id, state, "", name }
+  END { if (NR > 0) flush() }' /etc/pve/lxc/*.conf 2>/dev/null
+""",
+    "pvecm": r"""#!/bin/sh
+[ "$1" = "status" ] || exit 2
+cat <<END
+Cluster information
+-------------------
+Name:             lab
+Config Version:   3
+Transport:        knet
+Secure auth:      on
+
+Quorum information
+------------------
+Date:             $(date)
+Quorum provider:  corosync_votequorum
+Nodes:            3
+Node ID:          0x00000001
+Ring ID:          1.$(od -An -N2 -tx2 /dev/urandom | tr -d ' ')
+Quorate:          Yes
+
+Membership information
+----------------------
+    Nodeid      Votes Name
+0x00000001          1 10.20.0.11 (local)
+0x00000002          1 10.20.0.12
+0x00000003          1 10.20.0.13
+END
+""",
+    "pvesm": r"""#!/bin/sh
+[ "$1" = "status" ] || exit 2
+used=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+echo "Name             Type     Status           Total            Used       Available        %"
+echo "local             dir     active        98497780        $used        90000000    4.11%"
+echo "local-zfs     zfspool     active       900000000       $used       800000000    9.50%"
+echo "pbs-main          pbs     active      4000000000      $used      3000000000   25.00%"
+""",
+    "zpool": r"""#!/bin/sh
+[ "$1" = "status" ] || exit 2
+r=$(od -An -N1 -tu1 /dev/urandom | tr -d ' ')
+cat <<END
+  pool: rpool
+ state: ONLINE
+  scan: scrub repaired 0B in 00:01:$r with 0 errors on $(date)
+config:
+
+	NAME                                 STATE     READ WRITE CKSUM
+	rpool                                ONLINE       0     0     0
+	  mirror-0                           ONLINE       0     0     0
+	    ata-SAMSUNG_MZ7L3480-part3       ONLINE       0     0     $((r % 3))
+	    ata-SAMSUNG_MZ7L3481-part3       ONLINE       0     0     0
+
+errors: No known data errors
+END
+""",
+    "zfs": r"""#!/bin/sh
+printf 'rpool\tfilesystem\nrpool/ROOT\tfilesystem\nrpool/ROOT/pve-1\tfilesystem\n'
+printf 'rpool/data\tfilesystem\nrpool/data/vm-100-disk-0\tvolume\n'
+""",
+}
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Node:
+    """One running simulated node."""
+
+    name: str
+    address: str
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes]
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def public_host_key(self) -> Path:
+        return self.directory / "etc-lower/ssh/ssh_host_ed25519_key.pub"
+
+    @property
+    def fingerprint(self) -> str:
+        output = subprocess.run(
+            ["ssh-keygen", "-lf", str(self.public_host_key)],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        return output.split()[1]
+
+    def sh(self, script: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a shell script inside the node's namespaces (as root on the node)."""
+        result = subprocess.run(
+            ["nsenter", "-t", str(self.pid), "-m", "-u", "--", "/bin/sh", "-c", script],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{self.name}: {script!r} failed: {result.stderr}")
+        return result
+
+    def write(self, path: str, content: str | bytes, mode: int | None = None) -> None:
+        """Write a file on the node (through its mounts)."""
+        data = content.encode() if isinstance(content, str) else content
+        temporary = self.directory / "incoming"
+        temporary.write_bytes(data)
+        script = f"cat {temporary} > '{path}'"
+        if mode is not None:
+            script += f" && chmod {mode:o} '{path}'"
+        self.sh(script)
+
+    def read(self, path: str) -> str:
+        return self.sh(f"cat '{path}'").stdout
+
+    def authorize(self, public_key: str, user: str = "root") -> None:
+        """Let ``public_key`` log in as ``user`` (root: the cluster-wide file in priv/)."""
+        if user == "root":
+            self.sh(f"echo '{public_key}' >> /etc/pve/priv/authorized_keys")
+        else:
+            self.sh(
+                f"mkdir -p /home/{user}/.ssh && echo '{public_key}' >> "
+                f"/home/{user}/.ssh/authorized_keys && chown -R {user} /home/{user}/.ssh && "
+                f"chmod 700 /home/{user}/.ssh && chmod 600 /home/{user}/.ssh/authorized_keys"
+            )
+
+    def stop_pmxcfs(self) -> None:
+        self.sh("umount /etc/pve")
+
+    def start_pmxcfs(self) -> None:
+        self.sh(_pve_mount(self.directory))
+
+    def signal(self, number: int) -> None:
+        """Send a signal to the node's sshd and all its sessions."""
+        os.killpg(self.process.pid, number)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGCONT)
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def _pve_mount(directory: Path) -> str:
+    return (
+        f"mount -t overlay overlay -o lowerdir={directory}/pve-lower,"
+        f"upperdir={directory}/upper/pve,workdir={directory}/work/pve /etc/pve"
+    )
+
+
+class TestBed:
+    """Creates and tracks simulated nodes below one directory."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.nodes: list[Node] = []
+        self._counter = itertools.count()
+
+    @staticmethod
+    def available() -> str | None:
+        """None if nodes can run here, else why not."""
+        if os.geteuid() != 0:
+            return "the simulated nodes need root (mount namespaces)"
+        for tool in (SSHD, "/usr/bin/unshare", "/usr/bin/nsenter", "/usr/bin/ssh-keygen"):
+            if not os.path.exists(tool):
+                return f"{tool} is missing (apt-get install openssh-server util-linux)"
+        return None
+
+    def _fixture(self, node_name: str) -> Path:
+        template = self.base / f"template-{node_name}"
+        if not template.exists():
+            staging = self.base / f"staging-{node_name}"
+            write_items(staging, node_items(node_name))
+            staging.rename(template)
+        return template
+
+    def start(self, name: str = "pve1", *, node_name: str | None = None) -> Node:
+        """Start a node called ``name`` (its fixture is cluster node ``node_name``)."""
+        node_name = node_name or (name if name in ("pve1", "pve2", "pve3") else "pve1")
+        directory = self.base / f"node-{name}-{next(self._counter)}"
+        directory.mkdir(parents=True)
+        tree = directory / "tree"
+        shutil.copytree(self._fixture(node_name), tree, symlinks=True)
+        (tree / "etc/pve").rename(directory / "pve-lower")
+        (tree / "etc/pve").mkdir()
+        os.chown(tree / "etc/pve", 0, WWW_DATA_GID)
+        os.chmod(tree / "etc/pve", 0o755)
+        (tree / "etc").rename(directory / "etc-lower")
+        self._accounts(directory / "etc-lower")
+        self._host_key(directory / "etc-lower", name)
+        for sub in ("upper/etc", "work/etc", "upper/pve", "work/pve", "upper/sbin", "work/sbin",
+                    "sbin", "home", "empty"):  # fmt: skip
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        os.chown(directory / "upper/pve", 0, WWW_DATA_GID)
+        os.chmod(directory / "upper/pve", 0o755)
+        for program, text in STAND_INS.items():
+            (directory / "sbin" / program).write_text(text)
+            os.chmod(directory / "sbin" / program, 0o755)
+        home = directory / "home" / BACKUP_USER
+        home.mkdir()
+        os.chown(home, BACKUP_UID, BACKUP_UID)
+        (tree / "usr/local/bin").mkdir(parents=True, exist_ok=True)
+        (tree / "var/spool").mkdir(parents=True, exist_ok=True)
+
+        number = next(_address_counter)
+        address = f"{_address_prefix}.{number // 250 % 250}.{number % 250 + 2}"
+        port = _free_port(address)
+        (directory / "sshd_config").write_text(
+            f"ListenAddress {address}:{port}\n"
+            "HostKey /etc/ssh/ssh_host_ed25519_key\n"
+            "PidFile none\nUsePAM no\nUseDNS no\nPermitRootLogin yes\n"
+            "PasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
+            "AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys2\nStrictModes yes\n"
+            "MaxStartups 100:30:200\nMaxSessions 50\nLogLevel INFO\n"
+        )
+        boot = directory / "boot.sh"
+        boot.write_text(
+            "set -e\n"
+            f"hostname {name}\n"
+            f"mount -t overlay overlay -o lowerdir={directory}/etc-lower:/etc,"
+            f"upperdir={directory}/upper/etc,workdir={directory}/work/etc /etc\n"
+            f"{_pve_mount(directory)}\n"
+            f"mount -t overlay overlay -o lowerdir={directory}/sbin:/usr/sbin,"
+            f"upperdir={directory}/upper/sbin,workdir={directory}/work/sbin /usr/sbin\n"
+            f"mount --bind {tree}/root /root\n"
+            f"mount --bind {tree}/var/spool /var/spool\n"
+            f"mount --bind {tree}/usr/local/bin /usr/local/bin\n"
+            f"mount --bind {directory}/empty /usr/local/sbin\n"
+            f"mount --bind {directory}/home /home\n"
+            "mount -t tmpfs -o mode=755 tmpfs /run\n"
+            "mkdir -p /run/sshd\n"
+            f"exec {SSHD} -D -e -f {directory}/sshd_config\n"
+        )
+        process = subprocess.Popen(
+            ["unshare", "--mount", "--uts", "--propagation", "private", "/bin/sh", str(boot)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )  # fmt: skip
+        node = Node(name, address, port, directory, process)
+        self.nodes.append(node)
+        self._wait_listening(node)
+        return node
+
+    def _wait_listening(self, node: Node) -> None:
+        """Block until sshd says it listens (its own log line), or fail with its log."""
+        assert node.process.stderr is not None
+        stream = node.process.stderr
+        selector = selectors.DefaultSelector()
+        selector.register(stream, selectors.EVENT_READ)
+        deadline = time.monotonic() + 20
+        buffer = b""
+        while b"Server listening" not in buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                node.stop()
+                raise RuntimeError(f"sshd of {node.name} did not start: {buffer.decode()}")
+            chunk = os.read(stream.fileno(), 65536)
+            if not chunk:
+                raise RuntimeError(f"sshd of {node.name} exited: {buffer.decode()}")
+            buffer += chunk
+        selector.close()
+        node.log.append(buffer.decode("utf-8", "replace"))
+
+        def drain() -> None:
+            while chunk := os.read(stream.fileno(), 65536):
+                node.log.append(chunk.decode("utf-8", "replace"))
+
+        threading.Thread(target=drain, daemon=True).start()
+
+    @staticmethod
+    def _accounts(etc: Path) -> None:
+        """The node's own passwd/group/shadow: the machine's plus pvebackup, root password set."""
+        password_hash = subprocess.run(
+            ["openssl", "passwd", "-6", "-salt", "pvegittestbed", ROOT_PASSWORD],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        passwd = Path("/etc/passwd").read_text()
+        passwd += f"{BACKUP_USER}:x:{BACKUP_UID}:{BACKUP_UID}::/home/{BACKUP_USER}:/bin/sh\n"
+        (etc / "passwd").write_text(passwd)
+        groups = []
+        for line in Path("/etc/group").read_text().splitlines():
+            if line.startswith("www-data:"):
+                members = line.rsplit(":", 1)[1]
+                line = line + ("," if members else "") + BACKUP_USER
+            groups.append(line)
+        groups.append(f"{BACKUP_USER}:x:{BACKUP_UID}:")
+        (etc / "group").write_text("\n".join(groups) + "\n")
+        shadow = []
+        for line in Path("/etc/shadow").read_text().splitlines():
+            if line.startswith("root:"):
+                fields = line.split(":")
+                fields[1] = password_hash
+                line = ":".join(fields)
+            shadow.append(line)
+        shadow.append(f"{BACKUP_USER}:*:19000:0:99999:7:::")
+        (etc / "shadow").write_text("\n".join(shadow) + "\n")
+        os.chmod(etc / "shadow", 0o640)
+
+    @staticmethod
+    def _host_key(etc: Path, name: str) -> None:
+        key = etc / "ssh/ssh_host_ed25519_key"
+        key.unlink()
+        Path(f"{key}.pub").unlink(missing_ok=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{name}", "-f", str(key)],
+            check=True,
+        )
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.nodes.clear()
