@@ -131,8 +131,9 @@ class LocalTransport:
 class _LocalPending:
     def __init__(self, script: str, timeout: float) -> None:
         self._timeout = timeout
-        self._stdout = tempfile.TemporaryFile()
-        self._stderr = tempfile.TemporaryFile()
+        # Closed by result() or cancel().
+        self._stdout = tempfile.TemporaryFile()  # noqa: SIM115
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self._process = subprocess.Popen(
             ["/bin/sh", "-c", script],
             stdout=self._stdout,

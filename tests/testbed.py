@@ -131,11 +131,11 @@ cat <<END
   scan: scrub repaired 0B in 00:01:$r with 0 errors on $(date)
 config:
 
-	NAME                                 STATE     READ WRITE CKSUM
-	rpool                                ONLINE       0     0     0
-	  mirror-0                           ONLINE       0     0     0
-	    ata-SAMSUNG_MZ7L3480-part3       ONLINE       0     0     $((r % 3))
-	    ata-SAMSUNG_MZ7L3481-part3       ONLINE       0     0     0
+    NAME                                 STATE     READ WRITE CKSUM
+    rpool                                ONLINE       0     0     0
+      mirror-0                           ONLINE       0     0     0
+        ata-SAMSUNG_MZ7L3480-part3       ONLINE       0     0     $((r % 3))
+        ata-SAMSUNG_MZ7L3481-part3       ONLINE       0     0     0
 
 errors: No known data errors
 END
