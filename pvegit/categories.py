@@ -220,10 +220,11 @@ def category(name: str) -> Category:
     raise ConfigError(f"unknown category {name!r}; choose from: {', '.join(CATEGORY_NAMES)}")
 
 
-def normalize_node_path(path: str) -> str:
+def normalize_node_path(path: str, *, allow_pvegit: bool = True) -> str:
     """Turn ``/etc/pve/storage.cfg`` (as on the node) into the tree path ``etc/pve/storage.cfg``.
 
-    Raises ConfigError for empty paths, ``..`` components and pvegit's own folder.
+    Raises ConfigError for empty paths, ``..`` components and (unless
+    ``allow_pvegit``) pvegit's own folder.
     """
     stripped = path.strip().strip("/")
     parts = [part for part in stripped.split("/") if part not in ("", ".")]
@@ -231,14 +232,14 @@ def normalize_node_path(path: str) -> str:
         raise ConfigError(f"path {path!r} is empty; give a path as on the node, e.g. /etc/hosts")
     if ".." in parts:
         raise ConfigError(f"path {path!r} contains '..'; give an absolute path as on the node")
-    if parts[0] == PVEGIT_DIR:
+    if parts[0] == PVEGIT_DIR and not allow_pvegit:
         raise ConfigError(f"path {path!r} is pvegit's own folder in the tree")
     return "/".join(parts)
 
 
 def validate_include(path: str) -> str:
     """Validate an extra include path (globs allowed) and return its tree form."""
-    normalized = normalize_node_path(path)
+    normalized = normalize_node_path(path, allow_pvegit=False)
     if not _SAFE_PATH.match(normalized):
         raise ConfigError(
             f"include path {path!r} has characters pvegit does not pass to the node's shell; "
@@ -249,7 +250,7 @@ def validate_include(path: str) -> str:
 
 def validate_exclude(pattern: str) -> str:
     """Validate an exclude glob and return it relative to the node's root."""
-    return normalize_node_path(pattern)
+    return normalize_node_path(pattern, allow_pvegit=False)
 
 
 def pattern_matches(pattern: str, path: str) -> bool:

@@ -48,12 +48,13 @@ def parse_schedule(spec: str) -> Schedule:
         return Schedule(text, "every", count * unit)
     match = re.fullmatch(r"daily at (\S+)", text)
     if match:
-        return Schedule(text, "daily", 86400, at=_time_of_day(match.group(1), spec))
+        at = _time_of_day(match.group(1), spec)
+        return Schedule(f"daily at {at}", "daily", 86400, at=at)
     match = re.fullmatch(r"weekly on (\w+) at (\S+)", text)
     if match:
         if match.group(1) not in DAYS:
             raise ConfigError(f"schedule {spec!r}: {match.group(1)!r} is not a day of the week")
-        return Schedule(
-            text, "weekly", 604800, at=_time_of_day(match.group(2), spec), day=match.group(1)
-        )
+        at = _time_of_day(match.group(2), spec)
+        day = match.group(1)
+        return Schedule(f"weekly on {day} at {at}", "weekly", 604800, at=at, day=day)
     raise ConfigError(f"schedule {spec!r} is not understood; use {_EXAMPLES}")

@@ -46,16 +46,21 @@ class StreamResult:
 
     entries: dict[str, Entry] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
-    bytes_read: int = 0
+    bytes_read: int = 0  # file content, without tar headers
+
+
+_TAIL_BYTES = 64 * 1024
+_END_OF_ARCHIVE = 1024  # two zero blocks
 
 
 class _CappedReader:
-    """A read-only file object that refuses to read past a limit."""
+    """A read-only file object that refuses to read past a limit and keeps its tail."""
 
     def __init__(self, stream: IO[bytes], limit: int) -> None:
         self._stream = stream
         self._limit = limit
         self.count = 0
+        self.tail = bytearray()
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
@@ -67,7 +72,24 @@ class _CappedReader:
                 f"the node sent more than {self._limit // (1024 * 1024)} MiB; "
                 "exclude large paths or raise the limit"
             )
+        self.tail += chunk
+        del self.tail[:-_TAIL_BYTES]
         return chunk
+
+    def drain(self) -> None:
+        while self.read(65536):
+            pass
+
+
+def _check_end_of_archive(reader: _CappedReader, offset: int) -> None:
+    """tarfile takes a stream cut between two members for a clean end: check the zero blocks."""
+    reader.drain()
+    trailer = reader.count - offset
+    if trailer < _END_OF_ARCHIVE or trailer > len(reader.tail) or any(reader.tail[-trailer:]):
+        raise CollectError(
+            "the node's tar stream broke off (no end-of-archive marker after "
+            f"{offset} bytes); nothing from this run was committed"
+        )
 
 
 def display_path(path: str) -> str:
@@ -131,11 +153,16 @@ def read_tar_stream(
         with archive:
             for count, member in enumerate(archive, 1):
                 _read_member(archive, member, result, requested, excludes, max_file_bytes)
+                if result.bytes_read > max_total_bytes:
+                    raise CollectError(
+                        f"the node sent more than {max_total_bytes // (1024 * 1024)} MiB of "
+                        "files; exclude large paths or raise the limit"
+                    )
                 if on_member is not None and count % 25 == 0:
                     on_member(count)
+            _check_end_of_archive(reader, archive.offset)
     except (tarfile.TarError, EOFError, OSError) as err:
         raise CollectError(f"the node's tar stream broke off or is corrupt ({err})") from err
-    result.bytes_read = reader.count
     _drop_conflicts(result)
     return result
 
@@ -178,6 +205,7 @@ def _read_member(
         data = handle.read() if handle is not None else b""
         if len(data) != member.size:
             raise CollectError(f"the node's tar stream broke off inside {shown!r}")
+        result.bytes_read += len(data)
         result.entries[name] = Entry(name, "file", data, mode, owner, group)
     else:
         kind = "hard link" if member.islnk() else "device, fifo or other special file"

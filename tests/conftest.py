@@ -1,0 +1,114 @@
+"""Shared fixtures: a pvegit home, the simulated-node test bed, CLI and git helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from testbed import Node, TestBed
+
+from pvegit.cli import main
+from pvegit.home import Home
+from pvegit.sshclient import scan_host_key
+from pvegit.store import Host, Store
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    pvegit_home = Home(tmp_path / "pvegit-home")
+    pvegit_home.initialize()
+    return pvegit_home
+
+
+@pytest.fixture
+def store(home: Home) -> Iterator[Store]:
+    state = Store(home.state_path)
+    yield state
+    state.close()
+
+
+@pytest.fixture
+def cli(home: Home, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run ``pvegit --home HOME ...`` in this process; return code and output."""
+
+    def run(*arguments: str) -> Result:
+        capsys.readouterr()
+        code = main(["--home", str(home.root), *arguments])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def git(*arguments: str, cwd: Path | None = None) -> str:
+    """The real git client."""
+    completed = subprocess.run(
+        ["git", *arguments], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        raise AssertionError(f"git {' '.join(arguments)} failed: {completed.stderr}")
+    return completed.stdout
+
+
+@pytest.fixture(scope="session")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestBed]:
+    why_not = TestBed.available()
+    if why_not:
+        if os.environ.get("PVEGIT_REQUIRE_SSHD"):
+            pytest.fail(f"PVEGIT_REQUIRE_SSHD is set but {why_not}")
+        pytest.skip(why_not)
+    bed = TestBed(tmp_path_factory.mktemp("testbed"))
+    yield bed
+    bed.stop_all()
+
+
+@pytest.fixture
+def node(testbed: TestBed) -> Iterator[Node]:
+    started = testbed.start("pve1")
+    yield started
+    started.stop()
+
+
+def add_ssh_host(
+    store: Store,
+    home: Home,
+    node: Node,
+    name: str = "pve1",
+    *,
+    user: str = "root",
+    categories: tuple[str, ...] = ("cluster", "network", "storage", "system", "inventory"),
+) -> Host:
+    """Register ``node`` as a host, trust its key, install pvegit's key for ``user``."""
+    node.authorize(home.public_key(), user)
+    key_type, key_blob = scan_host_key(node.address, node.port)
+    return store.add_host(
+        Host(
+            name,
+            node.address,
+            node.port,
+            user=user,
+            categories=categories,
+            host_key_type=key_type,
+            host_key=key_blob,
+        )
+    )
+
+
+@pytest.fixture
+def ssh_host(store: Store, home: Home, node: Node) -> Host:
+    return add_ssh_host(store, home, node)
