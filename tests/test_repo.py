@@ -93,7 +93,7 @@ def test_log_by_path(tmp_path: Path) -> None:
     commit(repository, {"etc/a": (FILE_MODE, b"1"), "etc/b": (FILE_MODE, b"1")})
     second = commit(repository, {"etc/a": (FILE_MODE, b"2"), "etc/b": (FILE_MODE, b"1")})
     commit(repository, {"etc/a": (FILE_MODE, b"2"), "etc/b": (FILE_MODE, b"2")})
-    assert [c.commit_id for c in repository.log(path="etc/a")][0] == second
+    assert repository.log(path="etc/a")[0].commit_id == second
     assert len(repository.log(path="etc/b")) == 2
     assert len(repository.log(limit=1)) == 1
 
