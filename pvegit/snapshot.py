@@ -117,7 +117,7 @@ def _locked_snapshot(
 
         warnings = list(collection.warnings)
         warnings += [
-            f"could not read {display_path(path)} (permission denied)"
+            f"could not read /{display_path(path)} (permission denied)"
             for path in collection.unreadable
         ]
         warnings += collection.problems

@@ -25,7 +25,6 @@ from __future__ import annotations
 import itertools
 import os
 import selectors
-import shutil
 import signal
 import socket
 import subprocess
@@ -163,6 +162,7 @@ class Node:
     directory: Path
     process: subprocess.Popen[bytes]
     log: list[str] = field(default_factory=list)
+    drainer: threading.Thread | None = None
 
     @property
     def pid(self) -> int:
@@ -236,6 +236,10 @@ class Node:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        if self.drainer is not None:
+            self.drainer.join(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
 
 
 def _pve_mount(directory: Path) -> str:
@@ -279,7 +283,8 @@ class TestBed:
         directory = self.base / f"node-{name}-{next(self._counter)}"
         directory.mkdir(parents=True)
         tree = directory / "tree"
-        shutil.copytree(self._fixture(node_name), tree, symlinks=True)
+        # cp -a keeps owners (root:www-data under /etc/pve); shutil.copytree does not.
+        subprocess.run(["cp", "-a", str(self._fixture(node_name)), str(tree)], check=True)
         (tree / "etc/pve").rename(directory / "pve-lower")
         (tree / "etc/pve").mkdir()
         os.chown(tree / "etc/pve", 0, WWW_DATA_GID)
@@ -364,7 +369,8 @@ class TestBed:
             while chunk := os.read(stream.fileno(), 65536):
                 node.log.append(chunk.decode("utf-8", "replace"))
 
-        threading.Thread(target=drain, daemon=True).start()
+        node.drainer = threading.Thread(target=drain, daemon=True)
+        node.drainer.start()
 
     @staticmethod
     def _accounts(etc: Path) -> None:

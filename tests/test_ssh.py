@@ -1,0 +1,350 @@
+"""Snapshots over real OpenSSH, against simulated Proxmox nodes (see testbed.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import add_ssh_host, git
+from testbed import BACKUP_USER, ROOT_PASSWORD, Node, TestBed
+
+from pvegit.home import Home
+from pvegit.snapshot import take_snapshot
+from pvegit.store import Host, Store
+
+
+def commits(home: Home, name: str = "pve1") -> int:
+    return int(git("--git-dir", str(home.repo_path(name)), "rev-list", "--count", "HEAD"))
+
+
+def test_first_snapshot_is_a_clonable_repository(
+    cli,
+    home: Home,
+    node: Node,
+    ssh_host: Host,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    result = cli("snapshot", "pve1")
+    assert result.code == 0, result.err
+    run = json.loads(cli("runs", "--json").out)[0]
+    assert run["status"] == "changed" and run["files"] >= 300
+    clone = tmp_path / "clone"
+    git("clone", "-q", str(home.repo_path("pve1")), str(clone))
+    assert (clone / "etc/pve/storage.cfg").read_text() == node.read("/etc/pve/storage.cfg")
+    assert (clone / "etc/pve/local").is_symlink()
+    assert os.readlink(clone / "etc/pve/local") == "nodes/pve1"
+    assert (clone / "etc/network/interfaces").read_text() == node.read("/etc/network/interfaces")
+    inventory = clone / ".pvegit/inventory"
+    assert "pve-manager: 8.2.4" in (inventory / "pveversion.txt").read_text()
+    assert "vm100-pve1" in (inventory / "qm-list.txt").read_text()
+    assert "Date:" not in (inventory / "pvecm-status.txt").read_text()
+    assert not (clone / "etc/pve/priv").exists()
+    assert git("fsck", "--strict", cwd=clone) == ""
+    assert git("log", "--format=%s", cwd=clone).startswith("pve1: first snapshot")
+
+
+def test_idle_node_makes_no_commit(cli, home: Home, node: Node, ssh_host: Host) -> None:  # type: ignore[no-untyped-def]
+    assert cli("snapshot", "pve1").code == 0
+    node.write("/etc/pve/.version", '{"version": 413}\n')
+    node.write("/etc/pve/nodes/pve1/lrm_status", '{"timestamp": 1700000100}\n')
+    node.write("/etc/pve/.clusterlog", '{"data": [1]}\n')
+    for _ in range(2):  # qm/pct/pvecm/pvesm/zpool print fresh noise every time
+        result = cli("snapshot", "pve1")
+        assert result.code == 0 and "unchanged" in result.out, result.out + result.err
+    assert commits(home) == 1
+
+
+def test_edits_deletions_and_modes(cli, home: Home, node: Node, ssh_host: Host) -> None:  # type: ignore[no-untyped-def]
+    cli("snapshot", "pve1")
+    node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + "\ndir: extra\n")
+    node.sh("rm /etc/pve/nodes/pve1/qemu-server/101.conf")
+    node.sh("chmod 600 /etc/ssh/sshd_config")
+    result = cli("snapshot", "pve1")
+    assert result.code == 0, result.err
+    subject = git("--git-dir", str(home.repo_path("pve1")), "log", "-1", "--format=%s").strip()
+    assert subject.startswith("pve1: 4 files changed: ")
+    for name in ("inventory/qm-list", "storage.cfg", "101.conf", "sshd_config"):
+        assert name in subject
+    changes = git("--git-dir", str(home.repo_path("pve1")), "show", "--name-status",
+                  "--format=", "HEAD")  # fmt: skip
+    assert "D\tetc/pve/nodes/pve1/qemu-server/101.conf" in changes
+    assert "M\tetc/pve/storage.cfg" in changes
+    assert "M\t.pvegit/inventory/qm-list.txt" in changes  # the VM is gone from `qm list`
+    assert (
+        "f 0600 root root etc/ssh/sshd_config" in cli("show", "pve1", "HEAD:.pvegit/metadata").out
+    )
+
+
+def test_pmxcfs_down_is_refused(cli, home: Home, node: Node, ssh_host: Host) -> None:  # type: ignore[no-untyped-def]
+    cli("snapshot", "pve1")
+    node.stop_pmxcfs()
+    # root's authorized_keys links into /etc/pve/priv: without pmxcfs a key login fails...
+    locked_out = cli("snapshot", "pve1")
+    assert locked_out.code == 1 and "pmxcfs is down" in locked_out.err
+    # ...so admins keep a second entry; then pvegit gets in and refuses to record an empty tree.
+    node.sh(f"echo '{home.public_key()}' > /root/.ssh/authorized_keys2")
+    refused = cli("snapshot", "pve1")
+    assert refused.code == 1
+    assert "pmxcfs is not running" in refused.err and "Nothing was committed" in refused.err
+    assert commits(home) == 1
+    node.start_pmxcfs()
+    again = cli("snapshot", "pve1")
+    assert again.code == 0 and "(1 changed" in again.out  # the second authorized_keys file
+    subject = git("--git-dir", str(home.repo_path("pve1")), "log", "-1", "--format=%s")
+    assert subject == "pve1: 1 file changed: authorized_keys2\n"
+
+
+def test_non_root_user_gives_a_partial_snapshot(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,  # type: ignore[no-untyped-def]
+) -> None:
+    root = add_ssh_host(store, home, node, "pve1")
+    assert cli("snapshot", "pve1").code == 0
+    node.authorize(home.public_key(), BACKUP_USER)
+    store.update_host(root.name, user=BACKUP_USER)
+    result = cli("snapshot", "pve1")
+    assert result.code == 3, result.out + result.err
+    run = json.loads(cli("runs", "--json").out)[0]
+    assert run["status"] == "partial"
+    warnings = "\n".join(run["warnings"])
+    assert "could not read /var/spool/cron/crontabs" in warnings
+    assert "inventory command qm-list failed; kept its previous output" in warnings
+    # What could not be read is kept as it was, not recorded as deleted.
+    files = git("--git-dir", str(home.repo_path("pve1")), "ls-tree", "-r", "--name-only", "HEAD")
+    assert "var/spool/cron/crontabs/root" in files
+    assert "etc/pve/storage.cfg" in files
+
+
+def test_non_root_first_snapshot_commits_what_it_read(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,  # type: ignore[no-untyped-def]
+) -> None:
+    add_ssh_host(store, home, node, "pve1", user=BACKUP_USER)
+    result = cli("snapshot", "pve1")
+    assert result.code == 3
+    assert "PARTIAL" in result.err and "could not read" in result.err
+    files = git("--git-dir", str(home.repo_path("pve1")), "ls-tree", "-r", "--name-only", "HEAD")
+    assert "etc/pve/user.cfg" in files  # www-data group can read /etc/pve
+    body = git("--git-dir", str(home.repo_path("pve1")), "log", "-1", "--format=%b")
+    assert "unreadable: /var/spool/cron/crontabs" in body
+
+
+def test_unknown_and_changed_host_keys_are_refused(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,
+    testbed: TestBed,  # type: ignore[no-untyped-def]
+) -> None:
+    node.authorize(home.public_key())
+    store.add_host(Host("pve1", node.address, node.port, categories=("network",)))
+    unknown = cli("snapshot", "pve1")
+    assert unknown.code == 1 and "host key not trusted yet" in unknown.err
+    assert node.fingerprint in unknown.err
+    no_terminal = cli("host", "trust", "pve1")
+    assert no_terminal.code == 1 and f"--fingerprint {node.fingerprint}" in no_terminal.err
+    wrong = cli("host", "trust", "pve1", "--fingerprint", "SHA256:AAAA")
+    assert wrong.code == 1 and "nothing was trusted" in wrong.err
+    assert cli("host", "trust", "pve1", "--fingerprint", node.fingerprint).code == 0
+    assert cli("snapshot", "pve1").code == 0
+    # The node is replaced by another machine answering on the same address.
+    impostor = testbed.start("pve1")
+    store.update_host("pve1", address=impostor.address, port=impostor.port)
+    changed = cli("snapshot", "pve1")
+    assert changed.code == 1 and "HOST KEY CHANGED" in changed.err
+    assert impostor.fingerprint in changed.err
+    run = json.loads(cli("runs", "--json").out)[0]
+    assert run["status"] == "failed" and "HOST KEY CHANGED" in run["error"]
+    impostor.stop()
+    known_hosts = (home.root / "known_hosts").read_text()
+    assert f"[{node.address}]:{node.port} ssh-ed25519 " in known_hosts
+
+
+def test_unreachable_host_fails_fast(cli, store: Store) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    store.add_host(Host("gone", "127.0.0.1", port, categories=("network",),
+                        host_key_type="ssh-ed25519", host_key="AAAA"))  # fmt: skip
+    started = time.monotonic()
+    result = cli("snapshot", "gone")
+    assert result.code == 1 and "refused the connection" in result.err
+    assert time.monotonic() - started < 5
+
+
+HOSTILE_TAR = r"""#!/usr/bin/python3
+import io, sys, tarfile
+out = io.BytesIO()
+with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as archive:
+    def add(name, data=b"x", kind=tarfile.REGTYPE, link=""):
+        info = tarfile.TarInfo(name); info.type = kind; info.linkname = link
+        info.size = len(data) if kind == tarfile.REGTYPE else 0
+        archive.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+    add("etc/hosts", b"127.0.0.1 localhost\n")
+    add("../../../../tmp/pvegit-escape", b"owned")
+    add("/etc/cron.d/evil", b"* * * * * root id")
+    add("etc/network/null", kind=tarfile.CHRTYPE)
+    add("etc/.git/hooks/post-checkout", b"#!/bin/sh\nid\n")
+    add("etc/hostname", b"x" * (20 * 1024 * 1024))
+sys.stdout.buffer.write(out.getvalue()[: int(sys.argv[-1]) if sys.argv[-1].isdigit() else None])
+"""
+
+
+def test_hostile_tar_stream_writes_nothing_outside_and_is_partial(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    add_ssh_host(store, home, node, "pve1", categories=("network",))
+    node.write("/usr/sbin/tar", HOSTILE_TAR, mode=0o755)
+    result = cli("snapshot", "pve1")
+    assert result.code == 3, result.out + result.err
+    run = json.loads(cli("runs", "--json").out)[0]
+    problems = "\n".join(run["warnings"])
+    assert "absolute name" in problems and "'..'" in problems
+    assert "device, fifo or other special file" in problems
+    assert "forbidden path component '.git'" in problems
+    assert "per-file limit" in problems
+    files = git("--git-dir", str(home.repo_path("pve1")), "ls-tree", "-r", "--name-only", "HEAD")
+    assert files.split() == [".pvegit/metadata", "etc/hosts"]
+    assert not Path("/tmp/pvegit-escape").exists()
+    assert git("--git-dir", str(home.repo_path("pve1")), "fsck", "--strict") == ""
+
+
+def test_stream_cut_midway_fails_without_commit(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,  # type: ignore[no-untyped-def]
+) -> None:
+    add_ssh_host(store, home, node, "pve1", categories=("network",))
+    assert cli("snapshot", "pve1").code == 0
+    # The node's tar stops after 3 KiB: the connection "drops" mid-stream.
+    node.write("/usr/sbin/tar", '#!/bin/sh\n/usr/bin/tar "$@" | head -c 3072\n', mode=0o755)
+    result = cli("snapshot", "pve1")
+    assert result.code == 1 and "broke off" in result.err
+    assert commits(home) == 1
+
+
+def test_concurrent_snapshots_of_one_host_are_serialized(
+    home: Home,
+    node: Node,
+    ssh_host: Host,  # type: ignore[no-untyped-def]
+) -> None:
+    command = [sys.executable, "-m", "pvegit", "--home", str(home.root), "snapshot", "pve1",
+               "--json"]  # fmt: skip
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [json.loads(process.communicate(timeout=120)[0])[0] for process in processes]
+    statuses = sorted(output["status"] for output in outputs)
+    assert statuses == ["changed", "unchanged", "unchanged"]
+    assert commits(home) == 1
+    assert git("--git-dir", str(home.repo_path("pve1")), "fsck", "--strict") == ""
+
+
+def test_snapshot_all_isolates_a_bad_host(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,
+    testbed: TestBed,  # type: ignore[no-untyped-def]
+) -> None:
+    add_ssh_host(store, home, node, "pve1")
+    second = testbed.start("pve2")
+    add_ssh_host(store, home, second, "pve2")
+    store.add_host(Host("pve3", "127.0.0.1", 1, categories=("network",),
+                        host_key_type="ssh-ed25519", host_key="AAAA"))  # fmt: skip
+    result = cli("snapshot", "--all")
+    assert result.code == 1
+    assert "3 hosts: 2 changed, 1 failed" in result.out
+    assert "pve3: FAILED" in result.err
+    assert commits(home, "pve1") == 1 and commits(home, "pve2") == 1
+    pve2_hosts = git("--git-dir", str(home.repo_path("pve2")), "show", "HEAD:etc/hostname")
+    assert pve2_hosts == "pve2\n"
+    second.stop()
+
+
+def test_killed_mid_run_leaves_a_valid_repo(
+    home: Home,
+    store: Store,
+    node: Node,
+    ssh_host: Host,  # type: ignore[no-untyped-def]
+) -> None:
+    assert take_snapshot(home, store, ssh_host).status == "changed"
+    node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + "\n# edited\n")
+    # The node's tar says it started, then waits until the test lets it go on.
+    gate = "/run/pvegit-gate"
+    node.sh(f"mkfifo {gate}")
+    node.write("/usr/sbin/tar", f"#!/bin/sh\necho started > /run/pvegit-started\n"
+               f"read line < {gate}\nexec /usr/bin/tar \"$@\"\n", mode=0o755)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pvegit", "--home", str(home.root), "snapshot", "pve1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while node.sh("test -e /run/pvegit-started", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the snapshot never reached the node"
+        assert process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    threading.Thread(target=lambda: node.sh(f"echo go > {gate}", check=False)).start()
+    node.sh("rm /usr/sbin/tar")
+    assert git("--git-dir", str(home.repo_path("pve1")), "fsck", "--strict") == ""
+    assert store.runs("pve1")[0].status == "running"
+    run = take_snapshot(home, store, ssh_host)
+    assert run.status == "changed"
+    interrupted = store.run(run.id - 1)
+    assert interrupted.status == "failed" and "interrupted" in (interrupted.error or "")
+    assert git("--git-dir", str(home.repo_path("pve1")), "fsck", "--strict") == ""
+    assert commits(home) == 2
+
+
+def test_install_key_with_a_password_once(
+    home: Home,
+    node: Node,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    command = [sys.executable, "-m", "pvegit", "--home", str(home.root), "host", "add", "pve1",
+               "--address", node.address, "--port", str(node.port), "--install-key",
+               "--password-stdin", "--fingerprint", node.fingerprint]  # fmt: skip
+    completed = subprocess.run(command, input=ROOT_PASSWORD + "\n", capture_output=True,
+                               text=True, timeout=60)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert "installed pvegit's key in /etc/pve/priv/authorized_keys" in completed.stdout
+    assert "every node of this cluster" in completed.stdout
+    assert "key login works" in completed.stdout
+    assert home.public_key() in node.read("/etc/pve/priv/authorized_keys")
+    state = (home.state_path).read_bytes()
+    assert ROOT_PASSWORD.encode() not in state
+    tested = subprocess.run(
+        [sys.executable, "-m", "pvegit", "--home", str(home.root), "host", "test", "pve1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "PVE version: pve-manager/8.2.4" in tested.stdout
+    assert "/etc/pve is mounted" in tested.stdout
+
+
+def test_wrong_password_is_a_clear_error(home: Home, node: Node) -> None:
+    command = [sys.executable, "-m", "pvegit", "--home", str(home.root), "host", "add", "pve1",
+               "--address", node.address, "--port", str(node.port), "--install-key",
+               "--password-stdin", "--fingerprint", node.fingerprint]  # fmt: skip
+    completed = subprocess.run(command, input="wrong\n", capture_output=True, text=True,
+                               timeout=60)  # fmt: skip
+    assert completed.returncode == 1
+    assert "refused password for user 'root'" in completed.stderr
+    assert "Traceback" not in completed.stderr
