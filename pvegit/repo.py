@@ -11,6 +11,7 @@ repository valid (at worst with an unreferenced pack, which git ignores).
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -343,10 +344,77 @@ class HostRepository:
         return commit.id.decode()
 
     def pack(self) -> None:
-        """Fold loose objects and packs into one pack (git gc without pruning)."""
+        """Fold loose objects and packs into one pack, quickly (no deltas, no pruning)."""
         store = self._repo.object_store
         store.pack_loose_objects()
         store.repack()
+
+    def compact(self) -> tuple[int, int]:
+        """Rewrite the history as one delta-compressed pack, like ``git gc``.
+
+        Keeps what main reaches, drops the rest (e.g. a pack left by a crash).
+        The new pack is complete on disk before the old ones are removed, so a
+        crash at any point leaves a valid repository. Returns (bytes before,
+        bytes after). Writers must hold the host's lock.
+        """
+        from dulwich.pack import write_pack
+
+        store = self._repo.object_store
+        objects_dir = self.path / "objects"
+        pack_dir = objects_dir / "pack"
+        before = _directory_size(objects_dir)
+        objects = list(self._reachable_objects())
+        if not objects:
+            return before, before
+        old_files = [path for path in pack_dir.iterdir() if path.suffix in (".pack", ".idx")]
+        loose_dirs = [
+            path for path in objects_dir.iterdir() if re.fullmatch(r"[0-9a-f]{2}", path.name)
+        ]
+        temporary = pack_dir / f"tmp-pvegit-{os.getpid()}"
+        checksum, _ = write_pack(str(temporary), objects, store.object_format, deltify=True)
+        name = f"pack-{checksum.hex()}"
+        # The index goes last: git only sees a pack once its .idx exists.
+        os.replace(f"{temporary}.pack", pack_dir / f"{name}.pack")
+        os.replace(f"{temporary}.idx", pack_dir / f"{name}.idx")
+        self._repo.close()
+        for path in old_files:
+            if path.stem != name:
+                path.unlink(missing_ok=True)
+        for directory in loose_dirs:
+            for loose in directory.iterdir():
+                loose.unlink(missing_ok=True)
+            directory.rmdir()
+        self._repo = Repo(str(self.path))
+        return before, _directory_size(objects_dir)
+
+    def _reachable_objects(self) -> Iterator[tuple[GitCommit | Tree | Blob, bytes]]:
+        """Every object main reaches, with its path as a hint for delta pairing."""
+        head = self.head()
+        if head is None:
+            return
+        store = self._repo.object_store
+        seen: set[bytes] = set()
+        for entry in self._repo.get_walker(include=[_oid(head)]):
+            commit = entry.commit
+            yield commit, b""  # dulwich sorts by hint: all hints must be bytes
+            pending: list[tuple[bytes, bytes]] = [(commit.tree, b"")]
+            while pending:
+                tree_id, prefix = pending.pop()
+                if tree_id in seen:
+                    continue
+                seen.add(tree_id)
+                tree = store[_oid(tree_id)]
+                assert isinstance(tree, Tree)
+                yield tree, prefix
+                for item in tree.iteritems():
+                    path = prefix + b"/" + item.path if prefix else item.path
+                    if item.mode == TREE_MODE:
+                        pending.append((item.sha, path))
+                    elif item.sha not in seen:
+                        seen.add(item.sha)
+                        blob = store[_oid(item.sha)]
+                        assert isinstance(blob, Blob)
+                        yield blob, path
 
 
 @dataclass(frozen=True)
@@ -389,6 +457,10 @@ def prepare_tree(files: Mapping[str, tuple[int, bytes]]) -> PreparedTree:
 
     tree_id = write(root).decode()
     return PreparedTree(tree_id, file_ids, tuple(objects))
+
+
+def _directory_size(path: Path) -> int:
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
 
 def render_unified_diff(change: FileChange, old: bytes, new: bytes, context: int = 3) -> str:

@@ -211,3 +211,22 @@ def test_help_and_log_do_not_import_paramiko(home: Home, demo: DemoNode, cli) ->
         [sys.executable, "-m", "pvegit", "--help"], capture_output=True, text=True
     )
     assert helped.returncode == 0 and "snapshot" in helped.stdout
+
+
+def test_gc_compacts_without_losing_history(cli, demo: DemoNode, home: Home) -> None:  # type: ignore[no-untyped-def]
+    snapshot(cli)
+    config = demo.root / "etc/pve/nodes/pve1/qemu-server/100.conf"
+    for number in range(5):
+        config.write_text(config.read_text() + f"#edit {number}\n")
+        snapshot(cli)
+    before = git("--git-dir", str(home.repo_path("pve1")), "log", "--format=%H %T")
+    result = cli("gc")
+    assert result.code == 0 and result.out.startswith("pve1: ")
+    repository = str(home.repo_path("pve1"))
+    assert git("--git-dir", repository, "log", "--format=%H %T") == before
+    assert git("--git-dir", repository, "fsck", "--strict") == ""
+    assert len(list((home.repo_path("pve1") / "objects/pack").glob("*.pack"))) == 1
+    assert "#edit 4" in cli("show", "pve1", "HEAD:/etc/pve/nodes/pve1/qemu-server/100.conf").out
+    assert "unchanged" in snapshot(cli).out
+    config.write_text(config.read_text() + "#after gc\n")
+    assert "changed" in snapshot(cli).out

@@ -110,6 +110,25 @@ def cmd_export(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(arguments: argparse.Namespace) -> int:
+    from pvegit.locks import exclusive
+    from pvegit.snapshot import LOCK_TIMEOUT
+
+    home, store = open_home(arguments)
+    names = arguments.names or [
+        path.name.removesuffix(".git") for path in sorted(home.repos_dir.glob("*.git"))
+    ]
+    for name in names:
+        if not home.repo_path(name).exists():
+            raise NotFound(f"no repository for {name!r} in {home.repos_dir}")
+        with exclusive(home.lock_path(name), timeout=LOCK_TIMEOUT, what=name):
+            with HostRepository(home.repo_path(name)) as repository:
+                before, after = repository.compact()
+        store.audit(actor(), "gc", name, before=before, after=after)
+        print(f"{name}: {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB")
+    return 0
+
+
 def cmd_runs(arguments: argparse.Namespace) -> int:
     _, store = open_home(arguments)
     runs = store.runs(arguments.name, limit=arguments.limit)

@@ -1,0 +1,94 @@
+"""Shared helpers for the benchmarks: a test bed of simulated nodes, timing."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from testbed import Node, TestBed
+
+from pvegit.home import Home
+from pvegit.sshclient import scan_host_key
+from pvegit.store import Host, Store
+
+FILE_CATEGORIES = ("cluster", "network", "storage", "system")
+
+
+def require_testbed() -> TestBed:
+    why_not = TestBed.available()
+    if why_not:
+        sys.exit(f"bench: {why_not}")
+    return TestBed(Path(tempfile.mkdtemp(prefix="pvegit-bench-")))
+
+
+def new_home() -> tuple[Home, Store]:
+    home = Home(Path(tempfile.mkdtemp(prefix="pvegit-bench-home-")))
+    home.initialize()
+    return home, Store(home.state_path)
+
+
+def add_host(
+    store: Store, home: Home, node: Node, name: str, categories: tuple[str, ...] = FILE_CATEGORIES
+) -> Host:
+    node.authorize(home.public_key())
+    key_type, key_blob = scan_host_key(node.address, node.port)
+    return store.add_host(
+        Host(
+            name,
+            node.address,
+            node.port,
+            categories=categories,
+            host_key_type=key_type,
+            host_key=key_blob,
+        )  # fmt: skip
+    )
+
+
+def ssh_command(home: Home, node: Node, script: str) -> list[str]:
+    """OpenSSH itself, a fresh connection: the floor every figure is compared with."""
+    return [
+        "ssh", "-q", "-i", str(home.private_key_path), "-p", str(node.port),
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={home.known_hosts_path}",
+        "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
+        f"root@{node.address}", script,
+    ]  # fmt: skip
+
+
+def write_known_hosts(home: Home, nodes: list[Node]) -> None:
+    lines = []
+    for node in nodes:
+        key = node.public_host_key.read_text().split()
+        lines.append(f"[{node.address}]:{node.port} {key[0]} {key[1]}\n")
+    home.known_hosts_path.write_text("".join(lines))
+
+
+def timed(function: Callable[[], object], repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def run_quiet(command: list[str]) -> None:
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def show(label: str, seconds: list[float], floor: float | None = None) -> None:
+    """One line: median and minimum, and the ratio of the medians to the floor's."""
+    middle = median(seconds)
+    ratio = f"  {middle / floor:5.2f}x floor" if floor else ""
+    print(f"{label:<52} median {middle * 1000:7.1f} ms  (min {min(seconds) * 1000:6.1f}){ratio}")
