@@ -47,7 +47,7 @@ def add_host(
             categories=categories,
             host_key_type=key_type,
             host_key=key_blob,
-        )  # fmt: skip
+        )
     )
 
 

@@ -92,7 +92,7 @@ def main() -> None:
         f"{loose / 1e6:8.2f} MB"
     )
     print(
-        f"{'pvegit repository after `pvegit gc` (delta-compressed, ' + f'{pack_seconds:.1f} s)':<72}"
+        f"{f'pvegit repository after `pvegit gc` (delta-compressed, {pack_seconds:.1f} s)':<72}"
         f"{packed / 1e6:8.2f} MB"
     )
     print(f"{'same history after git gc --aggressive (reference)':<72}{git_gc / 1e6:8.2f} MB")

@@ -121,9 +121,11 @@ def cmd_gc(arguments: argparse.Namespace) -> int:
     for name in names:
         if not home.repo_path(name).exists():
             raise NotFound(f"no repository for {name!r} in {home.repos_dir}")
-        with exclusive(home.lock_path(name), timeout=LOCK_TIMEOUT, what=name):
-            with HostRepository(home.repo_path(name)) as repository:
-                before, after = repository.compact()
+        with (
+            exclusive(home.lock_path(name), timeout=LOCK_TIMEOUT, what=name),
+            HostRepository(home.repo_path(name)) as repository,
+        ):
+            before, after = repository.compact()
         store.audit(actor(), "gc", name, before=before, after=after)
         print(f"{name}: {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB")
     return 0
