@@ -8,6 +8,7 @@ refused), which is also in the run log.
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ MASS_DELETION_SHARE = 0.5
 MASS_DELETION_MINIMUM = 10
 LOCK_TIMEOUT = 600.0
 _SUBJECT_NAMES = 4
+
+_log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 TransportFactory = Callable[[Home, Host], Transport]
@@ -72,6 +75,7 @@ def take_snapshot(
     except PvegitError as err:
         return store.finish_run(run_id, status="failed", error=str(err))
     except Exception as err:  # a bug must not stop the other hosts or lose the run
+        _log.exception("snapshot of %s failed unexpectedly", host.name)
         return store.finish_run(
             run_id, status="failed", error=f"internal error: {type(err).__name__}: {err}"
         )

@@ -230,3 +230,39 @@ def test_gc_compacts_without_losing_history(cli, demo: DemoNode, home: Home) -> 
     assert "unchanged" in snapshot(cli).out
     config.write_text(config.read_text() + "#after gc\n")
     assert "changed" in snapshot(cli).out
+
+
+def test_progress_only_on_a_terminal(home: Home, demo: DemoNode) -> None:
+    import pty
+
+    command = [sys.executable, "-m", "pvegit", "--home", str(home.root), "snapshot", "pve1"]
+    main_fd, terminal_fd = pty.openpty()
+    try:
+        completed = subprocess.run(
+            command, stdout=subprocess.PIPE, stderr=terminal_fd, text=True, timeout=60
+        )
+        os.close(terminal_fd)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:  # the terminal side is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(main_fd)
+    assert completed.returncode == 0
+    assert b"[0/1] pve1: connect" in shown and b"pve1: collect" in shown
+    assert "pve1: changed" in completed.stdout and "\r" not in completed.stdout
+    piped = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_home_is_private(home: Home, cli) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    assert home.root.stat().st_mode & 0o777 == 0o700
+    assert home.private_key_path.stat().st_mode & 0o777 == 0o600
+    assert (home.root / "ssh").stat().st_mode & 0o777 == 0o700
+    assert home.state_path.stat().st_mode & 0o777 == 0o600

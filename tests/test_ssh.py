@@ -348,3 +348,66 @@ def test_wrong_password_is_a_clear_error(home: Home, node: Node) -> None:
     assert completed.returncode == 1
     assert "refused password for user 'root'" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_frozen_node_fails_within_the_time_limit(
+    home: Home, store: Store, node: Node, ssh_host: Host  # type: ignore[no-untyped-def]
+) -> None:
+    from pvegit.snapshot import SnapshotOptions
+
+    assert take_snapshot(home, store, ssh_host).status == "changed"
+    gate = "/run/pvegit-gate"
+    node.sh(f"mkfifo {gate}")
+    node.write("/usr/sbin/tar", f"#!/bin/sh\necho started > /run/pvegit-started\n"
+               f"read line < {gate}\nexec /usr/bin/tar \"$@\"\n", mode=0o755)  # fmt: skip
+    outcome: list[object] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(
+            take_snapshot(home, store, ssh_host, SnapshotOptions(io_timeout=2))
+        )
+    )
+    started = time.monotonic()
+    worker.start()
+    deadline = time.monotonic() + 30
+    while node.sh("test -e /run/pvegit-started", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the snapshot never reached the node"
+    node.signal(signal.SIGSTOP)  # the whole node freezes: sshd, the session, tar
+    try:
+        worker.join(timeout=30)
+        assert not worker.is_alive(), "the run did not end at its time limit"
+        elapsed = time.monotonic() - started
+    finally:
+        node.signal(signal.SIGCONT)
+    run = outcome[0]
+    assert run.status == "failed" and "stopped sending" in (run.error or "")  # type: ignore[attr-defined]
+    assert elapsed < 15
+    threading.Thread(target=lambda: node.sh(f"echo go > {gate}", check=False)).start()
+    node.sh("rm /usr/sbin/tar")
+    assert take_snapshot(home, store, ssh_host).status == "unchanged"
+
+
+def test_trust_asks_on_a_terminal(home: Home, store: Store, node: Node) -> None:
+    import pty
+    import select
+
+    store.add_host(Host("pve1", node.address, node.port, categories=("network",)))
+    main_fd, terminal_fd = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pvegit", "--home", str(home.root), "host", "trust", "pve1"],
+        stdin=terminal_fd, stdout=terminal_fd, stderr=terminal_fd,
+    )  # fmt: skip
+    os.close(terminal_fd)
+    shown = b""
+    try:
+        while b"trust this key?" not in shown:
+            ready, _, _ = select.select([main_fd], [], [], 30)
+            assert ready, f"no question asked: {shown!r}"
+            shown += os.read(main_fd, 4096)
+        assert node.fingerprint.encode() in shown
+        os.write(main_fd, b"y\n")
+        assert process.wait(timeout=30) == 0
+    finally:
+        os.close(main_fd)
+    assert store.host("pve1").host_key is not None
+    events = [event["action"] for event in store.audit_events()]
+    assert "host key trusted" in events
