@@ -12,10 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from testbed import Node, TestBed
+from testbed import Node, TestBed, register_node
 
 from pvegit.home import Home
-from pvegit.sshclient import scan_host_key
 from pvegit.store import Host, Store
 
 FILE_CATEGORIES = ("cluster", "network", "storage", "system")
@@ -37,18 +36,7 @@ def new_home() -> tuple[Home, Store]:
 def add_host(
     store: Store, home: Home, node: Node, name: str, categories: tuple[str, ...] = FILE_CATEGORIES
 ) -> Host:
-    node.authorize(home.public_key())
-    key_type, key_blob = scan_host_key(node.address, node.port)
-    return store.add_host(
-        Host(
-            name,
-            node.address,
-            node.port,
-            categories=categories,
-            host_key_type=key_type,
-            host_key=key_blob,
-        )
-    )
+    return register_node(store, home, node, name, categories=categories)
 
 
 def ssh_command(home: Home, node: Node, script: str) -> list[str]:

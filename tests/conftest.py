@@ -13,11 +13,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from testbed import Node, TestBed
+from testbed import Node, TestBed, register_node
 
 from pvegit.cli import main
 from pvegit.home import Home
-from pvegit.sshclient import scan_host_key
 from pvegit.store import Host, Store
 
 
@@ -84,29 +83,7 @@ def node(testbed: TestBed) -> Iterator[Node]:
     started.stop()
 
 
-def add_ssh_host(
-    store: Store,
-    home: Home,
-    node: Node,
-    name: str = "pve1",
-    *,
-    user: str = "root",
-    categories: tuple[str, ...] = ("cluster", "network", "storage", "system", "inventory"),
-) -> Host:
-    """Register ``node`` as a host, trust its key, install pvegit's key for ``user``."""
-    node.authorize(home.public_key(), user)
-    key_type, key_blob = scan_host_key(node.address, node.port)
-    return store.add_host(
-        Host(
-            name,
-            node.address,
-            node.port,
-            user=user,
-            categories=categories,
-            host_key_type=key_type,
-            host_key=key_blob,
-        )
-    )
+add_ssh_host = register_node
 
 
 @pytest.fixture

@@ -286,23 +286,14 @@ def test_killed_mid_run_leaves_a_valid_repo(
 ) -> None:
     assert take_snapshot(home, store, ssh_host).status == "changed"
     node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + "\n# edited\n")
-    # The node's tar says it started, then waits until the test lets it go on.
-    gate = "/run/pvegit-gate"
-    node.sh(f"mkfifo {gate}")
-    node.write("/usr/sbin/tar", f"#!/bin/sh\necho started > /run/pvegit-started\n"
-               f"read line < {gate}\nexec /usr/bin/tar \"$@\"\n", mode=0o755)  # fmt: skip
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pvegit", "--home", str(home.root), "snapshot", "pve1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while node.sh("test -e /run/pvegit-started", check=False).returncode != 0:
-        assert time.monotonic() < deadline, "the snapshot never reached the node"
-        assert process.poll() is None
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    threading.Thread(target=lambda: node.sh(f"echo go > {gate}", check=False)).start()
-    node.sh("rm /usr/sbin/tar")
+    with node.held_tar() as wait_started:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pvegit", "--home", str(home.root), "snapshot", "pve1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_started(30)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
     assert git("--git-dir", str(home.repo_path("pve1")), "fsck", "--strict") == ""
     assert store.runs("pve1")[0].status == "running"
     run = take_snapshot(home, store, ssh_host)
@@ -351,38 +342,31 @@ def test_wrong_password_is_a_clear_error(home: Home, node: Node) -> None:
 
 
 def test_frozen_node_fails_within_the_time_limit(
-    home: Home, store: Store, node: Node, ssh_host: Host  # type: ignore[no-untyped-def]
+    home: Home,
+    store: Store,
+    node: Node,
+    ssh_host: Host,  # type: ignore[no-untyped-def]
 ) -> None:
     from pvegit.snapshot import SnapshotOptions
 
     assert take_snapshot(home, store, ssh_host).status == "changed"
-    gate = "/run/pvegit-gate"
-    node.sh(f"mkfifo {gate}")
-    node.write("/usr/sbin/tar", f"#!/bin/sh\necho started > /run/pvegit-started\n"
-               f"read line < {gate}\nexec /usr/bin/tar \"$@\"\n", mode=0o755)  # fmt: skip
     outcome: list[object] = []
     worker = threading.Thread(
         target=lambda: outcome.append(
             take_snapshot(home, store, ssh_host, SnapshotOptions(io_timeout=2))
         )
     )
-    started = time.monotonic()
-    worker.start()
-    deadline = time.monotonic() + 30
-    while node.sh("test -e /run/pvegit-started", check=False).returncode != 0:
-        assert time.monotonic() < deadline, "the snapshot never reached the node"
-    node.signal(signal.SIGSTOP)  # the whole node freezes: sshd, the session, tar
-    try:
+    with node.held_tar() as wait_started:
+        started = time.monotonic()
+        worker.start()
+        wait_started(30)
+        node.signal(signal.SIGSTOP)  # the whole node freezes: sshd, the session, tar
         worker.join(timeout=30)
         assert not worker.is_alive(), "the run did not end at its time limit"
         elapsed = time.monotonic() - started
-    finally:
-        node.signal(signal.SIGCONT)
     run = outcome[0]
     assert run.status == "failed" and "stopped sending" in (run.error or "")  # type: ignore[attr-defined]
     assert elapsed < 15
-    threading.Thread(target=lambda: node.sh(f"echo go > {gate}", check=False)).start()
-    node.sh("rm /usr/sbin/tar")
     assert take_snapshot(home, store, ssh_host).status == "unchanged"
 
 

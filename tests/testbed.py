@@ -30,10 +30,15 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pvegit.demo import WWW_DATA_GID, node_items, write_items
+from pvegit.home import Home
+from pvegit.sshclient import scan_host_key
+from pvegit.store import Host, Store
 
 SSHD = "/usr/sbin/sshd"
 ROOT_PASSWORD = "pve-root-password"
@@ -213,6 +218,36 @@ class Node:
                 f"/home/{user}/.ssh/authorized_keys && chown -R {user} /home/{user}/.ssh && "
                 f"chmod 700 /home/{user}/.ssh && chmod 600 /home/{user}/.ssh/authorized_keys"
             )
+
+    @contextmanager
+    def held_tar(self) -> Iterator[Callable[[float], None]]:
+        """Make the node's tar stop at its start until the block ends.
+
+        Yields ``wait_started(timeout)``, which returns once a run's tar has
+        started on the node (it writes a marker, then blocks on a FIFO). On
+        leaving the block the FIFO is released and the real tar is back.
+        """
+        gate = "/run/pvegit-gate"
+        marker = "/run/pvegit-started"
+        self.sh(f"rm -f {marker}; mkfifo {gate}")
+        self.write("/usr/sbin/tar", f"#!/bin/sh\necho started > {marker}\n"
+                   f"read line < {gate}\nexec /usr/bin/tar \"$@\"\n", mode=0o755)  # fmt: skip
+
+        def wait_started(timeout: float) -> None:
+            deadline = time.monotonic() + timeout
+            while self.sh(f"test -e {marker}", check=False).returncode != 0:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no run reached {self.name}'s tar in {timeout} s")
+
+        try:
+            yield wait_started
+        finally:
+            self.signal(signal.SIGCONT)
+            # Opening the FIFO for writing blocks until the reader is there (or gone).
+            threading.Thread(
+                target=lambda: self.sh(f"echo go > {gate}", check=False), daemon=True
+            ).start()
+            self.sh(f"rm -f /usr/sbin/tar {marker}")
 
     def stop_pmxcfs(self) -> None:
         self.sh("umount /etc/pve")
@@ -415,3 +450,28 @@ class TestBed:
         for node in self.nodes:
             node.stop()
         self.nodes.clear()
+
+
+def register_node(
+    store: Store,
+    home: Home,
+    node: Node,
+    name: str = "pve1",
+    *,
+    user: str = "root",
+    categories: tuple[str, ...] = ("cluster", "network", "storage", "system", "inventory"),
+) -> Host:
+    """Add ``node`` as a pvegit host: its key trusted, pvegit's key installed for ``user``."""
+    node.authorize(home.public_key(), user)
+    key_type, key_blob = scan_host_key(node.address, node.port)
+    return store.add_host(
+        Host(
+            name,
+            node.address,
+            node.port,
+            user=user,
+            categories=categories,
+            host_key_type=key_type,
+            host_key=key_blob,
+        )
+    )
