@@ -458,13 +458,35 @@ class DemoNode:
         return True
 
     def edit_something(self) -> str:
-        """Make one realistic change (memory of a VM) and say what it was."""
+        """Make one realistic change (they rotate) and say what it was."""
+        state = self.root / ".demo-edits"
+        number = int(state.read_text()) if state.exists() else 0
+        state.write_text(str(number + 1))
         configs = sorted((self.root / "etc/pve/nodes").glob("*/qemu-server/*.conf"))
-        target = configs[0]
-        lines = target.read_text().splitlines()
-        for number, line in enumerate(lines):
-            if line.startswith("memory: "):
-                memory = int(line.split()[1])
-                lines[number] = f"memory: {memory * 2 if memory < 65536 else 2048}"
-        target.write_text("\n".join(lines) + "\n")
-        return f"/{target.relative_to(self.root)} (memory)"
+        step = number % 4
+        if step == 0:
+            target = configs[number % len(configs)]
+            lines = target.read_text().splitlines()
+            for index, line in enumerate(lines):
+                if line.startswith("memory: "):
+                    memory = int(line.split()[1])
+                    lines[index] = f"memory: {memory * 2 if memory < 65536 else 2048}"
+            target.write_text("\n".join(lines) + "\n")
+            what = "memory"
+        elif step == 1:
+            target = self.root / "etc/pve/storage.cfg"
+            target.write_text(target.read_text() + f"\ndir: scratch{number}\n\tpath /srv/scratch"
+                              f"{number}\n\tcontent backup,iso\n")  # fmt: skip
+            what = "a storage"
+        elif step == 2:
+            target = self.root / "etc/pve/firewall/cluster.fw"
+            target.write_text(target.read_text() + f"IN ACCEPT -source 10.20.{number}.0/24 -p tcp "
+                              "-dport 9100 -log nolog\n")  # fmt: skip
+            what = "a firewall rule"
+        else:
+            target = self.root / "etc/network/interfaces"
+            text = target.read_text()
+            old, new = ("2-4094", "2-1000") if "2-4094" in text else ("2-1000", "2-4094")
+            target.write_text(text.replace(f"bridge-vids {old}", f"bridge-vids {new}"))
+            what = "VLANs of vmbr0"
+        return f"/{target.relative_to(self.root)} ({what})"

@@ -147,3 +147,14 @@ def parse_metadata(data: bytes) -> dict[str, PathInfo]:
             None if group == "-" else group,
         )
     return infos
+
+
+def owner_mode_changes(old: bytes, new: bytes) -> list[tuple[PathInfo, PathInfo]]:
+    """Paths present in both metadata files whose type, owner, group or mode differ."""
+    old_info = parse_metadata(old)
+    new_info = parse_metadata(new)
+    return [
+        (old_info[path], new_info[path])
+        for path in sorted(set(old_info) & set(new_info))
+        if old_info[path] != new_info[path]
+    ]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dulwich.errors import NotGitRepository
+from dulwich.errors import NotGitRepository, NotTreeError
 from dulwich.objects import Blob, ObjectID, Tree
 from dulwich.objects import Commit as GitCommit
 from dulwich.refs import Ref
@@ -77,6 +77,16 @@ class FileChange:
     new_mode: int | None
     old_id: str | None
     new_id: str | None
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """One entry of a directory listing."""
+
+    name: str
+    path: str
+    mode: int
+    object_id: str
 
 
 @dataclass(frozen=True)
@@ -233,6 +243,34 @@ class HostRepository:
         if mode == TREE_MODE:
             raise NotFound(f"/{path} is a directory in snapshot {commit_id[:10]}")
         return mode, self.read_blob(sha.decode())
+
+    def lookup(self, commit_id: str, path: str) -> tuple[str, tuple[int, str]]:
+        """("tree", (mode, id)) or ("blob", (mode, id)) for ``path`` ("" is the root)."""
+        from dulwich.object_store import tree_lookup_path
+
+        tree = self._git_commit(commit_id).tree
+        if not path:
+            return "tree", (TREE_MODE, tree.decode())
+        store = self._repo.object_store
+        try:
+            mode, sha = tree_lookup_path(store.__getitem__, tree, encode_path(path))
+        except (KeyError, NotTreeError) as err:
+            raise NotFound(f"/{path} is not in snapshot {commit_id[:10]}") from err
+        return ("tree" if mode == TREE_MODE else "blob"), (mode, sha.decode())
+
+    def list_directory(self, commit_id: str, path: str) -> list[DirectoryEntry]:
+        """The entries of a directory at ``commit_id``; raises NotFound."""
+        kind, (_, tree_id) = self.lookup(commit_id, path)
+        if kind != "tree":
+            raise NotFound(f"/{path} is a file, not a directory")
+        tree = self._repo.object_store[_oid(tree_id)]
+        assert isinstance(tree, Tree)
+        prefix = f"{path}/" if path else ""
+        return [
+            DirectoryEntry(decode_path(item.path), prefix + decode_path(item.path), item.mode,
+                           item.sha.decode())
+            for item in tree.iteritems()
+        ]  # fmt: skip
 
     def changes(
         self, old_commit: str | None, new_commit: str, paths: Sequence[str] = ()

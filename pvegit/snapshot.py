@@ -16,10 +16,16 @@ from dataclasses import dataclass
 from pvegit.categories import resolve_selection
 from pvegit.collect import Collection, collect
 from pvegit.errors import PvegitError, RefusedError
+from pvegit.history import sync_index
 from pvegit.home import Home
 from pvegit.inventory import inventory_path
 from pvegit.locks import exclusive
-from pvegit.metadata import METADATA_PATH, parse_metadata, render_metadata
+from pvegit.metadata import (
+    METADATA_PATH,
+    owner_mode_changes,
+    parse_metadata,
+    render_metadata,
+)
 from pvegit.repo import EXECUTABLE_MODE, FILE_MODE, SYMLINK_MODE, HostRepository, prepare_tree
 from pvegit.store import Host, Run, Store
 from pvegit.tarstream import Entry, display_path
@@ -56,10 +62,16 @@ def take_snapshot(
     *,
     progress: Progress | None = None,
     transport_factory: TransportFactory | None = None,
+    run_id: int | None = None,
 ) -> Run:
-    """Snapshot ``host`` and return its finished Run (never raises for run failures)."""
+    """Snapshot ``host`` and return its finished Run (never raises for run failures).
+
+    ``run_id`` is a run already recorded with ``store.start_run`` (the web UI
+    records it first, to show its page at once); otherwise one is recorded.
+    """
     options = options or SnapshotOptions()
-    run_id = store.start_run(host.name, options.trigger, options.actor)
+    if run_id is None:
+        run_id = store.start_run(host.name, options.trigger, options.actor)
 
     def report(stage: str, done: int = 0, total: int = 0) -> None:
         store.update_progress(run_id, stage, done, total)
@@ -142,6 +154,7 @@ def _locked_snapshot(
             author=f"pvegit <pvegit@{socket.gethostname()}>",
             parent=parent,
         )
+        sync_index(store, repository, host.name)
     status = "partial" if partial else ("changed" if commit_id else "unchanged")
     return store.finish_run(
         run_id,
@@ -238,12 +251,11 @@ def _describe_changes(
         and METADATA_PATH in parent_files
         and (parent_files[METADATA_PATH] != new_files.get(METADATA_PATH))
     ):
-        old_info = parse_metadata(repository.read_blob(parent_files[METADATA_PATH][1]))
-        new_info = parse_metadata(contents[METADATA_PATH][1])
         touched = {path for path, _ in changes}
-        for path in sorted(set(old_info) & set(new_info)):
-            if old_info[path] != new_info[path] and path not in touched:
-                changes.append((path, "P"))
+        old_metadata = repository.read_blob(parent_files[METADATA_PATH][1])
+        for _, info in owner_mode_changes(old_metadata, contents[METADATA_PATH][1]):
+            if info.path not in touched:
+                changes.append((info.path, "P"))
     return changes
 
 

@@ -58,6 +58,33 @@ CREATE TABLE IF NOT EXISTS runs (
     pid INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_host ON runs (host, id);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS commit_index (
+    host TEXT NOT NULL,
+    commit_id TEXT NOT NULL,
+    parent_id TEXT,
+    position INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    trigger TEXT,
+    actor TEXT,
+    files_changed INTEGER NOT NULL,
+    PRIMARY KEY (host, commit_id)
+);
+CREATE INDEX IF NOT EXISTS commit_index_by_position ON commit_index (host, position);
+CREATE TABLE IF NOT EXISTS path_index (
+    host TEXT NOT NULL,
+    path TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    commit_id TEXT NOT NULL,
+    change TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS path_index_by_path ON path_index (host, path, position);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -187,6 +214,16 @@ class Store:
 
     def close(self) -> None:
         self._connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT) for modules built on the store."""
+        with self._transaction() as connection:
+            yield connection
+
+    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Read rows (for modules built on the store, e.g. the commit index)."""
+        return self._query(sql, parameters)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -353,14 +390,85 @@ class Store:
             raise NotFound(f"no run {run_id}")
         return _row_to_run(rows[0])
 
-    def runs(self, host: str | None = None, limit: int = 50) -> list[Run]:
-        if host:
-            rows = self._query(
-                "SELECT * FROM runs WHERE host=? ORDER BY id DESC LIMIT ?", (host, limit)
-            )
-        else:
-            rows = self._query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+    def runs(
+        self,
+        host: str | None = None,
+        limit: int = 50,
+        status: str | None = None,
+        before: int | None = None,
+    ) -> list[Run]:
+        """Newest first, optionally one host's, one status's, or older than run ``before``."""
+        clauses, values = _filters(host=host, status=status)
+        if before is not None:
+            clauses += (" AND" if clauses else "WHERE") + " id < ?"
+            values.append(before)
+        rows = self._query(
+            f"SELECT * FROM runs {clauses} ORDER BY id DESC LIMIT ?", (*values, limit)
+        )
         return [_row_to_run(row) for row in rows]
+
+    def latest_runs(self) -> dict[str, Run]:
+        """The newest run of every host."""
+        rows = self._query(
+            "SELECT * FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY host)"
+        )
+        return {row["host"]: _row_to_run(row) for row in rows}
+
+    def latest_successes(self) -> dict[str, Run]:
+        """The newest successful (changed, unchanged or partial) run of every host."""
+        rows = self._query(
+            "SELECT * FROM runs WHERE id IN (SELECT MAX(id) FROM runs WHERE status IN"
+            " ('changed', 'unchanged', 'partial') GROUP BY host)"
+        )
+        return {row["host"]: _row_to_run(row) for row in rows}
+
+    def last_success(self, host: str) -> Run | None:
+        """The newest changed, unchanged or partial run of ``host``."""
+        rows = self._query(
+            "SELECT * FROM runs WHERE host=? AND status IN ('changed', 'unchanged', 'partial')"
+            " ORDER BY id DESC LIMIT 1",
+            (host,),
+        )
+        return _row_to_run(rows[0]) if rows else None
+
+    def running_runs(self) -> list[Run]:
+        rows = self._query("SELECT * FROM runs WHERE status='running' ORDER BY id")
+        return [_row_to_run(row) for row in rows]
+
+    # -- users ---------------------------------------------------------------
+
+    def add_user(self, name: str, password_hash: str) -> None:
+        """Insert a web user; raise ConfigError if the name is taken."""
+        now = time.time()
+        with self._transaction() as connection:
+            if connection.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
+                raise ConfigError(f"user {name!r} exists already; use 'pvegit user passwd'")
+            connection.execute(
+                "INSERT INTO users (name, password_hash, created_at, updated_at) VALUES (?,?,?,?)",
+                (name, password_hash, now, now),
+            )
+
+    def set_password(self, name: str, password_hash: str) -> None:
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "UPDATE users SET password_hash=?, updated_at=? WHERE name=?",
+                (password_hash, time.time(), name),
+            )
+            if cursor.rowcount == 0:
+                raise NotFound(f"no user {name!r}; 'pvegit user list' shows the users")
+
+    def remove_user(self, name: str) -> None:
+        with self._transaction() as connection:
+            cursor = connection.execute("DELETE FROM users WHERE name=?", (name,))
+            if cursor.rowcount == 0:
+                raise NotFound(f"no user {name!r}; 'pvegit user list' shows the users")
+
+    def password_hash(self, name: str) -> str | None:
+        rows = self._query("SELECT password_hash FROM users WHERE name=?", (name,))
+        return str(rows[0]["password_hash"]) if rows else None
+
+    def users(self) -> list[str]:
+        return [str(row["name"]) for row in self._query("SELECT name FROM users ORDER BY name")]
 
     # -- audit ---------------------------------------------------------------
 
@@ -371,8 +479,13 @@ class Store:
                 (time.time(), actor, action, host, json.dumps(detail, sort_keys=True)),
             )
 
-    def audit_events(self, limit: int = 100) -> list[dict[str, Any]]:
-        rows = self._query("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+    def audit_events(
+        self, limit: int = 100, host: str | None = None, action: str | None = None
+    ) -> list[dict[str, Any]]:
+        clauses, values = _filters(host=host, action=action)
+        rows = self._query(
+            f"SELECT * FROM audit {clauses} ORDER BY id DESC LIMIT ?", (*values, limit)
+        )
         return [
             {
                 "id": row["id"],
@@ -384,6 +497,13 @@ class Store:
             }
             for row in rows
         ]
+
+
+def _filters(**equal: str | None) -> tuple[str, list[Any]]:
+    """A WHERE clause for the given column=value pairs (None: no condition)."""
+    parts = [f"{column}=?" for column, value in equal.items() if value is not None]
+    values: list[Any] = [value for value in equal.values() if value is not None]
+    return ("WHERE " + " AND ".join(parts) if parts else ""), values
 
 
 def _row_to_host(row: sqlite3.Row) -> Host:

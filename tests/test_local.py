@@ -182,12 +182,13 @@ def test_categories_and_key(cli) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_demo_command(cli, home: Home) -> None:  # type: ignore[no-untyped-def]
-    result = cli("demo")
+    result = cli("demo", "--no-serve")
     assert result.code == 0, result.err
     assert "pve-demo: changed" in result.out
     log = git("--git-dir", str(home.repo_path("pve-demo")), "log", "--format=%s").splitlines()
-    assert log[0] == "pve-demo: 1 file changed: 100.conf"
-    assert len(log) == 2
+    assert log[-2] == "pve-demo: 1 file changed: 100.conf"
+    assert len(log) == 7
+    assert "user:     admin" in result.out and "password: " in result.out
 
 
 def test_unknown_host_and_bad_revision_are_one_line_errors(cli, demo: DemoNode) -> None:  # type: ignore[no-untyped-def]

@@ -103,11 +103,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gc.add_argument("names", nargs="*", metavar="NAME", help="hosts (default: all)")
 
+    reindex = command(
+        "reindex", "history", "cmd_reindex",
+        "rebuild the commit index (timelines, file history) from the repositories",
+    )  # fmt: skip
+    reindex.add_argument("names", nargs="*", metavar="NAME", help="hosts (default: all)")
+
+    serve = command("serve", "web", "cmd_serve", "run the web UI (one process, one worker)")
+    serve.add_argument(
+        "--listen", default="127.0.0.1:8080", metavar="ADDR:PORT",
+        help="where to listen (default 127.0.0.1:8080; keep it local and put a TLS proxy in front)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--behind-tls-proxy", action="store_true",
+        help="mark session cookies Secure and trust X-Forwarded-* from 127.0.0.1",
+    )  # fmt: skip
+    serve.add_argument("--jobs", type=int, default=4, metavar="N", help="runs at once (default 4)")
+
+    user = commands.add_parser("user", help="manage the web UI's users")
+    user_commands = user.add_subparsers(dest="user_command", metavar="ACTION")
+    user_commands.required = True
+    for name, function, text in (
+        ("add", "cmd_user_add", "add a user (asks for the password, or --password-stdin)"),
+        ("passwd", "cmd_user_passwd", "set a user's password"),
+        ("remove", "cmd_user_remove", "remove a user"),
+    ):
+        sub = user_commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=("web", function))
+        sub.add_argument("name", metavar="NAME")
+        if name != "remove":
+            sub.add_argument(
+                "--password-stdin", action="store_true", help="read the password from stdin"
+            )
+    listing = user_commands.add_parser("list", help="list the users", description="list the users")
+    listing.set_defaults(handler=("web", "cmd_user_list"))
+
     demo = command(
-        "demo", "snapshots", "cmd_demo",
-        "create a simulated Proxmox node in the home directory and snapshot it",
+        "demo", "web", "cmd_demo",
+        "set up a simulated Proxmox node with some history, an admin user, and serve the UI",
     )  # fmt: skip
     demo.add_argument("--name", default="pve-demo", help="host name of the demo node")
+    demo.add_argument("--listen", default="127.0.0.1:8080", metavar="ADDR:PORT")
+    demo.add_argument(
+        "--no-serve", action="store_true", help="only set up (and print the admin password)"
+    )
     return parser
 
 

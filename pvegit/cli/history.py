@@ -131,6 +131,22 @@ def cmd_gc(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reindex(arguments: argparse.Namespace) -> int:
+    from pvegit.history import rebuild_index
+
+    home, store = open_home(arguments)
+    names = arguments.names or [
+        path.name.removesuffix(".git") for path in sorted(home.repos_dir.glob("*.git"))
+    ]
+    for name in names:
+        if not home.repo_path(name).exists():
+            raise NotFound(f"no repository for {name!r} in {home.repos_dir}")
+        with HostRepository(home.repo_path(name)) as repository:
+            count = rebuild_index(store, repository, name)
+        print(f"{name}: {count} commits indexed")
+    return 0
+
+
 def cmd_runs(arguments: argparse.Namespace) -> int:
     _, store = open_home(arguments)
     runs = store.runs(arguments.name, limit=arguments.limit)

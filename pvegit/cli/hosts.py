@@ -6,51 +6,34 @@ import argparse
 import getpass
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
-from pvegit.categories import (
-    CATALOGUE,
-    DEFAULT_CATEGORIES,
-    category,
-    validate_exclude,
-    validate_include,
-)
+from pvegit import hostconfig
+from pvegit.categories import CATALOGUE, DEFAULT_CATEGORIES
 from pvegit.cli.common import actor, ask_yes, open_home, print_json
 from pvegit.errors import ConfigError, HostKeyError, PvegitError
 from pvegit.home import Home, default_home
-from pvegit.schedules import parse_schedule
 from pvegit.store import Host, Store, validate_host_name
-from pvegit.transport import local_root
 
 
 def _validated(arguments: argparse.Namespace) -> dict[str, Any]:
     """The connection options that were given, checked."""
-    values: dict[str, Any] = {}
-    if arguments.address is not None:
-        address = arguments.address.strip()
-        if not address or any(char.isspace() for char in address):
-            raise ConfigError(f"address {arguments.address!r} is not a host name or IP")
-        local_root(address)
-        values["address"] = address
-    if arguments.port is not None:
-        if not 0 < arguments.port < 65536:
-            raise ConfigError(f"port {arguments.port} is out of range (1-65535)")
-        values["port"] = arguments.port
-    if arguments.user is not None:
-        if not arguments.user or not arguments.user.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"user {arguments.user!r} is not a valid login name")
-        values["user"] = arguments.user
-    if arguments.identity is not None:
-        values["identity"] = arguments.identity
-    if arguments.categories is not None:
-        values["categories"] = tuple(category(name).name for name in arguments.categories)
-    if arguments.includes is not None:
-        values["includes"] = tuple(validate_include(path) for path in arguments.includes)
-    if arguments.excludes is not None:
-        values["excludes"] = tuple(validate_exclude(path) for path in arguments.excludes)
-    if arguments.schedule is not None:
-        values["schedule"] = parse_schedule(arguments.schedule).spec
-    return values
+    checks: dict[str, Callable[[Any], Any]] = {
+        "address": hostconfig.check_address,
+        "port": hostconfig.check_port,
+        "user": hostconfig.check_user,
+        "identity": str,
+        "categories": hostconfig.check_categories,
+        "includes": hostconfig.check_includes,
+        "excludes": hostconfig.check_excludes,
+        "schedule": hostconfig.check_schedule,
+    }
+    return {
+        key: check(getattr(arguments, key))
+        for key, check in checks.items()
+        if getattr(arguments, key) is not None
+    }
 
 
 def cmd_init(arguments: argparse.Namespace) -> int:

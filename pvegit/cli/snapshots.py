@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pvegit.cli import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 from pvegit.cli.common import actor, open_home, print_json
-from pvegit.errors import ConfigError, NotFound
+from pvegit.errors import ConfigError
 from pvegit.home import Home
 from pvegit.snapshot import SnapshotOptions, take_snapshot
 from pvegit.store import Host, Run, Store
@@ -119,37 +119,3 @@ def cmd_snapshot(arguments: argparse.Namespace) -> int:
         summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
         print(f"{len(runs)} hosts: {summary}")
     return exit_code(runs)
-
-
-def cmd_demo(arguments: argparse.Namespace) -> int:
-    from pvegit.demo import DemoNode
-
-    home, store = open_home(arguments)
-    node = DemoNode(home.root / "demo-node" / arguments.name, arguments.name)
-    created = node.create()
-    address = f"local:{node.root}"
-    try:
-        host = store.host(arguments.name)
-    except NotFound:
-        host = store.add_host(
-            Host(
-                name=arguments.name,
-                address=address,
-                categories=("cluster", "network", "storage", "system"),
-            )
-        )
-        store.audit(actor(), "host added", host.name, address=address, demo=True)
-    print(f"demo node {arguments.name}: files at {node.root}" + (" (created)" if created else ""))
-    options = SnapshotOptions(trigger="demo", actor=actor())
-    run = take_snapshot(home, store, host, options)
-    print(describe(run))
-    edited = node.edit_something()
-    print(f"edited on the demo node: {edited}")
-    run = take_snapshot(home, store, host, options)
-    print(describe(run))
-    print()
-    print("try next:")
-    print(f"  pvegit --home {home.root} log {host.name}")
-    print(f"  pvegit --home {home.root} diff {host.name}")
-    print(f"  git clone {home.repo_path(host.name)} /tmp/{host.name}-config")
-    return exit_code([run])

@@ -1,0 +1,128 @@
+"""The web application: one route table, read top to bottom."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from pvegit.home import Home
+from pvegit.status import describe_age
+from pvegit.store import Store
+from web.context import Context, Settings, render
+from web.runner import RunLauncher
+from web.security import csrf_token, load_secret_key
+from web.views import audit, auth, browse, dashboard, hosts, runs
+
+HERE = Path(__file__).parent
+SESSION_SECONDS = 12 * 3600
+
+
+ROUTES = [
+    Route("/login", auth.login_form, methods=["GET"]),
+    Route("/login", auth.login, methods=["POST"]),
+    Route("/logout", auth.logout, methods=["POST"]),
+    Route("/", dashboard.dashboard),
+    Route("/hosts", hosts.host_list),
+    Route("/hosts", hosts.host_create, methods=["POST"]),
+    Route("/hosts/new", hosts.host_new),
+    Route("/hosts/{name}", hosts.host_page),
+    Route("/hosts/{name}/edit", hosts.host_edit_form),
+    Route("/hosts/{name}/edit", hosts.host_update, methods=["POST"]),
+    Route("/hosts/{name}/remove", hosts.host_remove, methods=["POST"]),
+    Route("/hosts/{name}/test", hosts.host_test, methods=["POST"]),
+    Route("/hosts/{name}/trust", hosts.host_trust, methods=["POST"]),
+    Route("/hosts/{name}/snapshot", hosts.host_snapshot, methods=["POST"]),
+    Route("/hosts/{name}/commits/{commit}", browse.commit_page),
+    Route("/hosts/{name}/compare/{spec}", browse.compare_page),
+    Route("/hosts/{name}/tree/{commit}", browse.tree_page),
+    Route("/hosts/{name}/tree/{commit}/{path:path}", browse.tree_page),
+    Route("/hosts/{name}/history/{path:path}", browse.history_page),
+    Route("/hosts/{name}/reveal", browse.reveal_secret, methods=["POST"]),
+    Route("/runs", runs.run_list),
+    Route("/runs/{id:int}", runs.run_page),
+    Route("/runs/{id:int}/events", runs.run_events),
+    Route("/audit", audit.audit_page),
+    Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+]
+
+PUBLIC_PATHS = ("/login", "/static")
+
+
+def _templates() -> Jinja2Templates:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["datetime"] = lambda value: (
+        time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) if value else "—"
+    )
+    environment.filters["age"] = lambda value: (
+        describe_age(time.time() - value) + " ago" if value else "never"
+    )
+    environment.filters["seconds"] = lambda value: "—" if value is None else f"{value:.1f} s"
+    environment.globals["csrf_token"] = lambda request: csrf_token(request.session)
+    return Jinja2Templates(env=environment)
+
+
+async def _error_page(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    titles = {400: "Not accepted", 403: "Forbidden", 404: "Not found", 413: "Too large",
+              429: "Too many attempts"}  # fmt: skip
+    return render(
+        request,
+        "error.html",
+        {"status": error.status_code, "title": titles.get(error.status_code, "Error"),
+         "detail": error.detail},
+        status_code=error.status_code,
+    )  # fmt: skip
+
+
+def create_app(
+    home: Home, settings: Settings | None = None, *, store: Store | None = None
+) -> Starlette:
+    """The ASGI app for one pvegit home."""
+    settings = settings or Settings()
+    home.initialize()
+    store = store or Store(home.state_path)
+    launcher = RunLauncher(home, store, concurrency=settings.concurrency)
+    context = Context(home, store, settings, launcher, templates=_templates())
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            secret_key=load_secret_key(home.root / "web_secret"),
+            session_cookie="pvegit_session",
+            max_age=SESSION_SECONDS,
+            same_site="lax",
+            https_only=settings.secure_cookies,
+        )
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        launcher.shutdown()
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=middleware,
+        exception_handlers={HTTPException: _error_page},
+        lifespan=lifespan,
+    )
+    app.state.pvegit = context
+    return app

@@ -1,0 +1,57 @@
+"""Runs started from the web UI: a bounded pool of worker threads."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from pvegit.home import Home
+from pvegit.snapshot import SnapshotOptions, take_snapshot
+from pvegit.store import Host, Store
+
+_log = logging.getLogger(__name__)
+
+
+class RunLauncher:
+    """Starts snapshots in the background and hands back their run id at once."""
+
+    def __init__(self, home: Home, store: Store, *, concurrency: int = 4) -> None:
+        self._home = home
+        self._store = store
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pvegit-run")
+        self._lock = threading.Lock()
+
+    def launch(self, host: Host, *, trigger: str, actor: str | None) -> int:
+        """Queue a snapshot of ``host``; if one is already running, return that run's id."""
+        with self._lock:
+            for run in self._store.running_runs():
+                if run.host == host.name and _alive(run.pid):
+                    return run.id
+            run_id = self._store.start_run(host.name, trigger, actor)
+        options = SnapshotOptions(trigger=trigger, actor=actor)
+        self._pool.submit(self._run, host, options, run_id)
+        return run_id
+
+    def _run(self, host: Host, options: SnapshotOptions, run_id: int) -> None:
+        try:
+            take_snapshot(self._home, self._store, host, options, run_id=run_id)
+        except Exception:  # take_snapshot records failures itself; this is a last resort
+            _log.exception("run %s of %s failed outside the snapshot", run_id, host.name)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _alive(pid: int | None) -> bool:
+    """Is the process that recorded a run still there? (A dead one left it 'running'.)"""
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,135 @@
+"""Passwords, sessions, CSRF tokens and login throttling."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# scrypt with N=2^15, r=8, p=1: ~0.1 s and 32 MiB per attempt on this class of machine.
+_SCRYPT = {"n": 2**15, "r": 8, "p": 1}
+_MAXMEM = 64 * 1024 * 1024
+
+
+def hash_password(password: str) -> str:
+    """A self-describing scrypt hash: ``scrypt$N$r$p$salt$hash`` (base64)."""
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, maxmem=_MAXMEM, dklen=32, **_SCRYPT)
+    encode = base64.b64encode
+    return (
+        f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}$"
+        f"{encode(salt).decode()}${encode(digest).decode()}"
+    )
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    """Constant-time check; a missing user costs the same time as a wrong password."""
+    if stored is None:
+        hash_password(password)
+        return False
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        candidate = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=_MAXMEM,
+            dklen=32,
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(candidate, base64.b64decode(digest))
+
+
+def check_new_password(password: str) -> str | None:
+    """Why a new password is not acceptable, or None."""
+    if len(password) < 10:
+        return "a password needs at least 10 characters"
+    return None
+
+
+def load_secret_key(path: Path) -> str:
+    """The key signing session cookies, created once (0600) in the home directory."""
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def csrf_token(session: dict[str, object]) -> str:
+    """The session's CSRF token (created on first use)."""
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def csrf_valid(session: dict[str, object], submitted: str | None) -> bool:
+    expected = session.get("csrf")
+    return (
+        isinstance(expected, str)
+        and bool(submitted)
+        and hmac.compare_digest(expected, str(submitted))
+    )
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+
+
+@dataclass
+class LoginThrottle:
+    """Slows password guessing: after ``free`` failures per user or per client
+    address, each further attempt waits twice as long as the last (up to
+    ``ceiling`` seconds). A success clears the user's count."""
+
+    free: int = 5
+    base: float = 30.0
+    ceiling: float = 900.0
+    window: float = 3600.0
+    _failures: dict[str, _Failures] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait_seconds(self, *keys: str, now: float | None = None) -> float:
+        """Seconds before another attempt is allowed for any of ``keys`` (0: now)."""
+        now = time.time() if now is None else now
+        longest = 0.0
+        with self._lock:
+            for key in keys:
+                failures = self._failures.get(key)
+                if failures is None or now - failures.last > self.window:
+                    continue
+                if failures.count >= self.free:
+                    delay = min(self.ceiling, self.base * 2 ** (failures.count - self.free))
+                    longest = max(longest, failures.last + delay - now)
+        return max(0.0, longest)
+
+    def failed(self, *keys: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        with self._lock:
+            for key in keys:
+                failures = self._failures.setdefault(key, _Failures())
+                if now - failures.last > self.window:
+                    failures.count = 0
+                failures.count += 1
+                failures.last = now
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)

@@ -1,0 +1,1 @@
+"""Views compute; templates render. One module per group of pages."""

@@ -1,0 +1,73 @@
+"""Login and logout."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from web.context import context_of, render
+from web.guard import action, read_form
+from web.security import csrf_valid, verify_password
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths: never redirect a fresh login to another site."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+async def login_form(request: Request) -> Response:
+    return render(
+        request,
+        "login.html",
+        {"error": None, "username": "", "next": _safe_next(request.query_params.get("next"))},
+    )
+
+
+async def login(request: Request) -> Response:
+    context = context_of(request)
+    form = await read_form(request)
+    token = form.get("csrf_token")
+    if not csrf_valid(request.session, token if isinstance(token, str) else None):
+        raise HTTPException(
+            403, "the login form's security token is missing or stale; reload the page"
+        )
+    username = str(form.get("username", "")).strip()
+    password = str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "/")))
+    client = request.client.host if request.client else "unknown"
+    keys = (f"user:{username}", f"address:{client}")
+    wait = context.throttle.wait_seconds(*keys)
+    if wait > 0:
+        return render(request, "login.html",
+                      {"error": f"Too many failed attempts. Try again in {wait:.0f} s.",
+                       "username": username, "next": target}, status_code=429)  # fmt: skip
+    stored = await run_in_threadpool(context.store.password_hash, username)
+    valid = await run_in_threadpool(verify_password, password, stored)
+    if not valid:
+        context.throttle.failed(*keys)
+        await run_in_threadpool(context.store.audit, username or "-", "login failed", None,
+                                address=client)  # fmt: skip
+        return render(request, "login.html",
+                      {"error": "Wrong user name or password.", "username": username,
+                       "next": target}, status_code=401)  # fmt: skip
+    context.throttle.succeeded(f"user:{username}")
+    request.session.clear()  # a new session on login: no fixation
+    request.session["user"] = username
+    await run_in_threadpool(context.store.audit, username, "login", None, address=client)
+    return RedirectResponse(target, status_code=303)
+
+
+@action
+async def logout(request: Request, user: str, form: object) -> Response:
+    request.session.clear()
+    await run_in_threadpool(context_of(request).store.audit, user, "logout", None)
+    return RedirectResponse("/login", status_code=303)

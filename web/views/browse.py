@@ -1,0 +1,177 @@
+"""Reading history: a commit, a comparison, the tree, a file and its history, secrets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pvegit.categories import is_secret, normalize_node_path
+from pvegit.errors import ConfigError, NotFound
+from pvegit.history import find_commit, path_history, sync_index
+from pvegit.repo import SYMLINK_MODE, TREE_MODE, HostRepository, is_binary
+from pvegit.store import Host
+from web.context import context_of, render
+from web.diffs import build_diffs
+from web.guard import action, page
+from web.views.hosts import find_host
+
+MAX_SHOWN_BYTES = 1024 * 1024
+
+
+def _repository(request: Request, host: Host) -> HostRepository:
+    path = context_of(request).home.repo_path(host.name)
+    if not path.exists():
+        raise HTTPException(404, f"{host.name} has no snapshots yet")
+    return HostRepository(path)
+
+
+def _resolve(repository: HostRepository, revision: str) -> str:
+    try:
+        return repository.resolve(revision)
+    except (NotFound, ConfigError) as err:
+        raise HTTPException(404, str(err)) from err
+
+
+def _path(raw: str) -> str:
+    try:
+        return normalize_node_path(raw)
+    except ConfigError as err:
+        raise HTTPException(404, str(err)) from err
+
+
+def _split(request: Request) -> bool:
+    return request.query_params.get("view") == "split"
+
+
+@page
+def commit_page(request: Request, user: str) -> Response:
+    host = find_host(request)
+    with _repository(request, host) as repository:
+        commit_id = _resolve(repository, request.path_params["commit"])
+        commit = repository.commit(commit_id)
+        parent = commit.parents[0] if commit.parents else None
+        diffs, modes = build_diffs(
+            repository, repository.changes(parent, commit_id), split=_split(request)
+        )
+    return render(request, "commit.html", {
+        "nav": "hosts", "host": host, "commit": commit, "parent": parent,
+        "indexed": find_commit(context_of(request).store, host.name, commit_id),
+        "diffs": diffs, "modes": modes, "split": _split(request),
+    })  # fmt: skip
+
+
+@page
+def compare_page(request: Request, user: str) -> Response:
+    host = find_host(request)
+    spec = request.path_params["spec"]
+    if "..." not in spec:
+        raise HTTPException(404, "compare two revisions as /compare/A...B")
+    first, second = spec.split("...", 1)
+    with _repository(request, host) as repository:
+        old_id = _resolve(repository, first)
+        new_id = _resolve(repository, second)
+        diffs, modes = build_diffs(
+            repository, repository.changes(old_id, new_id), split=_split(request)
+        )
+        old, new = repository.commit(old_id), repository.commit(new_id)
+    return render(request, "compare.html", {
+        "nav": "hosts", "host": host, "old": old, "new": new, "diffs": diffs, "modes": modes,
+        "split": _split(request), "spec": spec,
+    })  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Listing:
+    name: str
+    path: str
+    kind: str  # "dir", "file", "link"
+    secret: bool
+
+
+@page
+def tree_page(request: Request, user: str) -> Response:
+    host = find_host(request)
+    raw_path = request.path_params.get("path", "")
+    path = _path(raw_path) if raw_path.strip("/") else ""
+    with _repository(request, host) as repository:
+        commit_id = _resolve(repository, request.path_params["commit"])
+        try:
+            kind, _ = repository.lookup(commit_id, path)
+        except NotFound as err:
+            raise HTTPException(404, str(err)) from err
+        if kind == "tree":
+            listing = [
+                Listing(entry.name, entry.path, "dir" if entry.mode == TREE_MODE else
+                        "link" if entry.mode == SYMLINK_MODE else "file", is_secret(entry.path))
+                for entry in repository.list_directory(commit_id, path)
+            ]  # fmt: skip
+            listing.sort(key=lambda item: (item.kind != "dir", item.name))
+            return render(request, "tree.html", {
+                "nav": "hosts", "host": host, "commit_id": commit_id, "path": path,
+                "crumbs": _crumbs(path), "listing": listing,
+            })  # fmt: skip
+        mode, data = repository.read_file(commit_id, path)
+    store = context_of(request).store
+    history = path_history(store, host.name, path, limit=15)
+    secret = is_secret(path)
+    text = None
+    if not secret and not is_binary(data) and len(data) <= MAX_SHOWN_BYTES:
+        text = data.decode("utf-8", "replace")
+    return render(request, "file.html", {
+        "nav": "hosts", "host": host, "commit_id": commit_id, "path": path,
+        "crumbs": _crumbs(path), "size": len(data), "text": text, "secret": secret,
+        "link": mode == SYMLINK_MODE, "binary": is_binary(data), "history": history,
+        "revealed": None,
+    })  # fmt: skip
+
+
+def _crumbs(path: str) -> list[tuple[str, str]]:
+    parts = [part for part in path.split("/") if part]
+    return [(part, "/".join(parts[: index + 1])) for index, part in enumerate(parts)]
+
+
+@page
+def history_page(request: Request, user: str) -> Response:
+    host = find_host(request)
+    path = _path(request.path_params["path"])
+    context = context_of(request)
+    repository_path = context.home.repo_path(host.name)
+    if repository_path.exists():
+        with HostRepository(repository_path) as repository:
+            sync_index(context.store, repository, host.name)
+    history = path_history(context.store, host.name, path, limit=200)
+    return render(request, "history.html", {
+        "nav": "hosts", "host": host, "path": path, "crumbs": _crumbs(path), "history": history,
+    })  # fmt: skip
+
+
+@action
+async def reveal_secret(request: Request, user: str, form: FormData) -> Response:
+    """Show a secret file's content: an explicit step, written to the audit log."""
+    context = context_of(request)
+    host = find_host(request)
+    path = _path(str(form.get("path", "")))
+    revision = str(form.get("commit", ""))
+
+    def read() -> tuple[str, bytes]:
+        with _repository(request, host) as repository:
+            commit_id = _resolve(repository, revision)
+            try:
+                return commit_id, repository.read_file(commit_id, path)[1]
+            except NotFound as err:
+                raise HTTPException(404, str(err)) from err
+
+    commit_id, data = await run_in_threadpool(read)
+    await run_in_threadpool(context.store.audit, user, "secret shown", host.name,
+                            path=f"/{path}", commit=commit_id)  # fmt: skip
+    return render(request, "file.html", {
+        "nav": "hosts", "host": host, "commit_id": commit_id, "path": path,
+        "crumbs": _crumbs(path), "size": len(data), "text": None, "secret": True,
+        "link": False, "binary": is_binary(data), "history": [],
+        "revealed": data.decode("utf-8", "replace") if not is_binary(data) else None,
+    })  # fmt: skip

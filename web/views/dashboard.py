@@ -1,0 +1,97 @@
+"""The dashboard: the fleet at a glance."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pvegit.history import IndexedCommit, last_change, recent_changes
+from pvegit.status import HostStatus, host_status, next_run
+from pvegit.store import Host, Run
+from web.context import context_of, render
+from web.guard import page
+
+CARD_KINDS = ("ok", "partial", "failing", "stale", "never")
+
+
+@dataclass(frozen=True)
+class HostRow:
+    host: Host
+    status: HostStatus
+    last_change: IndexedCommit | None
+    next_run: float | None
+
+
+@dataclass(frozen=True)
+class Storage:
+    repos_bytes: int
+    free_bytes: int
+    total_bytes: int
+
+    @property
+    def free_share(self) -> float:
+        return self.free_bytes / self.total_bytes if self.total_bytes else 0.0
+
+
+_storage_cache: dict[str, tuple[float, Storage]] = {}
+_storage_lock = threading.Lock()
+_STORAGE_SECONDS = 60.0
+
+
+def storage_of(repos: Path) -> Storage:
+    """Bytes used by the repositories and free on their disk (walked at most once a minute)."""
+    with _storage_lock:
+        cached = _storage_cache.get(str(repos))
+        if cached and time.monotonic() - cached[0] < _STORAGE_SECONDS:
+            return cached[1]
+    used = sum(item.stat().st_size for item in repos.rglob("*") if item.is_file())
+    disk = shutil.disk_usage(repos)
+    storage = Storage(used, disk.free, disk.total)
+    with _storage_lock:
+        _storage_cache[str(repos)] = (time.monotonic(), storage)
+    return storage
+
+
+def fleet_rows(request: Request) -> list[HostRow]:
+    """Every host with its status, last change and next scheduled run."""
+    context = context_of(request)
+    store = context.store
+    latest = store.latest_runs()
+    successes = store.latest_successes()
+    changes = last_change(store)
+    rows = []
+    for host in store.hosts():
+        status = host_status(host, latest.get(host.name), successes.get(host.name),
+                             default_schedule=context.settings.default_schedule)  # fmt: skip
+        rows.append(
+            HostRow(
+                host, status, changes.get(host.name), next_run(status.schedule, status.last_success)
+            )
+        )
+    return rows
+
+
+@page
+def dashboard(request: Request, user: str) -> Response:
+    context = context_of(request)
+    rows = fleet_rows(request)
+    counts = {kind: sum(1 for row in rows if row.status.kind == kind) for kind in CARD_KINDS}
+    running: list[Run] = context.store.running_runs()
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "nav": "dashboard",
+            "rows": rows,
+            "counts": counts,
+            "running": running,
+            "recent": recent_changes(context.store, limit=10),
+            "storage": storage_of(context.home.repos_dir),
+        },
+    )

@@ -1,0 +1,101 @@
+"""Runs: the log of every snapshot attempt, one run's page, and its live progress."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from pvegit.errors import NotFound
+from pvegit.store import RUN_STATUSES, Run
+from web.context import context_of, render
+from web.guard import page, stream
+
+PAGE = 50
+STAGES = ("queued", "connect", "collect", "inventory", "commit", "done")
+_POLL_SECONDS = 0.25
+
+
+def find_run(request: Request) -> Run:
+    try:
+        return context_of(request).store.run(request.path_params["id"])
+    except NotFound as err:
+        raise HTTPException(404, str(err)) from err
+
+
+@page
+def run_list(request: Request, user: str) -> Response:
+    store = context_of(request).store
+    host = request.query_params.get("host") or None
+    status = request.query_params.get("status") or None
+    if status is not None and status not in RUN_STATUSES:
+        status = None
+    before_text = request.query_params.get("before", "")
+    before = int(before_text) if before_text.isdigit() else None
+    runs = store.runs(host, limit=PAGE, status=status, before=before)
+    return render(request, "runs.html", {
+        "nav": "runs", "runs": runs, "host": host or "", "status": status or "",
+        "statuses": RUN_STATUSES, "hosts": [item.name for item in store.hosts()],
+        "older": runs[-1].id if len(runs) == PAGE else None,
+    })  # fmt: skip
+
+
+@page
+def run_page(request: Request, user: str) -> Response:
+    run = find_run(request)
+    return render(request, "run.html", {"nav": "runs", "run": run, "stages": STAGES[1:-1],
+                                        "progress": progress_of(run)})  # fmt: skip
+
+
+def progress_of(run: Run) -> dict[str, object]:
+    """What the live view needs: stage, counts, a percentage, the outcome."""
+    stage = run.stage or "queued"
+    index = STAGES.index(stage) if stage in STAGES else 0
+    if run.status != "running":
+        percent = 100
+    elif stage == "collect" and run.progress_total:
+        percent = 10 + int(70 * min(1.0, run.progress_done / run.progress_total))
+    else:
+        percent = {0: 0, 1: 5, 2: 10, 3: 85, 4: 92}.get(index, 0)
+    return {
+        "id": run.id,
+        "status": run.status,
+        "stage": stage,
+        "stage_index": index,
+        "done": run.progress_done,
+        "total": run.progress_total,
+        "percent": percent,
+        "files": run.files,
+        "commit": run.commit_id,
+        "error": run.error,
+        "duration": run.duration,
+    }
+
+
+@stream
+async def run_events(request: Request, user: str) -> Response:
+    """Server-Sent Events: the run's progress until it ends."""
+    store = context_of(request).store
+    run = find_run(request)
+
+    async def events() -> AsyncIterator[str]:
+        last = None
+        current = run
+        while True:
+            state = progress_of(current)
+            if state != last:
+                yield f"data: {json.dumps(state)}\n\n"
+                last = state
+            if current.status != "running" or await request.is_disconnected():
+                yield "event: end\ndata: {}\n\n"
+                return
+            await asyncio.sleep(_POLL_SECONDS)
+            current = await run_in_threadpool(store.run, run.id)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store"})  # fmt: skip
