@@ -27,7 +27,6 @@ from web.security import csrf_token, load_secret_key
 from web.views import audit, auth, browse, dashboard, hosts, runs
 
 HERE = Path(__file__).parent
-SESSION_SECONDS = 12 * 3600
 
 
 ROUTES = [
@@ -107,7 +106,7 @@ def create_app(
             SessionMiddleware,
             secret_key=load_secret_key(home.root / "web_secret"),
             session_cookie="pvegit_session",
-            max_age=SESSION_SECONDS,
+            max_age=settings.session_seconds,
             same_site="lax",
             https_only=settings.secure_cookies,
         )

@@ -22,6 +22,7 @@ class Settings:
     secure_cookies: bool = False  # behind a TLS reverse proxy
     concurrency: int = 4
     default_schedule: str = "daily"
+    session_seconds: int = 12 * 3600
 
 
 @dataclass

@@ -1,0 +1,387 @@
+"""The web UI through Starlette's TestClient: every page, every error path."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.routing import Mount, Route
+from starlette.testclient import TestClient
+
+from pvegit.demo import DemoNode
+from pvegit.home import Home
+from pvegit.snapshot import take_snapshot
+from pvegit.store import Host, Store
+from web.app import ROUTES, create_app
+from web.context import Settings
+from web.security import LoginThrottle, hash_password
+
+PASSWORD = "correct horse battery"
+
+
+def token_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def app_store(home: Home) -> Iterator[Store]:
+    store = Store(home.state_path)
+    store.add_user("admin", hash_password(PASSWORD))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def client(home: Home, app_store: Store) -> Iterator[TestClient]:
+    app = create_app(home, Settings(concurrency=2), store=app_store)
+    with TestClient(app, follow_redirects=False) as test_client:
+        yield test_client
+
+
+def login(client: TestClient, user: str = "admin", password: str = PASSWORD) -> str:
+    """Log in; return a CSRF token of the new session."""
+    page = client.get("/login")
+    response = client.post("/login", data={"username": user, "password": password,
+                                           "csrf_token": token_of(page.text), "next": "/"})  # fmt: skip
+    assert response.status_code == 303, response.text
+    return token_of(client.get("/").text)
+
+
+@pytest.fixture
+def demo_host(home: Home, app_store: Store, tmp_path: Path) -> Host:
+    node = DemoNode(tmp_path / "node", "pve1")
+    node.create()
+    host = app_store.add_host(Host("pve1", f"local:{node.root}",
+                                   categories=("cluster", "network", "system")))  # fmt: skip
+    assert take_snapshot(home, app_store, host).status == "changed"
+    for _ in range(3):
+        node.edit_something()
+        assert take_snapshot(home, app_store, host).status == "changed"
+    return host
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x", path).replace("{id:int}", "1")
+
+
+def all_routes() -> list[tuple[str, str]]:
+    found = []
+    for route in ROUTES:
+        if isinstance(route, Mount):
+            continue
+        assert isinstance(route, Route)
+        for method in sorted(route.methods or []):
+            if method != "HEAD":
+                found.append((method, route.path))
+    return found
+
+
+@pytest.mark.parametrize(("method", "path"), all_routes())
+def test_every_route_needs_a_login(client: TestClient, method: str, path: str) -> None:
+    url = re.sub(r"\{id:int\}", "1", path)
+    url = re.sub(r"\{[^}]+\}", "x", url)
+    response = client.request(method, url)
+    if path == "/login":
+        assert response.status_code in (200, 403)  # the form, or a POST without its token
+        return
+    if path.endswith("/events"):
+        assert response.status_code == 401
+        return
+    assert response.status_code == 303, f"{method} {path} answered {response.status_code}"
+    assert response.headers["location"].startswith("/login")
+
+
+def test_static_files_are_public(client: TestClient) -> None:
+    assert client.get("/static/style.css").status_code == 200
+
+
+@pytest.mark.parametrize(("method", "path"), [r for r in all_routes() if r[0] == "POST"])
+def test_every_post_needs_a_csrf_token(
+    client: TestClient, demo_host: Host, method: str, path: str
+) -> None:
+    login(client)
+    url = path.replace("{name}", "pve1")
+    response = client.post(url, data={"fingerprint": "x", "path": "etc/hosts", "commit": "HEAD"})
+    assert response.status_code == 403, f"POST {path} without a token: {response.status_code}"
+    wrong = client.post(url, data={"csrf_token": "forged"})
+    assert wrong.status_code == 403
+
+
+def test_login_wrong_password_throttle_and_audit(client: TestClient, app_store: Store) -> None:
+    page = client.get("/login")
+    token = token_of(page.text)
+    assert 'name="username"' in page.text and 'name="password"' in page.text
+    for _ in range(5):
+        wrong = client.post("/login", data={"username": "admin", "password": "nope",
+                                            "csrf_token": token})  # fmt: skip
+        assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
+    throttled = client.post("/login", data={"username": "admin", "password": PASSWORD,
+                                            "csrf_token": token})  # fmt: skip
+    assert throttled.status_code == 429 and "Too many failed attempts" in throttled.text
+    actions = [event["action"] for event in app_store.audit_events()]
+    assert actions.count("login failed") == 5
+
+
+def test_throttle_backs_off_and_forgets_on_success() -> None:
+    throttle = LoginThrottle(free=2, base=10, ceiling=100)
+    throttle.failed("user:a", now=0)
+    assert throttle.wait_seconds("user:a", now=0) == 0
+    throttle.failed("user:a", now=1)
+    assert throttle.wait_seconds("user:a", now=1) == 10
+    throttle.failed("user:a", now=20)
+    assert throttle.wait_seconds("user:a", now=20) == 20
+    throttle.succeeded("user:a")
+    assert throttle.wait_seconds("user:a", now=21) == 0
+
+
+def test_login_redirects_only_to_local_paths(client: TestClient) -> None:
+    page = client.get("/login?next=https://evil.example/")
+    assert 'value="/"' in page.text
+    response = client.post("/login", data={"username": "admin", "password": PASSWORD,
+                                           "csrf_token": token_of(page.text),
+                                           "next": "//evil.example/x"})  # fmt: skip
+    assert response.headers["location"] == "/"
+    back = client.get("/login?next=/runs")
+    assert 'value="/runs"' in back.text
+
+
+def test_session_cookie_flags(home: Home, app_store: Store) -> None:
+    app = create_app(home, Settings(secure_cookies=True), store=app_store)
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as secure:
+        page = secure.get("/login")
+        response = secure.post("/login", data={"username": "admin", "password": PASSWORD,
+                                               "csrf_token": token_of(page.text)})  # fmt: skip
+        cookie = response.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie and "secure" in cookie
+
+
+def test_expired_or_forged_session_means_login(client: TestClient, home: Home) -> None:
+    import base64
+
+    import itsdangerous
+
+    login(client)
+    assert client.get("/").status_code == 200
+    secret = (home.root / "web_secret").read_text().strip()
+
+    class OldSigner(itsdangerous.TimestampSigner):
+        def get_timestamp(self) -> int:
+            return 1_000_000_000  # 2001: long past any max_age
+
+    payload = base64.b64encode(json.dumps({"user": "admin"}).encode())
+    fresh = itsdangerous.TimestampSigner(secret).sign(payload).decode()
+    client.cookies.clear()
+    client.cookies.set("pvegit_session", fresh)
+    assert client.get("/").status_code == 200  # the same cookie, signed now, is accepted
+    client.cookies.clear()
+    client.cookies.set("pvegit_session", OldSigner(secret).sign(payload).decode())
+    assert client.get("/").status_code == 303
+    client.cookies.clear()
+    client.cookies.set("pvegit_session", "forged.value.here")
+    assert client.get("/").status_code == 303
+
+
+def test_removed_user_loses_the_session(client: TestClient, app_store: Store) -> None:
+    login(client)
+    app_store.remove_user("admin")
+    assert client.get("/hosts").headers["location"].startswith("/login")
+
+
+def test_logout(client: TestClient) -> None:
+    token = login(client)
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert client.get("/").status_code == 303
+
+
+def test_pages_render(client: TestClient, demo_host: Host, home: Home) -> None:
+    login(client)
+    dashboard = client.get("/")
+    assert dashboard.status_code == 200
+    for text in ("OK", "Failing", "Stale", "Never backed up", "pve1", "Recent changes", "MB"):
+        assert text in dashboard.text
+    host_page = client.get("/hosts/pve1")
+    assert host_page.status_code == 200 and "Timeline" in host_page.text
+    assert "4 snapshots with changes" in host_page.text
+    commit_id = re.findall(r"/hosts/pve1/commits/([0-9a-f]{40})", host_page.text)[0]
+    for url in (
+        "/hosts", "/hosts/new", "/hosts/pve1/edit", "/runs", "/runs?host=pve1&status=changed",
+        "/runs/1", "/audit", "/audit?host=pve1", f"/hosts/pve1/commits/{commit_id}",
+        f"/hosts/pve1/commits/{commit_id}?view=split", "/hosts/pve1/compare/HEAD~3...HEAD",
+        f"/hosts/pve1/tree/{commit_id}", f"/hosts/pve1/tree/{commit_id}/etc/pve",
+        f"/hosts/pve1/tree/{commit_id}/etc/pve/storage.cfg", "/hosts/pve1/history/etc/pve",
+        "/hosts/pve1/history/etc/pve/storage.cfg", "/hosts/pve1/tree/HEAD/etc/pve/local",
+    ):  # fmt: skip
+        response = client.get(url)
+        assert response.status_code == 200, url
+    commit = client.get(f"/hosts/pve1/commits/{commit_id}").text
+    assert "+" in commit and "modified" in commit
+    tree = client.get(f"/hosts/pve1/tree/{commit_id}/etc/pve").text
+    assert "symbolic link" in tree and "qemu-server" in tree
+    history = client.get("/hosts/pve1/history/etc/pve/storage.cfg").text
+    assert "first snapshot" in history
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/hosts/nope",
+        "/hosts/pve1/commits/deadbeef",
+        "/hosts/pve1/commits/zzzz",
+        "/hosts/pve1/tree/HEAD/etc/nope",
+        "/hosts/pve1/tree/HEAD/../../etc/passwd",
+        "/hosts/pve1/tree/HEAD/etc/%2e%2e/%2e%2e/etc/passwd",
+        "/hosts/pve1/history/..%2F..%2Fetc",
+        "/hosts/pve1/compare/HEAD",
+        "/hosts/pve1/compare/HEAD...nope",
+        "/runs/999999",
+        "/hosts/..%2Fpve1",
+    ],
+)
+def test_unknown_things_are_a_404_page(client: TestClient, demo_host: Host, url: str) -> None:
+    login(client)
+    response = client.get(url)
+    assert response.status_code == 404, url
+    assert "Not found" in response.text and "Traceback" not in response.text
+
+
+def test_host_form_validation_and_crud(client: TestClient, app_store: Store) -> None:
+    token = login(client)
+    bad = client.post("/hosts", data={"csrf_token": token, "name": "../x", "address": "a b",
+                                      "port": "99999", "user": "Root!", "categories": "nope",
+                                      "includes": "/etc/$(reboot)", "schedule": "sometimes"})  # fmt: skip
+    assert bad.status_code == 400
+    for message in ("not allowed", "not a host name", "out of range", "not a valid login",
+                    "unknown category", "characters", "not understood"):  # fmt: skip
+        assert message in bad.text, message
+    assert 'value="../x"' in bad.text  # the form comes back as typed
+    good = client.post("/hosts", data={"csrf_token": token, "name": "pve9",
+                                       "address": "192.0.2.9", "port": "22", "user": "root",
+                                       "categories": ["cluster", "network"],
+                                       "excludes": "/etc/pve/nodes/*/qemu-server/9*.conf"})  # fmt: skip
+    assert good.status_code == 303 and good.headers["location"] == "/hosts/pve9"
+    host = app_store.host("pve9")
+    assert host.categories == ("cluster", "network")
+    assert host.excludes == ("etc/pve/nodes/*/qemu-server/9*.conf",)
+    duplicate = client.post("/hosts", data={"csrf_token": token, "name": "pve9",
+                                            "address": "192.0.2.9", "port": "22", "user": "root",
+                                            "categories": "cluster"})  # fmt: skip
+    assert duplicate.status_code == 400 and "exists already" in duplicate.text
+    app_store.update_host("pve9", host_key_type="ssh-ed25519", host_key="AAAA")
+    edited = client.post("/hosts/pve9/edit", data={"csrf_token": token, "address": "192.0.2.10",
+                                                   "port": "2222", "user": "pvebackup",
+                                                   "categories": "cluster",
+                                                   "schedule": "daily at 3:15"})  # fmt: skip
+    assert edited.status_code == 303
+    host = app_store.host("pve9")
+    assert (host.address, host.port, host.user, host.schedule) == (
+        "192.0.2.10",
+        2222,
+        "pvebackup",
+        "daily at 03:15",
+    )
+    assert host.host_key is None  # a new address must be trusted again
+    assert client.post("/hosts/pve9/remove", data={"csrf_token": token}).status_code == 303
+    assert client.get("/hosts/pve9").status_code == 404
+    actions = [event["action"] for event in app_store.audit_events()]
+    for action in ("host added", "host edited", "host removed", "login"):
+        assert action in actions
+
+
+def test_names_and_contents_are_escaped(
+    client: TestClient, home: Home, app_store: Store, tmp_path: Path
+) -> None:
+    root = tmp_path / "node"
+    DemoNode(root, "pve1").create()
+    evil = root / "etc/network/interfaces.d/<script>alert(1)<\\script>"
+    evil.write_text("<img src=x onerror=alert(2)>\n")
+    host = app_store.add_host(Host("pve1", f"local:{root}", categories=("network",)))
+    take_snapshot(home, app_store, host)
+    evil.write_text("<b>bold</b>\n")
+    take_snapshot(home, app_store, host)
+    login(client)
+    commit = client.get("/hosts/pve1/commits/HEAD").text
+    assert "<script>" not in commit
+    assert "&lt;script&gt;alert(1)&lt;" in commit
+    assert "<b>bold</b>" not in commit and "&lt;b&gt;bold&lt;/b&gt;" in commit
+    assert "<img src=x" not in commit
+    tree = client.get("/hosts/pve1/tree/HEAD/etc/network/interfaces.d").text
+    assert "<script>" not in tree and "&lt;script&gt;alert(1)" in tree
+
+
+def test_secrets_are_summarised_and_revealing_is_audited(
+    client: TestClient, home: Home, app_store: Store, tmp_path: Path
+) -> None:
+    root = tmp_path / "node"
+    node = DemoNode(root, "pve1")
+    node.create()
+    host = app_store.add_host(Host("pve1", f"local:{root}", categories=("cluster", "secrets")))
+    take_snapshot(home, app_store, host)
+    (root / "etc/pve/priv/storage/pbs-main.pw").write_text("n3w-s3cr3t-password\n")
+    take_snapshot(home, app_store, host)
+    token = login(client)
+    commit = client.get("/hosts/pve1/commits/HEAD").text
+    assert "secret" in commit and "s3cr3t" not in commit
+    assert "changed (20 → 20 bytes)" in commit
+    file_page = client.get("/hosts/pve1/tree/HEAD/etc/pve/priv/storage/pbs-main.pw").text
+    assert "s3cr3t" not in file_page and "not shown inline" in file_page
+    revealed = client.post("/hosts/pve1/reveal", data={"csrf_token": token, "commit": "HEAD",
+                                                       "path": "etc/pve/priv/storage/pbs-main.pw"})  # fmt: skip
+    assert revealed.status_code == 200 and "n3w-s3cr3t-password" in revealed.text
+    event = app_store.audit_events(action="secret shown")[0]
+    assert (
+        event["actor"] == "admin" and event["detail"]["path"] == "/etc/pve/priv/storage/pbs-main.pw"
+    )
+
+
+def test_back_up_now_runs_and_streams_progress(
+    client: TestClient, demo_host: Host, app_store: Store
+) -> None:
+    token = login(client)
+    response = client.post("/hosts/pve1/snapshot", data={"csrf_token": token})
+    assert response.status_code == 303
+    run_url = response.headers["location"]
+    run_id = int(run_url.rsplit("/", 1)[1])
+    with client.stream("GET", f"{run_url}/events") as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        states = [json.loads(line[len("data: "):]) for line in events.iter_lines()
+                  if line.startswith("data: {") and line != "data: {}"]  # fmt: skip
+    assert states[-1]["status"] == "unchanged"
+    assert states[-1]["percent"] == 100
+    page = client.get(run_url).text
+    assert "Unchanged" in page and f"run {run_id}" in page
+    assert app_store.run(run_id).trigger == "web" and app_store.run(run_id).actor == "admin"
+    assert "backup triggered" in [event["action"] for event in app_store.audit_events()]
+
+
+def test_test_connection_of_a_local_host(client: TestClient, demo_host: Host) -> None:
+    token = login(client)
+    page = client.post("/hosts/pve1/test", data={"csrf_token": token})
+    assert page.status_code == 200
+    assert "reached locally" in page.text and "pmxcfs: /etc/pve is mounted" in page.text
+
+
+def test_oversized_forms_are_refused(client: TestClient) -> None:
+    token = login(client)
+    response = client.post("/hosts", data={"csrf_token": token, "includes": "x" * 100_000})
+    assert response.status_code == 413
+
+
+def test_commit_index_is_rebuildable(client: TestClient, demo_host: Host, app_store: Store,
+                                     home: Home) -> None:  # fmt: skip
+    from pvegit.history import commit_count, rebuild_index, timeline
+    from pvegit.repo import HostRepository
+
+    before = timeline(app_store, "pve1")
+    with app_store.transaction() as connection:
+        connection.execute("DELETE FROM commit_index")
+        connection.execute("DELETE FROM path_index")
+    login(client)
+    assert "4 snapshots with changes" in client.get("/hosts/pve1").text  # synced on view
+    with HostRepository(home.repo_path("pve1")) as repository:
+        assert rebuild_index(app_store, repository, "pve1") == 4
+    assert timeline(app_store, "pve1") == before and commit_count(app_store, "pve1") == 4
