@@ -42,12 +42,25 @@ def add_host(
 def ssh_command(home: Home, node: Node, script: str) -> list[str]:
     """OpenSSH itself, a fresh connection: the floor every figure is compared with."""
     return [
-        "ssh", "-q", "-i", str(home.private_key_path), "-p", str(node.port),
-        "-o", "StrictHostKeyChecking=yes",
-        "-o", f"UserKnownHostsFile={home.known_hosts_path}",
-        "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
-        f"root@{node.address}", script,
-    ]  # fmt: skip
+        "ssh",
+        "-q",
+        "-i",
+        str(home.private_key_path),
+        "-p",
+        str(node.port),
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={home.known_hosts_path}",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ControlMaster=no",
+        "-o",
+        "ControlPath=none",
+        f"root@{node.address}",
+        script,
+    ]
 
 
 def write_known_hosts(home: Home, nodes: list[Node]) -> None:

@@ -63,8 +63,15 @@ def main() -> None:
             fresh_home.private_key_path.write_bytes(home.private_key_path.read_bytes())
             figures = []
             for _ in range(2):
-                command = [executable, "--home", str(fresh_home.root), "snapshot", "--all",
-                           "--jobs", str(jobs)]  # fmt: skip
+                command = [
+                    executable,
+                    "--home",
+                    str(fresh_home.root),
+                    "snapshot",
+                    "--all",
+                    "--jobs",
+                    str(jobs),
+                ]
                 began = time.perf_counter()
                 completed = subprocess.run(command, capture_output=True, text=True)
                 seconds = time.perf_counter() - began

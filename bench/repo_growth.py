@@ -61,9 +61,12 @@ def main() -> None:
         # The same tar pvegit runs, gzipped to a file: a backup script's approach.
         with (tarballs / f"{number:04d}.tar.gz").open("wb") as output:
             subprocess.run(
-                f"/bin/sh -c {shlex.quote(script)} | gzip -6", shell=True, check=True,
-                stdout=output, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+                f"/bin/sh -c {shlex.quote(script)} | gzip -6",
+                shell=True,
+                check=True,
+                stdout=output,
+                stderr=subprocess.DEVNULL,
+            )
     total = time.perf_counter() - began
     loose = size_of(home.repo_path("pve1"))
     with HostRepository(home.repo_path("pve1")) as repository:
@@ -74,12 +77,17 @@ def main() -> None:
     tar_total = size_of(tarballs)
     one_tar = tar_total / arguments.snapshots
     git_copy = work / "gc.git"
-    subprocess.run(["git", "clone", "-q", "--bare", "--no-local", str(home.repo_path("pve1")),
-                    str(git_copy)], check=True)  # fmt: skip
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", "--no-local", str(home.repo_path("pve1")), str(git_copy)],
+        check=True,
+    )
     subprocess.run(["git", "--git-dir", str(git_copy), "gc", "-q", "--aggressive"], check=True)
     git_gc = size_of(git_copy)
-    fsck = subprocess.run(["git", "--git-dir", str(home.repo_path("pve1")), "fsck", "--strict"],
-                          capture_output=True, text=True)  # fmt: skip
+    fsck = subprocess.run(
+        ["git", "--git-dir", str(home.repo_path("pve1")), "fsck", "--strict"],
+        capture_output=True,
+        text=True,
+    )
 
     n = arguments.snapshots
     print(

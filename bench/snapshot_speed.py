@@ -79,8 +79,9 @@ def main() -> None:
         show("`pvegit snapshot pve1`, fresh process, unchanged", fresh, floor)
         helped = timed(lambda: run_quiet([executable, "--help"]), repeat)
         show("`pvegit --help` (start-up alone)", helped, floor)
-        logged = timed(lambda: run_quiet([executable, "--home", str(home.root), "log", "pve1"]),
-                       repeat)  # fmt: skip
+        logged = timed(
+            lambda: run_quiet([executable, "--home", str(home.root), "log", "pve1"]), repeat
+        )
         show("`pvegit log pve1`", logged, floor)
 
         store.update_host("pve1", categories=(*FILE_CATEGORIES, "inventory"))

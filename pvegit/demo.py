@@ -475,13 +475,17 @@ class DemoNode:
             what = "memory"
         elif step == 1:
             target = self.root / "etc/pve/storage.cfg"
-            target.write_text(target.read_text() + f"\ndir: scratch{number}\n\tpath /srv/scratch"
-                              f"{number}\n\tcontent backup,iso\n")  # fmt: skip
+            target.write_text(
+                target.read_text() + f"\ndir: scratch{number}\n\tpath /srv/scratch"
+                f"{number}\n\tcontent backup,iso\n"
+            )
             what = "a storage"
         elif step == 2:
             target = self.root / "etc/pve/firewall/cluster.fw"
-            target.write_text(target.read_text() + f"IN ACCEPT -source 10.20.{number}.0/24 -p tcp "
-                              "-dport 9100 -log nolog\n")  # fmt: skip
+            target.write_text(
+                target.read_text() + f"IN ACCEPT -source 10.20.{number}.0/24 -p tcp "
+                "-dport 9100 -log nolog\n"
+            )
             what = "a firewall rule"
         else:
             target = self.root / "etc/network/interfaces"

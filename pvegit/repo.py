@@ -267,10 +267,14 @@ class HostRepository:
         assert isinstance(tree, Tree)
         prefix = f"{path}/" if path else ""
         return [
-            DirectoryEntry(decode_path(item.path), prefix + decode_path(item.path), item.mode,
-                           item.sha.decode())
+            DirectoryEntry(
+                decode_path(item.path),
+                prefix + decode_path(item.path),
+                item.mode,
+                item.sha.decode(),
+            )
             for item in tree.iteritems()
-        ]  # fmt: skip
+        ]
 
     def changes(
         self, old_commit: str | None, new_commit: str, paths: Sequence[str] = ()

@@ -280,9 +280,17 @@ class Store:
     def update_host(self, name: str, **changes: Any) -> Host:
         """Change some fields of a host; raise NotFound if it does not exist."""
         allowed = {
-            "address", "port", "user", "identity", "categories", "includes", "excludes",
-            "schedule", "host_key_type", "host_key",
-        }  # fmt: skip
+            "address",
+            "port",
+            "user",
+            "identity",
+            "categories",
+            "includes",
+            "excludes",
+            "schedule",
+            "host_key_type",
+            "host_key",
+        }
         unknown = set(changes) - allowed
         if unknown:
             raise ConfigError(f"cannot change {', '.join(sorted(unknown))} of a host")

@@ -44,8 +44,15 @@ def test_first_snapshot_then_unchanged(cli, demo: DemoNode, home: Home) -> None:
     assert "etc/network/interfaces" in files
     assert ".pvegit/metadata" in files
     # secrets and status files stay out by default
-    for absent in ("etc/pve/priv/", "etc/pve/.version", "lrm_status", "pve-ssl.key",
-                   "etc/corosync/authkey", "ssh_host_ed25519_key\n", "sasl_passwd"):  # fmt: skip
+    for absent in (
+        "etc/pve/priv/",
+        "etc/pve/.version",
+        "lrm_status",
+        "pve-ssl.key",
+        "etc/corosync/authkey",
+        "ssh_host_ed25519_key\n",
+        "sasl_passwd",
+    ):
         assert absent not in files, absent
     tree = git("--git-dir", str(home.repo_path("pve1")), "ls-tree", "HEAD", "etc/pve/")
     assert "120000 blob" in tree and "etc/pve/local" in tree  # a link, not followed

@@ -72,8 +72,9 @@ def test_edits_deletions_and_modes(cli, home: Home, node: Node, ssh_host: Host) 
     assert subject.startswith("pve1: 4 files changed: ")
     for name in ("inventory/qm-list", "storage.cfg", "101.conf", "sshd_config"):
         assert name in subject
-    changes = git("--git-dir", str(home.repo_path("pve1")), "show", "--name-status",
-                  "--format=", "HEAD")  # fmt: skip
+    changes = git(
+        "--git-dir", str(home.repo_path("pve1")), "show", "--name-status", "--format=", "HEAD"
+    )
     assert "D\tetc/pve/nodes/pve1/qemu-server/101.conf" in changes
     assert "M\tetc/pve/storage.cfg" in changes
     assert "M\t.pvegit/inventory/qm-list.txt" in changes  # the VM is gone from `qm list`
@@ -177,8 +178,16 @@ def test_unreachable_host_fails_fast(cli, store: Store) -> None:  # type: ignore
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    store.add_host(Host("gone", "127.0.0.1", port, categories=("network",),
-                        host_key_type="ssh-ed25519", host_key="AAAA"))  # fmt: skip
+    store.add_host(
+        Host(
+            "gone",
+            "127.0.0.1",
+            port,
+            categories=("network",),
+            host_key_type="ssh-ed25519",
+            host_key="AAAA",
+        )
+    )
     started = time.monotonic()
     result = cli("snapshot", "gone")
     assert result.code == 1 and "refused the connection" in result.err
@@ -246,8 +255,16 @@ def test_concurrent_snapshots_of_one_host_are_serialized(
     node: Node,
     ssh_host: Host,  # type: ignore[no-untyped-def]
 ) -> None:
-    command = [sys.executable, "-m", "pvegit", "--home", str(home.root), "snapshot", "pve1",
-               "--json"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pvegit",
+        "--home",
+        str(home.root),
+        "snapshot",
+        "pve1",
+        "--json",
+    ]
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(3)]
     outputs = [json.loads(process.communicate(timeout=120)[0])[0] for process in processes]
     statuses = sorted(output["status"] for output in outputs)
@@ -266,8 +283,16 @@ def test_snapshot_all_isolates_a_bad_host(
     add_ssh_host(store, home, node, "pve1")
     second = testbed.start("pve2")
     add_ssh_host(store, home, second, "pve2")
-    store.add_host(Host("pve3", "127.0.0.1", 1, categories=("network",),
-                        host_key_type="ssh-ed25519", host_key="AAAA"))  # fmt: skip
+    store.add_host(
+        Host(
+            "pve3",
+            "127.0.0.1",
+            1,
+            categories=("network",),
+            host_key_type="ssh-ed25519",
+            host_key="AAAA",
+        )
+    )
     result = cli("snapshot", "--all")
     assert result.code == 1
     assert "3 hosts: 2 changed, 1 failed" in result.out
@@ -289,8 +314,9 @@ def test_killed_mid_run_leaves_a_valid_repo(
     with node.held_tar() as wait_started:
         process = subprocess.Popen(
             [sys.executable, "-m", "pvegit", "--home", str(home.root), "snapshot", "pve1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_started(30)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -309,11 +335,27 @@ def test_install_key_with_a_password_once(
     node: Node,
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
-    command = [sys.executable, "-m", "pvegit", "--home", str(home.root), "host", "add", "pve1",
-               "--address", node.address, "--port", str(node.port), "--install-key",
-               "--password-stdin", "--fingerprint", node.fingerprint]  # fmt: skip
-    completed = subprocess.run(command, input=ROOT_PASSWORD + "\n", capture_output=True,
-                               text=True, timeout=60)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pvegit",
+        "--home",
+        str(home.root),
+        "host",
+        "add",
+        "pve1",
+        "--address",
+        node.address,
+        "--port",
+        str(node.port),
+        "--install-key",
+        "--password-stdin",
+        "--fingerprint",
+        node.fingerprint,
+    ]
+    completed = subprocess.run(
+        command, input=ROOT_PASSWORD + "\n", capture_output=True, text=True, timeout=60
+    )
     assert completed.returncode == 0, completed.stderr
     assert "installed pvegit's key in /etc/pve/priv/authorized_keys" in completed.stdout
     assert "every node of this cluster" in completed.stdout
@@ -323,19 +365,35 @@ def test_install_key_with_a_password_once(
     assert ROOT_PASSWORD.encode() not in state
     tested = subprocess.run(
         [sys.executable, "-m", "pvegit", "--home", str(home.root), "host", "test", "pve1"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "PVE version: pve-manager/8.2.4" in tested.stdout
     assert "/etc/pve is mounted" in tested.stdout
 
 
 def test_wrong_password_is_a_clear_error(home: Home, node: Node) -> None:
-    command = [sys.executable, "-m", "pvegit", "--home", str(home.root), "host", "add", "pve1",
-               "--address", node.address, "--port", str(node.port), "--install-key",
-               "--password-stdin", "--fingerprint", node.fingerprint]  # fmt: skip
-    completed = subprocess.run(command, input="wrong\n", capture_output=True, text=True,
-                               timeout=60)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pvegit",
+        "--home",
+        str(home.root),
+        "host",
+        "add",
+        "pve1",
+        "--address",
+        node.address,
+        "--port",
+        str(node.port),
+        "--install-key",
+        "--password-stdin",
+        "--fingerprint",
+        node.fingerprint,
+    ]
+    completed = subprocess.run(command, input="wrong\n", capture_output=True, text=True, timeout=60)
     assert completed.returncode == 1
     assert "refused password for user 'root'" in completed.stderr
     assert "Traceback" not in completed.stderr
@@ -378,8 +436,10 @@ def test_trust_asks_on_a_terminal(home: Home, store: Store, node: Node) -> None:
     main_fd, terminal_fd = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "pvegit", "--home", str(home.root), "host", "trust", "pve1"],
-        stdin=terminal_fd, stdout=terminal_fd, stderr=terminal_fd,
-    )  # fmt: skip
+        stdin=terminal_fd,
+        stdout=terminal_fd,
+        stderr=terminal_fd,
+    )
     os.close(terminal_fd)
     shown = b""
     try:

@@ -46,8 +46,15 @@ def client(home: Home, app_store: Store) -> Iterator[TestClient]:
 def login(client: TestClient, user: str = "admin", password: str = PASSWORD) -> str:
     """Log in; return a CSRF token of the new session."""
     page = client.get("/login")
-    response = client.post("/login", data={"username": user, "password": password,
-                                           "csrf_token": token_of(page.text), "next": "/"})  # fmt: skip
+    response = client.post(
+        "/login",
+        data={
+            "username": user,
+            "password": password,
+            "csrf_token": token_of(page.text),
+            "next": "/",
+        },
+    )
     assert response.status_code == 303, response.text
     return token_of(client.get("/").text)
 
@@ -56,8 +63,9 @@ def login(client: TestClient, user: str = "admin", password: str = PASSWORD) -> 
 def demo_host(home: Home, app_store: Store, tmp_path: Path) -> Host:
     node = DemoNode(tmp_path / "node", "pve1")
     node.create()
-    host = app_store.add_host(Host("pve1", f"local:{node.root}",
-                                   categories=("cluster", "network", "system")))  # fmt: skip
+    host = app_store.add_host(
+        Host("pve1", f"local:{node.root}", categories=("cluster", "network", "system"))
+    )
     assert take_snapshot(home, app_store, host).status == "changed"
     for _ in range(3):
         node.edit_something()
@@ -117,11 +125,13 @@ def test_login_wrong_password_throttle_and_audit(client: TestClient, app_store: 
     token = token_of(page.text)
     assert 'name="username"' in page.text and 'name="password"' in page.text
     for _ in range(5):
-        wrong = client.post("/login", data={"username": "admin", "password": "nope",
-                                            "csrf_token": token})  # fmt: skip
+        wrong = client.post(
+            "/login", data={"username": "admin", "password": "nope", "csrf_token": token}
+        )
         assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
-    throttled = client.post("/login", data={"username": "admin", "password": PASSWORD,
-                                            "csrf_token": token})  # fmt: skip
+    throttled = client.post(
+        "/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token}
+    )
     assert throttled.status_code == 429 and "Too many failed attempts" in throttled.text
     actions = [event["action"] for event in app_store.audit_events()]
     assert actions.count("login failed") == 5
@@ -142,9 +152,15 @@ def test_throttle_backs_off_and_forgets_on_success() -> None:
 def test_login_redirects_only_to_local_paths(client: TestClient) -> None:
     page = client.get("/login?next=https://evil.example/")
     assert 'value="/"' in page.text
-    response = client.post("/login", data={"username": "admin", "password": PASSWORD,
-                                           "csrf_token": token_of(page.text),
-                                           "next": "//evil.example/x"})  # fmt: skip
+    response = client.post(
+        "/login",
+        data={
+            "username": "admin",
+            "password": PASSWORD,
+            "csrf_token": token_of(page.text),
+            "next": "//evil.example/x",
+        },
+    )
     assert response.headers["location"] == "/"
     back = client.get("/login?next=/runs")
     assert 'value="/runs"' in back.text
@@ -154,8 +170,10 @@ def test_session_cookie_flags(home: Home, app_store: Store) -> None:
     app = create_app(home, Settings(secure_cookies=True), store=app_store)
     with TestClient(app, base_url="https://testserver", follow_redirects=False) as secure:
         page = secure.get("/login")
-        response = secure.post("/login", data={"username": "admin", "password": PASSWORD,
-                                               "csrf_token": token_of(page.text)})  # fmt: skip
+        response = secure.post(
+            "/login",
+            data={"username": "admin", "password": PASSWORD, "csrf_token": token_of(page.text)},
+        )
         cookie = response.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=lax" in cookie and "secure" in cookie
 
@@ -209,13 +227,24 @@ def test_pages_render(client: TestClient, demo_host: Host, home: Home) -> None:
     assert "4 snapshots with changes" in host_page.text
     commit_id = re.findall(r"/hosts/pve1/commits/([0-9a-f]{40})", host_page.text)[0]
     for url in (
-        "/hosts", "/hosts/new", "/hosts/pve1/edit", "/runs", "/runs?host=pve1&status=changed",
-        "/runs/1", "/audit", "/audit?host=pve1", f"/hosts/pve1/commits/{commit_id}",
-        f"/hosts/pve1/commits/{commit_id}?view=split", "/hosts/pve1/compare/HEAD~3...HEAD",
-        f"/hosts/pve1/tree/{commit_id}", f"/hosts/pve1/tree/{commit_id}/etc/pve",
-        f"/hosts/pve1/tree/{commit_id}/etc/pve/storage.cfg", "/hosts/pve1/history/etc/pve",
-        "/hosts/pve1/history/etc/pve/storage.cfg", "/hosts/pve1/tree/HEAD/etc/pve/local",
-    ):  # fmt: skip
+        "/hosts",
+        "/hosts/new",
+        "/hosts/pve1/edit",
+        "/runs",
+        "/runs?host=pve1&status=changed",
+        "/runs/1",
+        "/audit",
+        "/audit?host=pve1",
+        f"/hosts/pve1/commits/{commit_id}",
+        f"/hosts/pve1/commits/{commit_id}?view=split",
+        "/hosts/pve1/compare/HEAD~3...HEAD",
+        f"/hosts/pve1/tree/{commit_id}",
+        f"/hosts/pve1/tree/{commit_id}/etc/pve",
+        f"/hosts/pve1/tree/{commit_id}/etc/pve/storage.cfg",
+        "/hosts/pve1/history/etc/pve",
+        "/hosts/pve1/history/etc/pve/storage.cfg",
+        "/hosts/pve1/tree/HEAD/etc/pve/local",
+    ):
         response = client.get(url)
         assert response.status_code == 200, url
     commit = client.get(f"/hosts/pve1/commits/{commit_id}").text
@@ -251,31 +280,71 @@ def test_unknown_things_are_a_404_page(client: TestClient, demo_host: Host, url:
 
 def test_host_form_validation_and_crud(client: TestClient, app_store: Store) -> None:
     token = login(client)
-    bad = client.post("/hosts", data={"csrf_token": token, "name": "../x", "address": "a b",
-                                      "port": "99999", "user": "Root!", "categories": "nope",
-                                      "includes": "/etc/$(reboot)", "schedule": "sometimes"})  # fmt: skip
+    bad = client.post(
+        "/hosts",
+        data={
+            "csrf_token": token,
+            "name": "../x",
+            "address": "a b",
+            "port": "99999",
+            "user": "Root!",
+            "categories": "nope",
+            "includes": "/etc/$(reboot)",
+            "schedule": "sometimes",
+        },
+    )
     assert bad.status_code == 400
-    for message in ("not allowed", "not a host name", "out of range", "not a valid login",
-                    "unknown category", "characters", "not understood"):  # fmt: skip
+    for message in (
+        "not allowed",
+        "not a host name",
+        "out of range",
+        "not a valid login",
+        "unknown category",
+        "characters",
+        "not understood",
+    ):
         assert message in bad.text, message
     assert 'value="../x"' in bad.text  # the form comes back as typed
-    good = client.post("/hosts", data={"csrf_token": token, "name": "pve9",
-                                       "address": "192.0.2.9", "port": "22", "user": "root",
-                                       "categories": ["cluster", "network"],
-                                       "excludes": "/etc/pve/nodes/*/qemu-server/9*.conf"})  # fmt: skip
+    good = client.post(
+        "/hosts",
+        data={
+            "csrf_token": token,
+            "name": "pve9",
+            "address": "192.0.2.9",
+            "port": "22",
+            "user": "root",
+            "categories": ["cluster", "network"],
+            "excludes": "/etc/pve/nodes/*/qemu-server/9*.conf",
+        },
+    )
     assert good.status_code == 303 and good.headers["location"] == "/hosts/pve9"
     host = app_store.host("pve9")
     assert host.categories == ("cluster", "network")
     assert host.excludes == ("etc/pve/nodes/*/qemu-server/9*.conf",)
-    duplicate = client.post("/hosts", data={"csrf_token": token, "name": "pve9",
-                                            "address": "192.0.2.9", "port": "22", "user": "root",
-                                            "categories": "cluster"})  # fmt: skip
+    duplicate = client.post(
+        "/hosts",
+        data={
+            "csrf_token": token,
+            "name": "pve9",
+            "address": "192.0.2.9",
+            "port": "22",
+            "user": "root",
+            "categories": "cluster",
+        },
+    )
     assert duplicate.status_code == 400 and "exists already" in duplicate.text
     app_store.update_host("pve9", host_key_type="ssh-ed25519", host_key="AAAA")
-    edited = client.post("/hosts/pve9/edit", data={"csrf_token": token, "address": "192.0.2.10",
-                                                   "port": "2222", "user": "pvebackup",
-                                                   "categories": "cluster",
-                                                   "schedule": "daily at 3:15"})  # fmt: skip
+    edited = client.post(
+        "/hosts/pve9/edit",
+        data={
+            "csrf_token": token,
+            "address": "192.0.2.10",
+            "port": "2222",
+            "user": "pvebackup",
+            "categories": "cluster",
+            "schedule": "daily at 3:15",
+        },
+    )
     assert edited.status_code == 303
     host = app_store.host("pve9")
     assert (host.address, host.port, host.user, host.schedule) == (
@@ -329,8 +398,10 @@ def test_secrets_are_summarised_and_revealing_is_audited(
     assert "changed (20 → 20 bytes)" in commit
     file_page = client.get("/hosts/pve1/tree/HEAD/etc/pve/priv/storage/pbs-main.pw").text
     assert "s3cr3t" not in file_page and "not shown inline" in file_page
-    revealed = client.post("/hosts/pve1/reveal", data={"csrf_token": token, "commit": "HEAD",
-                                                       "path": "etc/pve/priv/storage/pbs-main.pw"})  # fmt: skip
+    revealed = client.post(
+        "/hosts/pve1/reveal",
+        data={"csrf_token": token, "commit": "HEAD", "path": "etc/pve/priv/storage/pbs-main.pw"},
+    )
     assert revealed.status_code == 200 and "n3w-s3cr3t-password" in revealed.text
     event = app_store.audit_events(action="secret shown")[0]
     assert (
@@ -348,8 +419,11 @@ def test_back_up_now_runs_and_streams_progress(
     run_id = int(run_url.rsplit("/", 1)[1])
     with client.stream("GET", f"{run_url}/events") as events:
         assert events.headers["content-type"].startswith("text/event-stream")
-        states = [json.loads(line[len("data: "):]) for line in events.iter_lines()
-                  if line.startswith("data: {") and line != "data: {}"]  # fmt: skip
+        states = [
+            json.loads(line[len("data: ") :])
+            for line in events.iter_lines()
+            if line.startswith("data: {") and line != "data: {}"
+        ]
     assert states[-1]["status"] == "unchanged"
     assert states[-1]["percent"] == 100
     page = client.get(run_url).text
@@ -371,8 +445,9 @@ def test_oversized_forms_are_refused(client: TestClient) -> None:
     assert response.status_code == 413
 
 
-def test_commit_index_is_rebuildable(client: TestClient, demo_host: Host, app_store: Store,
-                                     home: Home) -> None:  # fmt: skip
+def test_commit_index_is_rebuildable(
+    client: TestClient, demo_host: Host, app_store: Store, home: Home
+) -> None:
     from pvegit.history import commit_count, rebuild_index, timeline
     from pvegit.repo import HostRepository
 

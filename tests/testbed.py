@@ -181,16 +181,20 @@ class Node:
     def fingerprint(self) -> str:
         output = subprocess.run(
             ["ssh-keygen", "-lf", str(self.public_host_key)],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return output.split()[1]
 
     def sh(self, script: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a shell script inside the node's namespaces (as root on the node)."""
         result = subprocess.run(
             ["nsenter", "-t", str(self.pid), "-m", "-u", "--", "/bin/sh", "-c", script],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if check and result.returncode != 0:
             raise RuntimeError(f"{self.name}: {script!r} failed: {result.stderr}")
         return result
@@ -230,8 +234,11 @@ class Node:
         gate = "/run/pvegit-gate"
         marker = "/run/pvegit-started"
         self.sh(f"rm -f {marker}; mkfifo {gate}")
-        self.write("/usr/sbin/tar", f"#!/bin/sh\necho started > {marker}\n"
-                   f"read line < {gate}\nexec /usr/bin/tar \"$@\"\n", mode=0o755)  # fmt: skip
+        self.write(
+            "/usr/sbin/tar",
+            f'#!/bin/sh\necho started > {marker}\nread line < {gate}\nexec /usr/bin/tar "$@"\n',
+            mode=0o755,
+        )
 
         def wait_started(timeout: float) -> None:
             deadline = time.monotonic() + timeout
@@ -327,8 +334,17 @@ class TestBed:
         (tree / "etc").rename(directory / "etc-lower")
         self._accounts(directory / "etc-lower")
         self._host_key(directory / "etc-lower", name)
-        for sub in ("upper/etc", "work/etc", "upper/pve", "work/pve", "upper/sbin", "work/sbin",
-                    "sbin", "home", "empty"):  # fmt: skip
+        for sub in (
+            "upper/etc",
+            "work/etc",
+            "upper/pve",
+            "work/pve",
+            "upper/sbin",
+            "work/sbin",
+            "sbin",
+            "home",
+            "empty",
+        ):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         os.chown(directory / "upper/pve", 0, WWW_DATA_GID)
         os.chmod(directory / "upper/pve", 0o755)
@@ -372,9 +388,11 @@ class TestBed:
         )
         process = subprocess.Popen(
             ["unshare", "--mount", "--uts", "--propagation", "private", "/bin/sh", str(boot)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             start_new_session=True,
-        )  # fmt: skip
+        )
         node = Node(name, address, port, directory, process)
         self.nodes.append(node)
         self._wait_listening(node)
@@ -412,8 +430,10 @@ class TestBed:
         """The node's own passwd/group/shadow: the machine's plus pvebackup, root password set."""
         password_hash = subprocess.run(
             ["openssl", "passwd", "-6", "-salt", "pvegittestbed", ROOT_PASSWORD],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         passwd = Path("/etc/passwd").read_text()
         passwd += f"{BACKUP_USER}:x:{BACKUP_UID}:{BACKUP_UID}::/home/{BACKUP_USER}:/bin/sh\n"
         (etc / "passwd").write_text(passwd)

@@ -81,15 +81,23 @@ def _templates() -> Jinja2Templates:
 
 async def _error_page(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    titles = {400: "Not accepted", 403: "Forbidden", 404: "Not found", 413: "Too large",
-              429: "Too many attempts"}  # fmt: skip
+    titles = {
+        400: "Not accepted",
+        403: "Forbidden",
+        404: "Not found",
+        413: "Too large",
+        429: "Too many attempts",
+    }
     return render(
         request,
         "error.html",
-        {"status": error.status_code, "title": titles.get(error.status_code, "Error"),
-         "detail": error.detail},
+        {
+            "status": error.status_code,
+            "title": titles.get(error.status_code, "Error"),
+            "detail": error.detail,
+        },
         status_code=error.status_code,
-    )  # fmt: skip
+    )
 
 
 def create_app(

@@ -75,8 +75,13 @@ def file_diff(repository: HostRepository, change: FileChange, *, split: bool) ->
     old = repository.read_blob(change.old_id) if change.old_id else b""
     new = repository.read_blob(change.new_id) if change.new_id else b""
     link = SYMLINK_MODE in (change.old_mode, change.new_mode)
-    base = {"path": change.path, "change": change.change, "old_size": len(old),
-            "new_size": len(new), "link": link}  # fmt: skip
+    base = {
+        "path": change.path,
+        "change": change.change,
+        "old_size": len(old),
+        "new_size": len(new),
+        "link": link,
+    }
     if is_secret(change.path):
         return FileDiff(kind="secret", added=0, removed=0, **base)  # type: ignore[arg-type]
     if is_binary(old) or is_binary(new):
@@ -90,16 +95,16 @@ def file_diff(repository: HostRepository, change: FileChange, *, split: bool) ->
     added = removed = 0
     for group in matcher.get_grouped_opcodes(CONTEXT_LINES):
         first, last = group[0], group[-1]
-        header = (f"@@ -{first[1] + 1},{last[2] - first[1]} "
-                  f"+{first[3] + 1},{last[4] - first[3]} @@")  # fmt: skip
+        header = f"@@ -{first[1] + 1},{last[2] - first[1]} +{first[3] + 1},{last[4] - first[3]} @@"
         hunk = DiffLine("hunk", None, None, header)
         lines.append(hunk)
         rows.append(SplitRow(hunk, hunk, "hunk"))
         for tag, i1, i2, j1, j2 in group:
             if tag == "equal":
                 for offset in range(i2 - i1):
-                    line = DiffLine("context", i1 + offset + 1, j1 + offset + 1,
-                                    old_lines[i1 + offset])  # fmt: skip
+                    line = DiffLine(
+                        "context", i1 + offset + 1, j1 + offset + 1, old_lines[i1 + offset]
+                    )
                     lines.append(line)
                     rows.append(SplitRow(line, line, "context"))
                 continue
@@ -110,18 +115,23 @@ def file_diff(repository: HostRepository, change: FileChange, *, split: bool) ->
             lines.extend(deleted)
             lines.extend(inserted)
             for index in range(max(len(deleted), len(inserted))):
-                rows.append(SplitRow(
-                    deleted[index] if index < len(deleted) else None,
-                    inserted[index] if index < len(inserted) else None,
-                    "change",
-                ))  # fmt: skip
+                rows.append(
+                    SplitRow(
+                        deleted[index] if index < len(deleted) else None,
+                        inserted[index] if index < len(inserted) else None,
+                        "change",
+                    )
+                )
     truncated = len(lines) > MAX_ROWS
     return FileDiff(
-        kind="text", added=added, removed=removed,
+        kind="text",
+        added=added,
+        removed=removed,
         lines=tuple(lines[:MAX_ROWS]) if not split else (),
         rows=tuple(rows[:MAX_ROWS]) if split else (),
-        truncated=truncated, **base,  # type: ignore[arg-type]
-    )  # fmt: skip
+        truncated=truncated,
+        **base,  # type: ignore[arg-type]
+    )
 
 
 def build_diffs(

@@ -65,9 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=4, metavar="N", help="hosts snapshotted at once (default 4)"
     )
     snapshot.add_argument(
-        "--timeout", type=float, default=60.0, metavar="S",
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
         help="seconds without an answer before a node counts as stuck (default 60)",
-    )  # fmt: skip
+    )
 
     log = command("log", "history", "cmd_log", "list a host's snapshots, newest first")
     log.add_argument("name", metavar="NAME")
@@ -104,20 +107,25 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("names", nargs="*", metavar="NAME", help="hosts (default: all)")
 
     reindex = command(
-        "reindex", "history", "cmd_reindex",
+        "reindex",
+        "history",
+        "cmd_reindex",
         "rebuild the commit index (timelines, file history) from the repositories",
-    )  # fmt: skip
+    )
     reindex.add_argument("names", nargs="*", metavar="NAME", help="hosts (default: all)")
 
     serve = command("serve", "web", "cmd_serve", "run the web UI (one process, one worker)")
     serve.add_argument(
-        "--listen", default="127.0.0.1:8080", metavar="ADDR:PORT",
+        "--listen",
+        default="127.0.0.1:8080",
+        metavar="ADDR:PORT",
         help="where to listen (default 127.0.0.1:8080; keep it local and put a TLS proxy in front)",
-    )  # fmt: skip
+    )
     serve.add_argument(
-        "--behind-tls-proxy", action="store_true",
+        "--behind-tls-proxy",
+        action="store_true",
         help="mark session cookies Secure and trust X-Forwarded-* from 127.0.0.1",
-    )  # fmt: skip
+    )
     serve.add_argument("--jobs", type=int, default=4, metavar="N", help="runs at once (default 4)")
 
     user = commands.add_parser("user", help="manage the web UI's users")
@@ -139,9 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=("web", "cmd_user_list"))
 
     demo = command(
-        "demo", "web", "cmd_demo",
+        "demo",
+        "web",
+        "cmd_demo",
         "set up a simulated Proxmox node with some history, an admin user, and serve the UI",
-    )  # fmt: skip
+    )
     demo.add_argument("--name", default="pve-demo", help="host name of the demo node")
     demo.add_argument("--listen", default="127.0.0.1:8080", metavar="ADDR:PORT")
     demo.add_argument(
@@ -164,10 +174,11 @@ def add_host_parsers(actions: Any) -> None:
     add.add_argument("name", metavar="NAME", help="a short name, usually the node's hostname")
     _connection_options(add, required=True)
     add.add_argument(
-        "--install-key", action="store_true",
+        "--install-key",
+        action="store_true",
         help="log in once with the node's password (asked, or --password-stdin) and install "
         "pvegit's public key; the password is never stored",
-    )  # fmt: skip
+    )
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.add_argument(
         "--fingerprint", metavar="SHA256:...", help="trust this host key fingerprint right away"
@@ -190,10 +201,11 @@ def add_host_parsers(actions: Any) -> None:
     trust = action("trust", "cmd_host_trust", "pin the node's SSH host key")
     trust.add_argument("name", metavar="NAME")
     trust.add_argument(
-        "--fingerprint", metavar="SHA256:...",
+        "--fingerprint",
+        metavar="SHA256:...",
         help="the fingerprint you checked on the node's console; without it pvegit shows the "
         "key and asks",
-    )  # fmt: skip
+    )
 
     test = action("test", "cmd_host_test", "check reach, login, host key, PVE version, pmxcfs")
     test.add_argument("name", metavar="NAME")
@@ -201,16 +213,20 @@ def add_host_parsers(actions: Any) -> None:
 
 def _connection_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument(
-        "--address", required=required,
+        "--address",
+        required=required,
         help="IP or DNS name; 'local' for this machine; 'local:/mnt/x' for a mounted disk",
-    )  # fmt: skip
+    )
     parser.add_argument("--port", type=int, help="SSH port (default 22)")
     parser.add_argument("--user", help="SSH user (default root)")
     parser.add_argument("--identity", help="private key file (default: pvegit's own key)")
     parser.add_argument(
-        "--category", action="append", dest="categories", metavar="C",
+        "--category",
+        action="append",
+        dest="categories",
+        metavar="C",
         help=f"backup category, repeatable (default: {', '.join(DEFAULT_CATEGORIES)})",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--include", action="append", dest="includes", metavar="PATH", help="extra path or glob"
     )

@@ -55,8 +55,9 @@ def cmd_user_passwd(arguments: argparse.Namespace) -> int:
     _, store = open_home(arguments)
     if store.password_hash(arguments.name) is None:
         raise NotFound(f"no user {arguments.name!r}; 'pvegit user list' shows the users")
-    store.set_password(arguments.name, hash_password(_read_password(arguments.password_stdin,
-                                                                    arguments.name)))  # fmt: skip
+    store.set_password(
+        arguments.name, hash_password(_read_password(arguments.password_stdin, arguments.name))
+    )
     store.audit(actor(), "password changed", None, user=arguments.name)
     print(f"changed the password of {arguments.name}")
     return 0
@@ -115,8 +116,9 @@ def serve(home: Home, store: Store, listen: str, *, behind_proxy: bool, jobs: in
 
 def cmd_serve(arguments: argparse.Namespace) -> int:
     home, store = open_home(arguments)
-    serve(home, store, arguments.listen, behind_proxy=arguments.behind_tls_proxy,
-          jobs=arguments.jobs)  # fmt: skip
+    serve(
+        home, store, arguments.listen, behind_proxy=arguments.behind_tls_proxy, jobs=arguments.jobs
+    )
     return 0
 
 

@@ -16,7 +16,15 @@ def audit_page(request: Request, user: str) -> Response:
     action = request.query_params.get("action") or None
     events = store.audit_events(limit=200, host=host, action=action)
     actions = sorted({event["action"] for event in store.audit_events(limit=1000)})
-    return render(request, "audit.html", {
-        "nav": "audit", "events": events, "host": host or "", "action": action or "",
-        "actions": actions, "hosts": [item.name for item in store.hosts()],
-    })  # fmt: skip
+    return render(
+        request,
+        "audit.html",
+        {
+            "nav": "audit",
+            "events": events,
+            "host": host or "",
+            "action": action or "",
+            "actions": actions,
+            "hosts": [item.name for item in store.hosts()],
+        },
+    )

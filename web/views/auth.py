@@ -47,18 +47,29 @@ async def login(request: Request) -> Response:
     keys = (f"user:{username}", f"address:{client}")
     wait = context.throttle.wait_seconds(*keys)
     if wait > 0:
-        return render(request, "login.html",
-                      {"error": f"Too many failed attempts. Try again in {wait:.0f} s.",
-                       "username": username, "next": target}, status_code=429)  # fmt: skip
+        return render(
+            request,
+            "login.html",
+            {
+                "error": f"Too many failed attempts. Try again in {wait:.0f} s.",
+                "username": username,
+                "next": target,
+            },
+            status_code=429,
+        )
     stored = await run_in_threadpool(context.store.password_hash, username)
     valid = await run_in_threadpool(verify_password, password, stored)
     if not valid:
         context.throttle.failed(*keys)
-        await run_in_threadpool(context.store.audit, username or "-", "login failed", None,
-                                address=client)  # fmt: skip
-        return render(request, "login.html",
-                      {"error": "Wrong user name or password.", "username": username,
-                       "next": target}, status_code=401)  # fmt: skip
+        await run_in_threadpool(
+            context.store.audit, username or "-", "login failed", None, address=client
+        )
+        return render(
+            request,
+            "login.html",
+            {"error": "Wrong user name or password.", "username": username, "next": target},
+            status_code=401,
+        )
     context.throttle.succeeded(f"user:{username}")
     request.session.clear()  # a new session on login: no fixation
     request.session["user"] = username

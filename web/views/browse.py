@@ -58,11 +58,20 @@ def commit_page(request: Request, user: str) -> Response:
         diffs, modes = build_diffs(
             repository, repository.changes(parent, commit_id), split=_split(request)
         )
-    return render(request, "commit.html", {
-        "nav": "hosts", "host": host, "commit": commit, "parent": parent,
-        "indexed": find_commit(context_of(request).store, host.name, commit_id),
-        "diffs": diffs, "modes": modes, "split": _split(request),
-    })  # fmt: skip
+    return render(
+        request,
+        "commit.html",
+        {
+            "nav": "hosts",
+            "host": host,
+            "commit": commit,
+            "parent": parent,
+            "indexed": find_commit(context_of(request).store, host.name, commit_id),
+            "diffs": diffs,
+            "modes": modes,
+            "split": _split(request),
+        },
+    )
 
 
 @page
@@ -79,10 +88,20 @@ def compare_page(request: Request, user: str) -> Response:
             repository, repository.changes(old_id, new_id), split=_split(request)
         )
         old, new = repository.commit(old_id), repository.commit(new_id)
-    return render(request, "compare.html", {
-        "nav": "hosts", "host": host, "old": old, "new": new, "diffs": diffs, "modes": modes,
-        "split": _split(request), "spec": spec,
-    })  # fmt: skip
+    return render(
+        request,
+        "compare.html",
+        {
+            "nav": "hosts",
+            "host": host,
+            "old": old,
+            "new": new,
+            "diffs": diffs,
+            "modes": modes,
+            "split": _split(request),
+            "spec": spec,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -106,15 +125,31 @@ def tree_page(request: Request, user: str) -> Response:
             raise HTTPException(404, str(err)) from err
         if kind == "tree":
             listing = [
-                Listing(entry.name, entry.path, "dir" if entry.mode == TREE_MODE else
-                        "link" if entry.mode == SYMLINK_MODE else "file", is_secret(entry.path))
+                Listing(
+                    entry.name,
+                    entry.path,
+                    "dir"
+                    if entry.mode == TREE_MODE
+                    else "link"
+                    if entry.mode == SYMLINK_MODE
+                    else "file",
+                    is_secret(entry.path),
+                )
                 for entry in repository.list_directory(commit_id, path)
-            ]  # fmt: skip
+            ]
             listing.sort(key=lambda item: (item.kind != "dir", item.name))
-            return render(request, "tree.html", {
-                "nav": "hosts", "host": host, "commit_id": commit_id, "path": path,
-                "crumbs": _crumbs(path), "listing": listing,
-            })  # fmt: skip
+            return render(
+                request,
+                "tree.html",
+                {
+                    "nav": "hosts",
+                    "host": host,
+                    "commit_id": commit_id,
+                    "path": path,
+                    "crumbs": _crumbs(path),
+                    "listing": listing,
+                },
+            )
         mode, data = repository.read_file(commit_id, path)
     store = context_of(request).store
     history = path_history(store, host.name, path, limit=15)
@@ -122,12 +157,24 @@ def tree_page(request: Request, user: str) -> Response:
     text = None
     if not secret and not is_binary(data) and len(data) <= MAX_SHOWN_BYTES:
         text = data.decode("utf-8", "replace")
-    return render(request, "file.html", {
-        "nav": "hosts", "host": host, "commit_id": commit_id, "path": path,
-        "crumbs": _crumbs(path), "size": len(data), "text": text, "secret": secret,
-        "link": mode == SYMLINK_MODE, "binary": is_binary(data), "history": history,
-        "revealed": None,
-    })  # fmt: skip
+    return render(
+        request,
+        "file.html",
+        {
+            "nav": "hosts",
+            "host": host,
+            "commit_id": commit_id,
+            "path": path,
+            "crumbs": _crumbs(path),
+            "size": len(data),
+            "text": text,
+            "secret": secret,
+            "link": mode == SYMLINK_MODE,
+            "binary": is_binary(data),
+            "history": history,
+            "revealed": None,
+        },
+    )
 
 
 def _crumbs(path: str) -> list[tuple[str, str]]:
@@ -145,9 +192,17 @@ def history_page(request: Request, user: str) -> Response:
         with HostRepository(repository_path) as repository:
             sync_index(context.store, repository, host.name)
     history = path_history(context.store, host.name, path, limit=200)
-    return render(request, "history.html", {
-        "nav": "hosts", "host": host, "path": path, "crumbs": _crumbs(path), "history": history,
-    })  # fmt: skip
+    return render(
+        request,
+        "history.html",
+        {
+            "nav": "hosts",
+            "host": host,
+            "path": path,
+            "crumbs": _crumbs(path),
+            "history": history,
+        },
+    )
 
 
 @action
@@ -167,11 +222,24 @@ async def reveal_secret(request: Request, user: str, form: FormData) -> Response
                 raise HTTPException(404, str(err)) from err
 
     commit_id, data = await run_in_threadpool(read)
-    await run_in_threadpool(context.store.audit, user, "secret shown", host.name,
-                            path=f"/{path}", commit=commit_id)  # fmt: skip
-    return render(request, "file.html", {
-        "nav": "hosts", "host": host, "commit_id": commit_id, "path": path,
-        "crumbs": _crumbs(path), "size": len(data), "text": None, "secret": True,
-        "link": False, "binary": is_binary(data), "history": [],
-        "revealed": data.decode("utf-8", "replace") if not is_binary(data) else None,
-    })  # fmt: skip
+    await run_in_threadpool(
+        context.store.audit, user, "secret shown", host.name, path=f"/{path}", commit=commit_id
+    )
+    return render(
+        request,
+        "file.html",
+        {
+            "nav": "hosts",
+            "host": host,
+            "commit_id": commit_id,
+            "path": path,
+            "crumbs": _crumbs(path),
+            "size": len(data),
+            "text": None,
+            "secret": True,
+            "link": False,
+            "binary": is_binary(data),
+            "history": [],
+            "revealed": data.decode("utf-8", "replace") if not is_binary(data) else None,
+        },
+    )

@@ -67,8 +67,12 @@ def fleet_rows(request: Request) -> list[HostRow]:
     changes = last_change(store)
     rows = []
     for host in store.hosts():
-        status = host_status(host, latest.get(host.name), successes.get(host.name),
-                             default_schedule=context.settings.default_schedule)  # fmt: skip
+        status = host_status(
+            host,
+            latest.get(host.name),
+            successes.get(host.name),
+            default_schedule=context.settings.default_schedule,
+        )
         rows.append(
             HostRow(
                 host, status, changes.get(host.name), next_run(status.schedule, status.last_success)

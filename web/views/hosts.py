@@ -37,11 +37,15 @@ def find_host(request: Request, name: str | None = None) -> Host:
 @page
 def host_list(request: Request, user: str) -> Response:
     context = context_of(request)
-    return render(request, "hosts.html", {
-        "nav": "hosts",
-        "rows": fleet_rows(request),
-        "public_key": context.home.public_key(),
-    })  # fmt: skip
+    return render(
+        request,
+        "hosts.html",
+        {
+            "nav": "hosts",
+            "rows": fleet_rows(request),
+            "public_key": context.home.public_key(),
+        },
+    )
 
 
 # -- the form ------------------------------------------------------------------
@@ -57,19 +61,34 @@ class HostForm:
 
 def _blank_form() -> HostForm:
     return HostForm(
-        {"name": "", "address": "", "port": "22", "user": "root",
-         "categories": list(DEFAULT_CATEGORIES), "includes": "", "excludes": "", "schedule": ""},
+        {
+            "name": "",
+            "address": "",
+            "port": "22",
+            "user": "root",
+            "categories": list(DEFAULT_CATEGORIES),
+            "includes": "",
+            "excludes": "",
+            "schedule": "",
+        },
         {},
-    )  # fmt: skip
+    )
 
 
 def _form_of(host: Host) -> HostForm:
     return HostForm(
-        {"name": host.name, "address": host.address, "port": str(host.port), "user": host.user,
-         "categories": list(host.categories), "includes": "\n".join(host.includes),
-         "excludes": "\n".join(host.excludes), "schedule": host.schedule or ""},
+        {
+            "name": host.name,
+            "address": host.address,
+            "port": str(host.port),
+            "user": host.user,
+            "categories": list(host.categories),
+            "includes": "\n".join(host.includes),
+            "excludes": "\n".join(host.excludes),
+            "schedule": host.schedule or "",
+        },
         {},
-    )  # fmt: skip
+    )
 
 
 def _read_host_form(form: FormData, *, with_name: bool) -> tuple[HostForm, dict[str, Any]]:
@@ -106,9 +125,17 @@ def _read_host_form(form: FormData, *, with_name: bool) -> tuple[HostForm, dict[
 
 
 def _form_page(request: Request, form: HostForm, host: Host | None, status: int = 200) -> Response:
-    return render(request, "host_form.html", {
-        "nav": "hosts", "form": form, "host": host, "catalogue": CATALOGUE,
-    }, status_code=status)  # fmt: skip
+    return render(
+        request,
+        "host_form.html",
+        {
+            "nav": "hosts",
+            "form": form,
+            "host": host,
+            "catalogue": CATALOGUE,
+        },
+        status_code=status,
+    )
 
 
 @page
@@ -126,8 +153,9 @@ async def host_create(request: Request, user: str, form: FormData) -> Response:
         host = await run_in_threadpool(context.store.add_host, Host(**values))
     except ConfigError as err:
         return _form_page(request, HostForm(checked.values, {"name": str(err)}), None, 400)
-    await run_in_threadpool(context.store.audit, user, "host added", host.name,
-                            address=host.address, via="web")  # fmt: skip
+    await run_in_threadpool(
+        context.store.audit, user, "host added", host.name, address=host.address, via="web"
+    )
     return RedirectResponse(f"/hosts/{host.name}", status_code=303)
 
 
@@ -143,14 +171,19 @@ async def host_update(request: Request, user: str, form: FormData) -> Response:
     host = find_host(request)
     checked, values = _read_host_form(form, with_name=False)
     if checked.errors:
-        return _form_page(request, HostForm({**checked.values, "name": host.name}, checked.errors),
-                          host, status=400)  # fmt: skip
+        return _form_page(
+            request,
+            HostForm({**checked.values, "name": host.name}, checked.errors),
+            host,
+            status=400,
+        )
     if values["address"] != host.address or values["port"] != host.port:
         # Another address is another machine until its key is checked again.
         values.update(host_key=None, host_key_type=None)
     await run_in_threadpool(lambda: context.store.update_host(host.name, **values))
-    await run_in_threadpool(context.store.audit, user, "host edited", host.name,
-                            changed=sorted(values), via="web")  # fmt: skip
+    await run_in_threadpool(
+        context.store.audit, user, "host edited", host.name, changed=sorted(values), via="web"
+    )
     return RedirectResponse(f"/hosts/{host.name}", status_code=303)
 
 
@@ -180,20 +213,28 @@ def host_page(request: Request, user: str) -> Response:
     commits = timeline(store, host.name, limit=TIMELINE_PAGE, before=before)
     runs = store.runs(host.name, limit=15)
     last_success = store.last_success(host.name)
-    status = host_status(host, runs[0] if runs else None, last_success,
-                         default_schedule=context.settings.default_schedule)  # fmt: skip
-    return render(request, "host.html", {
-        "nav": "hosts",
-        "host": host,
-        "status": status,
-        "next_run": next_run(status.schedule, last_success),
-        "commits": commits,
-        "total_commits": commit_count(store, host.name),
-        "older": commits[-1].position if commits and commits[-1].position > 1 else None,
-        "newer": before is not None,
-        "runs": runs,
-        "public_key": context.home.public_key(),
-    })  # fmt: skip
+    status = host_status(
+        host,
+        runs[0] if runs else None,
+        last_success,
+        default_schedule=context.settings.default_schedule,
+    )
+    return render(
+        request,
+        "host.html",
+        {
+            "nav": "hosts",
+            "host": host,
+            "status": status,
+            "next_run": next_run(status.schedule, last_success),
+            "commits": commits,
+            "total_commits": commit_count(store, host.name),
+            "older": commits[-1].position if commits and commits[-1].position > 1 else None,
+            "newer": before is not None,
+            "runs": runs,
+            "public_key": context.home.public_key(),
+        },
+    )
 
 
 # -- actions -----------------------------------------------------------------------
@@ -214,8 +255,12 @@ class ConnectionCheck:
 
 def _check_connection(context: Any, host: Host) -> ConnectionCheck:
     if host.is_local:
-        return ConnectionCheck(True, "reached locally: no SSH, no host key", key_state="local",
-                               steps=_probe_steps(context, host))  # fmt: skip
+        return ConnectionCheck(
+            True,
+            "reached locally: no SSH, no host key",
+            key_state="local",
+            steps=_probe_steps(context, host),
+        )
     from pvegit.sshclient import fingerprint, scan_host_key
 
     try:
@@ -225,13 +270,27 @@ def _check_connection(context: Any, host: Host) -> ConnectionCheck:
     offered = fingerprint(key_blob)
     pinned = fingerprint(host.host_key) if host.host_key else None
     if host.host_key is None:
-        return ConnectionCheck(True, "the node answered; its host key is not trusted yet",
-                               key_type, offered, None, "new")  # fmt: skip
+        return ConnectionCheck(
+            True,
+            "the node answered; its host key is not trusted yet",
+            key_type,
+            offered,
+            None,
+            "new",
+        )
     if host.host_key != key_blob or host.host_key_type != key_type:
-        return ConnectionCheck(True, "the node's host key CHANGED", key_type, offered, pinned,
-                               "changed")  # fmt: skip
-    return ConnectionCheck(True, "the node answered with its trusted host key", key_type, offered,
-                           pinned, "trusted", _probe_steps(context, host))  # fmt: skip
+        return ConnectionCheck(
+            True, "the node's host key CHANGED", key_type, offered, pinned, "changed"
+        )
+    return ConnectionCheck(
+        True,
+        "the node answered with its trusted host key",
+        key_type,
+        offered,
+        pinned,
+        "trusted",
+        _probe_steps(context, host),
+    )
 
 
 def _probe_steps(context: Any, host: Host) -> tuple[tuple[bool, str], ...]:
@@ -250,8 +309,14 @@ def _probe_steps(context: Any, host: Host) -> tuple[tuple[bool, str], ...]:
         version = transport.run("pveversion 2>/dev/null").stdout.decode("utf-8", "replace")
         steps.append((bool(version.strip()), f"PVE version: {version.strip() or 'unknown'}"))
         good = probe.pve_readable and (probe.pve_mounted or not transport.live)
-        steps.append((good, "pmxcfs: /etc/pve is mounted" if good
-                      else "pmxcfs: /etc/pve is NOT mounted (pmxcfs down?)"))  # fmt: skip
+        steps.append(
+            (
+                good,
+                "pmxcfs: /etc/pve is mounted"
+                if good
+                else "pmxcfs: /etc/pve is NOT mounted (pmxcfs down?)",
+            )
+        )
     except PvegitError as err:
         steps.append((False, str(err)))
     finally:
@@ -264,8 +329,14 @@ async def host_test(request: Request, user: str, form: FormData) -> Response:
     context = context_of(request)
     host = find_host(request)
     check = await run_in_threadpool(_check_connection, context, host)
-    await run_in_threadpool(context.store.audit, user, "connection tested", host.name,
-                            result=check.key_state, reached=check.reached)  # fmt: skip
+    await run_in_threadpool(
+        context.store.audit,
+        user,
+        "connection tested",
+        host.name,
+        result=check.key_state,
+        reached=check.reached,
+    )
     return render(request, "host_test.html", {"nav": "hosts", "host": host, "check": check})
 
 
@@ -288,10 +359,18 @@ async def host_trust(request: Request, user: str, form: FormData) -> Response:
             "nothing was trusted. Test the connection again.",
         )
     previous = fingerprint(host.host_key) if host.host_key else None
-    await run_in_threadpool(lambda: context.store.update_host(
-        host.name, host_key_type=key_type, host_key=key_blob))  # fmt: skip
-    await run_in_threadpool(context.store.audit, user, "host key trusted", host.name,
-                            fingerprint=offered, replaced=previous, via="web")  # fmt: skip
+    await run_in_threadpool(
+        lambda: context.store.update_host(host.name, host_key_type=key_type, host_key=key_blob)
+    )
+    await run_in_threadpool(
+        context.store.audit,
+        user,
+        "host key trusted",
+        host.name,
+        fingerprint=offered,
+        replaced=previous,
+        via="web",
+    )
     return RedirectResponse(f"/hosts/{host.name}", status_code=303)
 
 

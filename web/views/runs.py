@@ -38,18 +38,29 @@ def run_list(request: Request, user: str) -> Response:
     before_text = request.query_params.get("before", "")
     before = int(before_text) if before_text.isdigit() else None
     runs = store.runs(host, limit=PAGE, status=status, before=before)
-    return render(request, "runs.html", {
-        "nav": "runs", "runs": runs, "host": host or "", "status": status or "",
-        "statuses": RUN_STATUSES, "hosts": [item.name for item in store.hosts()],
-        "older": runs[-1].id if len(runs) == PAGE else None,
-    })  # fmt: skip
+    return render(
+        request,
+        "runs.html",
+        {
+            "nav": "runs",
+            "runs": runs,
+            "host": host or "",
+            "status": status or "",
+            "statuses": RUN_STATUSES,
+            "hosts": [item.name for item in store.hosts()],
+            "older": runs[-1].id if len(runs) == PAGE else None,
+        },
+    )
 
 
 @page
 def run_page(request: Request, user: str) -> Response:
     run = find_run(request)
-    return render(request, "run.html", {"nav": "runs", "run": run, "stages": STAGES[1:-1],
-                                        "progress": progress_of(run)})  # fmt: skip
+    return render(
+        request,
+        "run.html",
+        {"nav": "runs", "run": run, "stages": STAGES[1:-1], "progress": progress_of(run)},
+    )
 
 
 def progress_of(run: Run) -> dict[str, object]:
@@ -97,5 +108,6 @@ async def run_events(request: Request, user: str) -> Response:
             await asyncio.sleep(_POLL_SECONDS)
             current = await run_in_threadpool(store.run, run.id)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store"})  # fmt: skip
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
