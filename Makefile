@@ -11,17 +11,18 @@ $(BIN)/pvegit: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Debian packages the simulated Proxmox nodes need (real OpenSSH servers);
-# installed only when running as root and missing.
+# Debian packages the tests need: real OpenSSH servers for the simulated
+# Proxmox nodes, Chromium for the browser tests. Installed only as root, when missing.
 deps:
-	@if [ "$$(id -u)" = 0 ] && ! [ -x /usr/sbin/sshd ]; then \
+	@if [ "$$(id -u)" = 0 ] && { ! [ -x /usr/sbin/sshd ] || ! command -v chromium >/dev/null; }; then \
 		apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			openssh-server openssh-client openssl >/dev/null; \
+			openssh-server openssh-client openssl chromium >/dev/null; \
 	fi
 
+# A demo node with some history, an admin with a one-time password, the web UI.
 demo: $(BIN)/pvegit
-	$(BIN)/pvegit --home ./pvegit-home demo
+	$(BIN)/pvegit --home ./pvegit-home demo --listen 127.0.0.1:8080
 
 test: $(BIN)/pvegit deps
 	$(BIN)/pytest
@@ -35,6 +36,7 @@ bench: $(BIN)/pvegit deps
 	$(BIN)/python bench/snapshot_speed.py
 	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/repo_growth.py
+	$(BIN)/python bench/web_speed.py
 
 clean:
 	rm -rf $(VENV) pvegit-home .pytest_cache .mypy_cache .ruff_cache

@@ -31,7 +31,7 @@ def test_every_command_and_option_is_in_the_readme() -> None:
     for name, parser in subcommands(build_parser()).items():
         words = name.split()
         if len(words) == 2:
-            assert re.search(rf"pvegit host .*\b{words[1]}\b", usage), name
+            assert re.search(rf"pvegit {words[0]} .*\b{words[1]}\b", usage), name
         else:
             assert f"pvegit {name}" in usage or f"pvegit [--home DIR] {name}" in usage, name
         for action in parser._actions:

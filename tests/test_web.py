@@ -460,3 +460,24 @@ def test_commit_index_is_rebuildable(
     with HostRepository(home.repo_path("pve1")) as repository:
         assert rebuild_index(app_store, repository, "pve1") == 4
     assert timeline(app_store, "pve1") == before and commit_count(app_store, "pve1") == 4
+
+
+def test_user_commands(cli, monkeypatch: pytest.MonkeyPatch, home: Home) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert cli("user", "add", "alice", "--password-stdin").code == 1
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    added = cli("user", "add", "alice", "--password-stdin")
+    assert added.code == 0, added.err
+    assert cli("user", "list").out.split() == ["alice"]
+    store = Store(home.state_path)
+    stored = store.password_hash("alice") or ""
+    assert stored.startswith("scrypt$") and "long enough" not in stored
+    monkeypatch.setattr("sys.stdin", io.StringIO("another long password\n"))
+    assert cli("user", "passwd", "alice", "--password-stdin").code == 0
+    assert store.password_hash("alice") != stored
+    assert cli("user", "remove", "alice").code == 0
+    assert cli("user", "remove", "alice").code == 1
+    assert "no users yet" in cli("user", "list").out
+    store.close()
