@@ -386,10 +386,30 @@ class HostRepository:
         return commit.id.decode()
 
     def pack(self) -> None:
-        """Fold loose objects and packs into one pack, quickly (no deltas, no pruning)."""
+        """Fold loose objects and the smaller half of the packs into one pack.
+
+        Quick (no deltas, no pruning) and cheap over time: folded packs grow
+        geometrically, so an object is rewritten about log(history) times, not
+        once per fold. ``compact`` makes one delta-compressed pack.
+        """
         store = self._repo.object_store
         store.pack_loose_objects()
-        store.repack()
+        packs = sorted(store.packs, key=len)
+        if len(packs) < 2:
+            return
+        small = packs[: max(2, min(len(packs) - 1, _REPACK_THRESHOLD // 2))]
+        objects: list[tuple[Any, None]] = [
+            (obj, None) for pack in small for obj in pack.iterobjects()
+        ]
+        folded = store.add_objects(objects)
+        keep = f"pack-{folded.name().decode()}" if folded is not None else None
+        names = {f"pack-{pack.name().decode()}" for pack in small} - {keep}
+        self._repo.close()
+        pack_dir = self.path / "objects" / "pack"
+        for name in names:
+            for suffix in (".pack", ".idx", ".bitmap", ".rev"):
+                (pack_dir / f"{name}{suffix}").unlink(missing_ok=True)
+        self._repo = Repo(str(self.path))
 
     def compact(self) -> tuple[int, int]:
         """Rewrite the history as one delta-compressed pack, like ``git gc``.
@@ -399,7 +419,7 @@ class HostRepository:
         crash at any point leaves a valid repository. Returns (bytes before,
         bytes after). Writers must hold the host's lock.
         """
-        from dulwich.pack import write_pack
+        from dulwich.pack import iter_sha1, write_pack
 
         store = self._repo.object_store
         objects_dir = self.path / "objects"
@@ -413,8 +433,9 @@ class HostRepository:
             path for path in objects_dir.iterdir() if re.fullmatch(r"[0-9a-f]{2}", path.name)
         ]
         temporary = pack_dir / f"tmp-pvegit-{os.getpid()}"
-        checksum, _ = write_pack(str(temporary), objects, store.object_format, deltify=True)
-        name = f"pack-{checksum.hex()}"
+        write_pack(str(temporary), objects, store.object_format, deltify=True)
+        # Named like dulwich and git name packs: the SHA-1 over the sorted object ids.
+        name = f"pack-{iter_sha1(sorted(obj.id for obj, _ in objects)).decode()}"
         # The index goes last: git only sees a pack once its .idx exists.
         os.replace(f"{temporary}.pack", pack_dir / f"{name}.pack")
         os.replace(f"{temporary}.idx", pack_dir / f"{name}.idx")
