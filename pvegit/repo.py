@@ -354,9 +354,7 @@ class HostRepository:
         store = self._repo.object_store
         if parent is not None and self.tree_id(parent) == prepared.tree_id:
             return None
-        missing: list[Blob | Tree | GitCommit] = [
-            obj for obj in prepared.objects if obj.id not in store
-        ]
+        missing: list[Blob | Tree | GitCommit] = list(self._new_objects(prepared, parent))
         commit = GitCommit()
         commit.tree = _oid(prepared.tree_id)
         commit.parents = [_oid(parent)] if parent else []
@@ -384,6 +382,42 @@ class HostRepository:
         if store.count_pack_files() > _REPACK_THRESHOLD:
             self.pack()
         return commit.id.decode()
+
+    def _new_objects(self, prepared: PreparedTree, parent: str | None) -> list[Blob | Tree]:
+        """The objects of ``prepared`` that the repository lacks.
+
+        Walks the new tree against the parent's and descends only where tree
+        ids differ, so a one-file change reads a handful of the parent's trees
+        instead of looking every object up in every pack (that lookup was most
+        of a commit's time with a long history).
+        """
+        store = self._repo.object_store
+        by_id: dict[bytes, Blob | Tree] = {bytes(obj.id): obj for obj in prepared.objects}
+        if parent is None:
+            return [obj for obj in prepared.objects if obj.id not in store]
+        candidates: set[bytes] = set()
+
+        def walk(new_id: bytes, old_id: bytes | None) -> None:
+            if new_id == old_id:
+                return
+            candidates.add(new_id)
+            old_entries: dict[bytes, tuple[int, bytes]] = {}
+            if old_id is not None:
+                old_tree = store[_oid(old_id)]
+                assert isinstance(old_tree, Tree)
+                old_entries = {item.path: (item.mode, item.sha) for item in old_tree.iteritems()}
+            new_tree = by_id[new_id]
+            assert isinstance(new_tree, Tree)
+            for item in new_tree.iteritems():
+                old_entry = old_entries.get(item.path)
+                if item.mode == TREE_MODE:
+                    old_tree_id = old_entry[1] if old_entry and old_entry[0] == TREE_MODE else None
+                    walk(item.sha, old_tree_id)
+                elif old_entry is None or old_entry[1] != item.sha:
+                    candidates.add(item.sha)
+
+        walk(prepared.tree_id.encode(), self._git_commit(parent).tree)
+        return [by_id[sha] for sha in candidates if sha in by_id and _oid(sha) not in store]
 
     def pack(self) -> None:
         """Fold loose objects and the smaller half of the packs into one pack.
