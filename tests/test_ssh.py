@@ -11,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from conftest import add_ssh_host, git
 from testbed import BACKUP_USER, ROOT_PASSWORD, Node, TestBed
 
@@ -330,17 +329,22 @@ def test_killed_mid_run_leaves_a_valid_repo(
     assert commits(home) == 2
 
 
-def test_install_key_with_a_password_once(
-    home: Home,
-    node: Node,
-    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
-) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "pvegit",
-        "--home",
-        str(home.root),
+def pvegit_process(
+    home: Home, *arguments: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`pvegit --home HOME ...` in a fresh process, as an admin runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pvegit", "--home", str(home.root), *arguments],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def install_key(home: Home, node: Node, password: str) -> subprocess.CompletedProcess[str]:
+    return pvegit_process(
+        home,
         "host",
         "add",
         "pve1",
@@ -352,48 +356,26 @@ def test_install_key_with_a_password_once(
         "--password-stdin",
         "--fingerprint",
         node.fingerprint,
-    ]
-    completed = subprocess.run(
-        command, input=ROOT_PASSWORD + "\n", capture_output=True, text=True, timeout=60
+        stdin=password + "\n",
     )
+
+
+def test_install_key_with_a_password_once(home: Home, node: Node) -> None:
+    completed = install_key(home, node, ROOT_PASSWORD)
     assert completed.returncode == 0, completed.stderr
     assert "installed pvegit's key in /etc/pve/priv/authorized_keys" in completed.stdout
     assert "every node of this cluster" in completed.stdout
     assert "key login works" in completed.stdout
     assert home.public_key() in node.read("/etc/pve/priv/authorized_keys")
-    state = (home.state_path).read_bytes()
-    assert ROOT_PASSWORD.encode() not in state
-    tested = subprocess.run(
-        [sys.executable, "-m", "pvegit", "--home", str(home.root), "host", "test", "pve1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    assert ROOT_PASSWORD.encode() not in home.state_path.read_bytes()
+    tested = pvegit_process(home, "host", "test", "pve1")
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "PVE version: pve-manager/8.2.4" in tested.stdout
     assert "/etc/pve is mounted" in tested.stdout
 
 
 def test_wrong_password_is_a_clear_error(home: Home, node: Node) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "pvegit",
-        "--home",
-        str(home.root),
-        "host",
-        "add",
-        "pve1",
-        "--address",
-        node.address,
-        "--port",
-        str(node.port),
-        "--install-key",
-        "--password-stdin",
-        "--fingerprint",
-        node.fingerprint,
-    ]
-    completed = subprocess.run(command, input="wrong\n", capture_output=True, text=True, timeout=60)
+    completed = install_key(home, node, "wrong")
     assert completed.returncode == 1
     assert "refused password for user 'root'" in completed.stderr
     assert "Traceback" not in completed.stderr

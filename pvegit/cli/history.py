@@ -9,6 +9,7 @@ from pvegit.categories import normalize_node_path
 from pvegit.cli.common import actor, format_time, open_home, print_json
 from pvegit.errors import NotFound
 from pvegit.export import export_tarball
+from pvegit.home import Home
 from pvegit.repo import HostRepository, count_lines
 from pvegit.tarstream import display_path
 
@@ -110,17 +111,22 @@ def cmd_export(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _repository_names(home: Home, names: list[str]) -> list[str]:
+    """The hosts named, each with a repository; all repositories when none are named."""
+    if not names:
+        return [path.name.removesuffix(".git") for path in sorted(home.repos_dir.glob("*.git"))]
+    for name in names:
+        if not home.repo_path(name).exists():
+            raise NotFound(f"no repository for {name!r} in {home.repos_dir}")
+    return names
+
+
 def cmd_gc(arguments: argparse.Namespace) -> int:
     from pvegit.locks import exclusive
     from pvegit.snapshot import LOCK_TIMEOUT
 
     home, store = open_home(arguments)
-    names = arguments.names or [
-        path.name.removesuffix(".git") for path in sorted(home.repos_dir.glob("*.git"))
-    ]
-    for name in names:
-        if not home.repo_path(name).exists():
-            raise NotFound(f"no repository for {name!r} in {home.repos_dir}")
+    for name in _repository_names(home, arguments.names):
         with (
             exclusive(home.lock_path(name), timeout=LOCK_TIMEOUT, what=name),
             HostRepository(home.repo_path(name)) as repository,
@@ -135,12 +141,7 @@ def cmd_reindex(arguments: argparse.Namespace) -> int:
     from pvegit.history import rebuild_index
 
     home, store = open_home(arguments)
-    names = arguments.names or [
-        path.name.removesuffix(".git") for path in sorted(home.repos_dir.glob("*.git"))
-    ]
-    for name in names:
-        if not home.repo_path(name).exists():
-            raise NotFound(f"no repository for {name!r} in {home.repos_dir}")
+    for name in _repository_names(home, arguments.names):
         with HostRepository(home.repo_path(name)) as repository:
             count = rebuild_index(store, repository, name)
         print(f"{name}: {count} commits indexed")

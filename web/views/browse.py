@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from pvegit.categories import is_secret, normalize_node_path
 from pvegit.errors import ConfigError, NotFound
-from pvegit.history import find_commit, path_history, sync_index
+from pvegit.history import PathChange, find_commit, path_history, sync_index
 from pvegit.repo import SYMLINK_MODE, TREE_MODE, HostRepository, is_binary
 from pvegit.store import Host
 from web.context import context_of, render
@@ -151,12 +151,37 @@ def tree_page(request: Request, user: str) -> Response:
                 },
             )
         mode, data = repository.read_file(commit_id, path)
-    store = context_of(request).store
-    history = path_history(store, host.name, path, limit=15)
+    history = path_history(context_of(request).store, host.name, path, limit=15)
+    return _file_page(
+        request,
+        host,
+        commit_id,
+        path,
+        data,
+        link=mode == SYMLINK_MODE,
+        history=history,
+        revealed=False,
+    )
+
+
+def _file_page(
+    request: Request,
+    host: Host,
+    commit_id: str,
+    path: str,
+    data: bytes,
+    *,
+    link: bool,
+    history: list[PathChange],
+    revealed: bool,
+) -> Response:
+    """A file at a revision; secret content only when ``revealed`` (audited by the caller)."""
     secret = is_secret(path)
+    binary = is_binary(data)
     text = None
-    if not secret and not is_binary(data) and len(data) <= MAX_SHOWN_BYTES:
+    if not secret and not binary and len(data) <= MAX_SHOWN_BYTES:
         text = data.decode("utf-8", "replace")
+    shown = data.decode("utf-8", "replace") if revealed and not binary else None
     return render(
         request,
         "file.html",
@@ -169,10 +194,10 @@ def tree_page(request: Request, user: str) -> Response:
             "size": len(data),
             "text": text,
             "secret": secret,
-            "link": mode == SYMLINK_MODE,
-            "binary": is_binary(data),
+            "link": link,
+            "binary": binary,
             "history": history,
-            "revealed": None,
+            "revealed": shown,
         },
     )
 
@@ -225,21 +250,4 @@ async def reveal_secret(request: Request, user: str, form: FormData) -> Response
     await run_in_threadpool(
         context.store.audit, user, "secret shown", host.name, path=f"/{path}", commit=commit_id
     )
-    return render(
-        request,
-        "file.html",
-        {
-            "nav": "hosts",
-            "host": host,
-            "commit_id": commit_id,
-            "path": path,
-            "crumbs": _crumbs(path),
-            "size": len(data),
-            "text": None,
-            "secret": True,
-            "link": False,
-            "binary": is_binary(data),
-            "history": [],
-            "revealed": data.decode("utf-8", "replace") if not is_binary(data) else None,
-        },
-    )
+    return _file_page(request, host, commit_id, path, data, link=False, history=[], revealed=True)
