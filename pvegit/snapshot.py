@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pvegit.categories import resolve_selection
 from pvegit.collect import Collection, collect
-from pvegit.errors import PvegitError, RefusedError
+from pvegit.errors import CollectError, ConnectError, LockTimeout, PvegitError, RefusedError
 from pvegit.history import sync_index
 from pvegit.home import Home
 from pvegit.inventory import inventory_path
@@ -52,6 +53,7 @@ class SnapshotOptions:
     force: bool = False
     io_timeout: float = DEFAULT_IO_TIMEOUT
     lock_timeout: float = LOCK_TIMEOUT
+    time_limit: float | None = None  # seconds for the whole run; the connection is cut after
 
 
 def take_snapshot(
@@ -83,14 +85,24 @@ def take_snapshot(
             store.abandon_stale_runs(host.name, keep=run_id)
             return _locked_snapshot(home, store, host, run_id, options, report, transport_factory)
     except RefusedError as err:
-        return store.finish_run(run_id, status="refused", error=str(err))
+        return store.finish_run(run_id, status="refused", error=str(err), failure="permanent")
     except PvegitError as err:
-        return store.finish_run(run_id, status="failed", error=str(err))
+        return store.finish_run(run_id, status="failed", error=str(err), failure=failure_kind(err))
     except Exception as err:  # a bug must not stop the other hosts or lose the run
         _log.exception("snapshot of %s failed unexpectedly", host.name)
         return store.finish_run(
-            run_id, status="failed", error=f"internal error: {type(err).__name__}: {err}"
+            run_id,
+            status="failed",
+            error=f"internal error: {type(err).__name__}: {err}",
+            failure="permanent",
         )
+
+
+def failure_kind(error: PvegitError) -> str:
+    """Transient failures are retried (unreachable, timeout, dropped, busy); the rest are not."""
+    if isinstance(error, (ConnectError, CollectError, LockTimeout)):
+        return "transient"
+    return "permanent"
 
 
 def _locked_snapshot(
@@ -111,6 +123,7 @@ def _locked_snapshot(
             transport = transport_factory(home, host)
         else:
             transport = open_transport(home, host, io_timeout=options.io_timeout)
+        watchdog = _Watchdog(transport, options.time_limit)
         try:
             collection = collect(
                 transport,
@@ -118,7 +131,14 @@ def _locked_snapshot(
                 progress=report,
                 expected_files=sum(1 for path in parent_files if not path.startswith(".pvegit/")),
             )
+        except PvegitError as err:
+            if watchdog.fired:
+                raise ConnectError(
+                    f"cut off after its time limit of {options.time_limit:.0f} s ({err})"
+                ) from err
+            raise
         finally:
+            watchdog.cancel()
             transport.close()
 
         report("commit", len(collection.entries), len(collection.entries))
@@ -166,6 +186,27 @@ def _locked_snapshot(
         warnings=warnings,
         error=("; ".join(warnings[:3]) if partial else None),
     )
+
+
+class _Watchdog:
+    """Closes a run's connection when the run outlives its time limit."""
+
+    def __init__(self, transport: Transport, limit: float | None) -> None:
+        self.fired = False
+        self._timer: threading.Timer | None = None
+        if limit is not None:
+
+            def cut() -> None:
+                self.fired = True
+                transport.close()
+
+            self._timer = threading.Timer(limit, cut)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 def _snapshot_files(collection: Collection) -> dict[str, tuple[int, bytes]]:

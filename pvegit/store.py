@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS runs (
     commit_id TEXT,
     warnings TEXT NOT NULL DEFAULT '[]',
     error TEXT,
-    pid INTEGER
+    pid INTEGER,
+    failure TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_host ON runs (host, id);
 CREATE TABLE IF NOT EXISTS users (
@@ -85,6 +86,19 @@ CREATE TABLE IF NOT EXISTS path_index (
     change TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS path_index_by_path ON path_index (host, path, position);
+CREATE TABLE IF NOT EXISTS alerts (
+    host TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    since REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    created_by TEXT,
+    revoked_at REAL,
+    last_used REAL
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -169,6 +183,7 @@ class Run:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     error: str | None = None
     pid: int | None = None
+    failure: str | None = None  # "transient" or "permanent" for failed/refused runs
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -188,6 +203,7 @@ class Run:
             "commit": self.commit_id,
             "warnings": list(self.warnings),
             "error": self.error,
+            "failure": self.failure,
         }
 
 
@@ -209,8 +225,15 @@ class Store:
             self._connection.execute("PRAGMA synchronous=NORMAL")
             self._connection.execute("PRAGMA busy_timeout=30000")
             self._connection.executescript(SCHEMA)
+            self._migrate()
         except sqlite3.Error as err:
             raise PvegitError(f"cannot open the state database {path}: {err}") from err
+
+    def _migrate(self) -> None:
+        """Columns added after the first release."""
+        columns = {row[1] for row in self._connection.execute("PRAGMA table_info(runs)")}
+        if "failure" not in columns:
+            self._connection.execute("ALTER TABLE runs ADD COLUMN failure TEXT")
 
     def close(self) -> None:
         self._connection.close()
@@ -354,14 +377,16 @@ class Store:
         commit_id: str | None = None,
         warnings: Sequence[str] = (),
         error: str | None = None,
+        failure: str | None = None,
     ) -> Run:
+        """Record a run's outcome. ``failure`` is "transient" (worth retrying) or "permanent"."""
         if status not in RUN_STATUSES or status == "running":
             raise ValueError(status)
         now = time.time()
         with self._transaction() as connection:
             connection.execute(
                 "UPDATE runs SET status=?, stage='done', finished_at=?, duration=?-started_at,"
-                " files=?, bytes=?, changed_files=?, commit_id=?, warnings=?, error=?"
+                " files=?, bytes=?, changed_files=?, commit_id=?, warnings=?, error=?, failure=?"
                 " WHERE id=?",
                 (
                     status,
@@ -373,6 +398,7 @@ class Store:
                     commit_id,
                     json.dumps(list(warnings)),
                     error,
+                    failure,
                     run_id,
                 ),
             )
@@ -478,6 +504,71 @@ class Store:
     def users(self) -> list[str]:
         return [str(row["name"]) for row in self._query("SELECT name FROM users ORDER BY name")]
 
+    # -- alerts and tokens ---------------------------------------------------
+
+    def alert_state(self, host: str) -> str | None:
+        """What was last alerted for ``host``: "failing", "stale" or None."""
+        rows = self._query("SELECT state FROM alerts WHERE host=?", (host,))
+        return str(rows[0]["state"]) if rows else None
+
+    def set_alert_state(self, host: str, state: str | None) -> None:
+        with self._transaction() as connection:
+            if state is None:
+                connection.execute("DELETE FROM alerts WHERE host=?", (host,))
+            else:
+                connection.execute(
+                    "INSERT INTO alerts (host, state, since) VALUES (?,?,?) ON CONFLICT(host)"
+                    " DO UPDATE SET state=excluded.state, since=excluded.since",
+                    (host, state, time.time()),
+                )
+
+    def add_token(self, name: str, token_hash: str, created_by: str | None) -> None:
+        with self._transaction() as connection:
+            if connection.execute("SELECT 1 FROM tokens WHERE name=?", (name,)).fetchone():
+                raise ConfigError(
+                    f"a token named {name!r} exists already; revoke it or pick another name"
+                )
+            connection.execute(
+                "INSERT INTO tokens (name, token_hash, created_at, created_by) VALUES (?,?,?,?)",
+                (name, token_hash, time.time(), created_by),
+            )
+
+    def revoke_token(self, name: str) -> None:
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "UPDATE tokens SET revoked_at=? WHERE name=? AND revoked_at IS NULL",
+                (time.time(), name),
+            )
+            if cursor.rowcount == 0:
+                raise NotFound(f"no active token {name!r}; 'pvegit token list' shows them")
+
+    def token_by_hash(self, token_hash: str) -> str | None:
+        """The name of the active token with this hash (and note its use), or None."""
+        rows = self._query(
+            "SELECT name FROM tokens WHERE token_hash=? AND revoked_at IS NULL", (token_hash,)
+        )
+        if not rows:
+            return None
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE tokens SET last_used=? WHERE token_hash=?", (time.time(), token_hash)
+            )
+        return str(rows[0]["name"])
+
+    def tokens(self) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT name, created_at, created_by, revoked_at, last_used FROM tokens ORDER BY name"
+        )
+        return [dict(row) for row in rows]
+
+    def prune_runs(self, older_than: float) -> int:
+        """Forget finished runs that started before ``older_than`` (the run log's retention)."""
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "DELETE FROM runs WHERE started_at < ? AND status <> 'running'", (older_than,)
+            )
+            return cursor.rowcount
+
     # -- audit ---------------------------------------------------------------
 
     def audit(self, actor: str, action: str, host: str | None = None, **detail: Any) -> None:
@@ -552,4 +643,5 @@ def _row_to_run(row: sqlite3.Row) -> Run:
         warnings=tuple(json.loads(row["warnings"])),
         error=row["error"],
         pid=row["pid"],
+        failure=row["failure"],
     )

@@ -1,0 +1,298 @@
+"""Notifications: webhooks (generic JSON, Slack-compatible, Gotify, ntfy) and e-mail.
+
+Events: ``failed`` (after retries), ``stale``, ``recovered``, ``changed`` (with
+the changed files and a short diff, secrets redacted) and ``restore``.
+Delivery happens on a background thread with retries; a target that fails is
+logged and never holds up a backup.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import smtplib
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from pvegit.categories import is_secret
+from pvegit.config import Config, Target
+from pvegit.errors import PvegitError
+from pvegit.home import Home
+from pvegit.repo import HostRepository, count_lines, is_binary
+from pvegit.store import Run, Store
+
+_log = logging.getLogger(__name__)
+SEND_TIMEOUT = 10.0
+MAX_DIFF_LINES = 40
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something an admin wants to hear about."""
+
+    kind: str  # failed, stale, recovered, changed, restore, test
+    host: str
+    title: str
+    message: str
+    run_id: int | None = None
+    commit_id: str | None = None
+    at: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": self.kind,
+            "host": self.host,
+            "title": self.title,
+            "message": self.message,
+            "text": f"{self.title}\n{self.message}",
+            "run": self.run_id,
+            "commit": self.commit_id,
+            "time": self.at,
+            "priority": 8 if self.kind in ("failed", "stale") else 4,
+        }
+
+
+def send(target: Target, event: Event) -> None:
+    """Deliver one event to one target now; raise PvegitError saying why it failed."""
+    try:
+        if target.kind == "webhook":
+            _send_webhook(target, event)
+        else:
+            _send_email(target, event)
+    except (OSError, smtplib.SMTPException, ValueError) as err:
+        raise PvegitError(f"notification target {target.name!r}: {err}") from err
+
+
+def _send_webhook(target: Target, event: Event) -> None:
+    headers = {"User-Agent": "pvegit"}
+    if target.format == "slack":
+        body = json.dumps({"text": f"*{event.title}*\n{event.message}"}).encode()
+        headers["Content-Type"] = "application/json"
+    elif target.format == "ntfy":
+        body = event.message.encode()
+        headers.update(
+            {
+                "Title": event.title,
+                "Tags": event.kind,
+                "Priority": "high" if event.kind in ("failed", "stale") else "default",
+            }
+        )
+    elif target.format == "gotify":
+        body = json.dumps(
+            {
+                "title": event.title,
+                "message": event.message,
+                "priority": event.to_json()["priority"],
+            }
+        ).encode()
+        headers["Content-Type"] = "application/json"
+        if target.token:
+            headers["X-Gotify-Key"] = target.token
+    else:
+        body = json.dumps(event.to_json()).encode()
+        headers["Content-Type"] = "application/json"
+    if target.token and target.format != "gotify":
+        headers["Authorization"] = f"Bearer {target.token}"
+    request = urllib.request.Request(target.url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=SEND_TIMEOUT) as response:
+            response.read(1024)
+    except urllib.error.HTTPError as err:
+        raise OSError(f"{target.url} answered HTTP {err.code}") from err
+
+
+def _send_email(target: Target, event: Event) -> None:
+    message = EmailMessage()
+    message["Subject"] = f"[pvegit] {event.title}"
+    message["From"] = target.sender
+    message["To"] = ", ".join(target.recipients)
+    message.set_content(event.message + "\n")
+    context = ssl.create_default_context()
+    smtp: smtplib.SMTP
+    if target.security == "tls":
+        smtp = smtplib.SMTP_SSL(target.host, target.port, timeout=SEND_TIMEOUT, context=context)
+    else:
+        smtp = smtplib.SMTP(target.host, target.port, timeout=SEND_TIMEOUT)
+    with smtp:
+        if target.security == "starttls":
+            smtp.starttls(context=context)
+        if target.username:
+            smtp.login(target.username, target.password)
+        smtp.send_message(message)
+
+
+class Notifier:
+    """Queues events and delivers them to the targets that want them."""
+
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        *,
+        retry_delays: Sequence[float] = (5, 30, 120),
+        deliver: Callable[[Target, Event], None] = send,
+    ) -> None:
+        self.targets = tuple(targets)
+        self._retry_delays = tuple(retry_delays)
+        self._deliver = deliver
+        self._queue: queue.Queue[tuple[Target, Event, int] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="pvegit-notify", daemon=True)
+        self._thread.start()
+
+    def emit(self, event: Event) -> None:
+        for target in self.targets:
+            if event.kind in target.events or event.kind == "test":
+                self._queue.put((target, event, 0))
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            target, event, attempt = item
+            try:
+                self._deliver(target, event)
+                _log.info(
+                    "notification sent target=%s event=%s host=%s",
+                    target.name,
+                    event.kind,
+                    event.host,
+                )
+            except Exception as err:
+                if attempt < len(self._retry_delays):
+                    delay = self._retry_delays[attempt]
+                    _log.warning(
+                        "notification failed target=%s event=%s attempt=%d retry_in=%ss error=%s",
+                        target.name,
+                        event.kind,
+                        attempt + 1,
+                        delay,
+                        err,
+                    )
+                    timer = threading.Timer(delay, self._queue.put, ((target, event, attempt + 1),))
+                    timer.daemon = True
+                    timer.start()
+                else:
+                    _log.error(
+                        "notification dropped target=%s event=%s after %d attempts: %s",
+                        target.name,
+                        event.kind,
+                        attempt + 1,
+                        err,
+                    )
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+
+def test_event() -> Event:
+    return Event(
+        "test",
+        "-",
+        "pvegit test notification",
+        "If you can read this, pvegit can reach this target.",
+    )
+
+
+def send_test(config: Config) -> list[tuple[Target, str | None]]:
+    """Send a test event to every target now; (target, error or None) for each."""
+    results: list[tuple[Target, str | None]] = []
+    for target in config.targets:
+        try:
+            send(target, test_event())
+            results.append((target, None))
+        except PvegitError as err:
+            results.append((target, str(err)))
+    return results
+
+
+def change_summary(home: Home, host: str, commit_id: str, subject: str) -> str:
+    """The changed files and a short diff of a commit; secret files only named."""
+    lines = [subject, ""]
+    shown = 0
+    with HostRepository(home.repo_path(host)) as repository:
+        commit = repository.commit(commit_id)
+        parent = commit.parents[0] if commit.parents else None
+        for change in repository.changes(parent, commit_id):
+            if change.path == ".pvegit/metadata":
+                continue
+            if is_secret(change.path):
+                lines.append(f"{change.change}: /{change.path} (secret, content not sent)")
+                continue
+            old = repository.read_blob(change.old_id) if change.old_id else b""
+            new = repository.read_blob(change.new_id) if change.new_id else b""
+            if is_binary(old) or is_binary(new) or parent is None:
+                lines.append(f"{change.change}: /{change.path}")
+                continue
+            diff = repository.unified_diff(change)
+            added, removed = count_lines(diff)
+            lines.append(f"{change.change}: /{change.path} (+{added} -{removed})")
+            for line in diff.splitlines():
+                if line.startswith(("+", "-")) and not line.startswith(("+++", "---")):
+                    if shown < MAX_DIFF_LINES:
+                        lines.append(f"    {line}")
+                    shown += 1
+    if shown > MAX_DIFF_LINES:
+        lines.append(f"    … {shown - MAX_DIFF_LINES} more changed lines")
+    return "\n".join(lines)
+
+
+def events_for_run(home: Home, store: Store, run: Run, retries: int) -> list[Event]:
+    """What a finished run is worth telling: changed, failed (after retries), recovered.
+
+    A failing host is reported once per failing streak, not on every try;
+    the alert state lives in the store so a restart does not repeat it.
+    """
+    events: list[Event] = []
+    state = store.alert_state(run.host)
+    if run.commit_id and run.status in ("changed", "partial"):
+        subject = f"{run.host}: configuration changed"
+        try:
+            message = change_summary(home, run.host, run.commit_id, subject)
+        except PvegitError as err:
+            message = f"{subject} (summary unavailable: {err})"
+        events.append(Event("changed", run.host, subject, message, run.id, run.commit_id))
+    if run.status in ("failed", "refused"):
+        streak = 0
+        for item in store.runs(run.host, limit=retries + 2):
+            if item.status not in ("failed", "refused"):
+                break
+            streak += 1
+        final = run.failure != "transient" or streak > retries
+        if final and state != "failing":
+            tries = f" after {streak} tries" if streak > 1 else ""
+            events.append(
+                Event(
+                    "failed",
+                    run.host,
+                    f"{run.host}: backup failed{tries}",
+                    f"Run {run.id}: {run.error}",
+                    run.id,
+                )
+            )
+            store.set_alert_state(run.host, "failing")
+    elif state in ("failing", "stale"):
+        events.append(
+            Event(
+                "recovered",
+                run.host,
+                f"{run.host}: backups work again",
+                f"Run {run.id} {run.status} after the host was {state}.",
+                run.id,
+            )
+        )
+        store.set_alert_state(run.host, None)
+    return events
+
+
+def stale_event(store: Store, host: str, reason: str) -> Event | None:
+    """A 'stale' event the first time a host turns stale."""
+    if store.alert_state(host) in ("stale", "failing"):
+        return None
+    store.set_alert_state(host, "stale")
+    return Event("stale", host, f"{host}: no recent backup", reason)
