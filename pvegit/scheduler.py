@@ -178,12 +178,17 @@ class Scheduler:
             free -= 1
         return started
 
-    def start(self, interval: int = 1) -> None:
-        """Tick every ``interval`` seconds in a background thread (driven by ``schedule``)."""
+    def start(self, interval: int = 1, *, housekeeping: Callable[[], None] | None = None) -> None:
+        """Tick every ``interval`` seconds in a background thread (driven by ``schedule``).
+
+        ``housekeeping`` (stale checks, run log retention) runs once a minute.
+        """
         import schedule
 
         jobs = schedule.Scheduler()
         jobs.every(interval).seconds.do(self._safe_tick)
+        if housekeeping is not None:
+            jobs.every(60).seconds.do(self._guarded(housekeeping))
 
         def loop() -> None:
             self._safe_tick()
@@ -198,6 +203,16 @@ class Scheduler:
             self.tick()
         except Exception:  # the scheduler must outlive any one bad tick
             _log.exception("scheduler tick failed")
+
+    @staticmethod
+    def _guarded(job: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                job()
+            except Exception:
+                _log.exception("scheduler housekeeping failed")
+
+        return run
 
     def stop(self) -> None:
         self._stop.set()

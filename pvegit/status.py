@@ -58,6 +58,7 @@ def host_status(
     *,
     now: float | None = None,
     default_schedule: str = DEFAULT_SCHEDULE,
+    stale_factor: float = STALE_FACTOR,
 ) -> HostStatus:
     """Classify a host from its newest run and its newest successful run."""
     now = time.time() if now is None else now
@@ -74,7 +75,7 @@ def host_status(
         return status("never", "no successful backup yet")
     age = now - (last_success.finished_at or last_success.started_at)
     interval = schedule.interval_seconds if schedule else None
-    if interval and age > STALE_FACTOR * interval:
+    if interval and age > stale_factor * interval:
         return status("stale", f"last successful backup {describe_age(age)} ago")
     if last_run is not None and last_run.status == "partial":
         return status("partial", last_run.error or "some paths could not be read")

@@ -465,6 +465,11 @@ class Store:
         )
         return _row_to_run(rows[0]) if rows else None
 
+    def run_counts(self) -> dict[str, int]:
+        """How many runs the log holds, by status."""
+        rows = self._query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
+        return {str(row["status"]): int(row["n"]) for row in rows}
+
     def running_runs(self) -> list[Run]:
         rows = self._query("SELECT * FROM runs WHERE status='running' ORDER BY id")
         return [_row_to_run(row) for row in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import jinja2
@@ -18,13 +18,17 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from pvegit.config import Config
 from pvegit.home import Home
+from pvegit.notify import Notifier
+from pvegit.scheduler import Scheduler
 from pvegit.status import describe_age
 from pvegit.store import Store
+from web import api
 from web.context import Context, Settings, render
 from web.runner import RunLauncher
 from web.security import csrf_token, load_secret_key
-from web.views import audit, auth, browse, dashboard, hosts, runs
+from web.views import audit, auth, browse, dashboard, hosts, runs, tokens
 
 HERE = Path(__file__).parent
 
@@ -54,6 +58,18 @@ ROUTES = [
     Route("/runs/{id:int}", runs.run_page),
     Route("/runs/{id:int}/events", runs.run_events),
     Route("/audit", audit.audit_page),
+    Route("/tokens", tokens.token_page),
+    Route("/tokens", tokens.token_create, methods=["POST"]),
+    Route("/tokens/{token}/revoke", tokens.token_revoke, methods=["POST"]),
+    Route("/notifications", tokens.notifications_page),
+    Route("/notifications/test", tokens.notifications_test, methods=["POST"]),
+    Route("/api/v1/hosts", api.hosts),
+    Route("/api/v1/hosts/{name}/snapshot", api.start_snapshot, methods=["POST"]),
+    Route("/api/v1/hosts/{name}/commits", api.commits),
+    Route("/api/v1/hosts/{name}/diff", api.diff),
+    Route("/api/v1/runs", api.runs),
+    Route("/api/v1/runs/{id:int}", api.run),
+    Route("/metrics", api.metrics),
     Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
 ]
 
@@ -100,15 +116,51 @@ async def _error_page(request: Request, error: Exception) -> Response:
     )
 
 
+def settings_from(config: Config) -> Settings:
+    """The web settings a configuration file implies."""
+    return Settings(
+        secure_cookies=config.behind_tls_proxy,
+        concurrency=config.concurrency,
+        default_schedule=config.default_schedule,
+        stale_factor=config.stale_factor,
+        metrics_allow=config.metrics_allow,
+    )
+
+
 def create_app(
-    home: Home, settings: Settings | None = None, *, store: Store | None = None
+    home: Home,
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    config: Config | None = None,
+    run_scheduler: bool = False,
+    clock: Callable[[], float] = time.time,
+    tick_seconds: int = 1,
 ) -> Starlette:
-    """The ASGI app for one pvegit home."""
-    settings = settings or Settings()
+    """The ASGI app for one pvegit home; with ``run_scheduler`` also the scheduler."""
+    config = config or Config()
+    settings = settings or settings_from(config)
     home.initialize()
     store = store or Store(home.state_path)
-    launcher = RunLauncher(home, store, concurrency=settings.concurrency)
-    context = Context(home, store, settings, launcher, templates=_templates())
+    notifier = Notifier(config.targets) if config.targets else None
+    launcher = RunLauncher(
+        home,
+        store,
+        concurrency=settings.concurrency,
+        notifier=notifier,
+        retries=len(config.retry_delays),
+        time_limit=config.run_timeout,
+    )
+    context = Context(
+        home, store, settings, launcher, config=config, notifier=notifier, templates=_templates()
+    )
+    scheduler = Scheduler(
+        store,
+        config,
+        lambda host, trigger: launcher.launch(host, trigger=trigger, actor="scheduler"),
+        clock=clock,
+        running=launcher.active,
+    )
     middleware = [
         Middleware(
             SessionMiddleware,
@@ -122,8 +174,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if run_scheduler:
+            scheduler.start(tick_seconds, housekeeping=lambda: housekeeping(context, clock))
         yield
+        scheduler.stop()
         launcher.shutdown()
+        if notifier is not None:
+            notifier.close()
 
     app = Starlette(
         routes=ROUTES,
@@ -132,4 +189,29 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.pvegit = context
+    app.state.scheduler = scheduler
     return app
+
+
+def housekeeping(context: Context, clock: Callable[[], float]) -> None:
+    """Once a minute: tell about hosts that turned stale; forget runs past retention."""
+    from pvegit.notify import stale_event
+    from pvegit.status import host_status
+
+    store = context.store
+    latest = store.latest_runs()
+    successes = store.latest_successes()
+    for host in store.hosts():
+        status = host_status(
+            host,
+            latest.get(host.name),
+            successes.get(host.name),
+            now=clock(),
+            default_schedule=context.settings.default_schedule,
+            stale_factor=context.settings.stale_factor,
+        )
+        if status.kind == "stale" and context.notifier is not None:
+            event = stale_event(store, host.name, status.reason)
+            if event is not None:
+                context.notifier.emit(event)
+    store.prune_runs(clock() - context.config.run_log_days * 86400)

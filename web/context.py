@@ -9,7 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from pvegit.config import Config
 from pvegit.home import Home
+from pvegit.notify import Notifier
 from pvegit.store import Store
 from web.runner import RunLauncher
 from web.security import LoginThrottle
@@ -23,6 +25,8 @@ class Settings:
     concurrency: int = 4
     default_schedule: str = "daily"
     session_seconds: int = 12 * 3600
+    stale_factor: float = 2.0
+    metrics_allow: tuple[str, ...] = ()
 
 
 @dataclass
@@ -33,6 +37,8 @@ class Context:
     store: Store
     settings: Settings
     launcher: RunLauncher
+    config: Config = field(default_factory=Config)
+    notifier: Notifier | None = None
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     templates: Jinja2Templates | None = None
 

@@ -8,6 +8,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from pvegit.home import Home
+from pvegit.notify import Notifier, events_for_run
 from pvegit.snapshot import SnapshotOptions, take_snapshot
 from pvegit.store import Host, Store
 
@@ -17,11 +18,29 @@ _log = logging.getLogger(__name__)
 class RunLauncher:
     """Starts snapshots in the background and hands back their run id at once."""
 
-    def __init__(self, home: Home, store: Store, *, concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        home: Home,
+        store: Store,
+        *,
+        concurrency: int = 4,
+        notifier: Notifier | None = None,
+        retries: int = 3,
+        time_limit: float | None = None,
+    ) -> None:
         self._home = home
         self._store = store
+        self._notifier = notifier
+        self._retries = retries
+        self._time_limit = time_limit
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pvegit-run")
         self._lock = threading.Lock()
+        self._active = 0
+
+    def active(self) -> int:
+        """Runs of this process queued or running."""
+        with self._lock:
+            return self._active
 
     def launch(self, host: Host, *, trigger: str, actor: str | None) -> int:
         """Queue a snapshot of ``host``; if one is already running, return that run's id."""
@@ -30,15 +49,30 @@ class RunLauncher:
                 if run.host == host.name and _alive(run.pid):
                     return run.id
             run_id = self._store.start_run(host.name, trigger, actor)
-        options = SnapshotOptions(trigger=trigger, actor=actor)
+            self._active += 1
+        options = SnapshotOptions(trigger=trigger, actor=actor, time_limit=self._time_limit)
         self._pool.submit(self._run, host, options, run_id)
         return run_id
 
     def _run(self, host: Host, options: SnapshotOptions, run_id: int) -> None:
         try:
-            take_snapshot(self._home, self._store, host, options, run_id=run_id)
+            run = take_snapshot(self._home, self._store, host, options, run_id=run_id)
+            _log.info(
+                "run finished host=%s run=%s status=%s duration=%.2fs commit=%s",
+                host.name,
+                run.id,
+                run.status,
+                run.duration or 0,
+                run.commit_id or "-",
+            )
+            if self._notifier is not None:
+                for event in events_for_run(self._home, self._store, run, self._retries):
+                    self._notifier.emit(event)
         except Exception:  # take_snapshot records failures itself; this is a last resort
             _log.exception("run %s of %s failed outside the snapshot", run_id, host.name)
+        finally:
+            with self._lock:
+                self._active -= 1
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

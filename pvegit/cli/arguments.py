@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=4, metavar="N", help="hosts snapshotted at once (default 4)"
     )
     snapshot.add_argument(
+        "--remote",
+        metavar="URL",
+        help="ask the pvegit server at URL to take the snapshots (needs --token or $PVEGIT_TOKEN)",
+    )
+    snapshot.add_argument("--token", metavar="T", help="API token for --remote")
+    snapshot.add_argument(
         "--timeout",
         type=float,
         default=60.0,
@@ -114,10 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reindex.add_argument("names", nargs="*", metavar="NAME", help="hosts (default: all)")
 
-    serve = command("serve", "web", "cmd_serve", "run the web UI (one process, one worker)")
+    serve = command(
+        "serve", "web", "cmd_serve", "run the web UI and the scheduler (one process, one worker)"
+    )
+    serve.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file (default: $PVEGIT_HOME/pvegit.toml, else /etc/pvegit/pvegit.toml)",
+    )
     serve.add_argument(
         "--listen",
-        default="127.0.0.1:8080",
         metavar="ADDR:PORT",
         help="where to listen (default 127.0.0.1:8080; keep it local and put a TLS proxy in front)",
     )
@@ -126,7 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="mark session cookies Secure and trust X-Forwarded-* from 127.0.0.1",
     )
-    serve.add_argument("--jobs", type=int, default=4, metavar="N", help="runs at once (default 4)")
+    serve.add_argument("--jobs", type=int, metavar="N", help="runs at once (default 4)")
+    serve.add_argument(
+        "--no-scheduler", action="store_true", help="serve the UI only; no scheduled runs"
+    )
 
     user = commands.add_parser("user", help="manage the web UI's users")
     user_commands = user.add_subparsers(dest="user_command", metavar="ACTION")
@@ -145,6 +161,30 @@ def build_parser() -> argparse.ArgumentParser:
             )
     listing = user_commands.add_parser("list", help="list the users", description="list the users")
     listing.set_defaults(handler=("web", "cmd_user_list"))
+
+    token = commands.add_parser("token", help="manage API tokens (for /api/v1/ and /metrics)")
+    token_commands = token.add_subparsers(dest="token_command", metavar="ACTION")
+    token_commands.required = True
+    for name, function, text in (
+        ("add", "cmd_token_add", "create a token; it is printed once, as the last word"),
+        ("revoke", "cmd_token_revoke", "revoke a token"),
+    ):
+        sub = token_commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=("web", function))
+        sub.add_argument("name", metavar="NAME")
+    token_list = token_commands.add_parser("list", help="list tokens", description="list tokens")
+    token_list.set_defaults(handler=("web", "cmd_token_list"))
+
+    notify = commands.add_parser("notify", help="notification targets")
+    notify_commands = notify.add_subparsers(dest="notify_command", metavar="ACTION")
+    notify_commands.required = True
+    notify_test = notify_commands.add_parser(
+        "test",
+        help="send a test notification to every target",
+        description="send a test notification to every target",
+    )
+    notify_test.set_defaults(handler=("web", "cmd_notify_test"))
+    notify_test.add_argument("--config", type=Path, metavar="FILE", help="settings file")
 
     demo = command(
         "demo",

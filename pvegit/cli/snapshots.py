@@ -97,6 +97,10 @@ def snapshot_hosts(
 
 
 def cmd_snapshot(arguments: argparse.Namespace) -> int:
+    if arguments.remote:
+        from pvegit.remote import remote_snapshots
+
+        return remote_snapshots(arguments)
     home, store = open_home(arguments)
     if arguments.all == bool(arguments.names):
         raise ConfigError("name the hosts to snapshot, or give --all (not both)")

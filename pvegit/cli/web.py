@@ -8,6 +8,7 @@ import secrets
 import sys
 
 from pvegit.cli.common import actor, open_home
+from pvegit.config import Config
 from pvegit.errors import ConfigError, NotFound
 from pvegit.home import Home
 from pvegit.store import Host, Store
@@ -87,39 +88,116 @@ def _sync_indexes(home: Home, store: Store) -> None:
             sync_index(store, repository, path.name.removesuffix(".git"))
 
 
-def serve(home: Home, store: Store, listen: str, *, behind_proxy: bool, jobs: int) -> None:
-    """Run the web UI until interrupted."""
+def serve(home: Home, store: Store, config: Config, *, scheduler: bool = True) -> None:
+    """Run the web UI (and the scheduler) until interrupted."""
     import uvicorn
 
     from web.app import create_app
-    from web.context import Settings
 
-    address, port = parse_listen(listen)
-    if jobs < 1:
-        raise ConfigError("--jobs must be at least 1")
+    address, port = parse_listen(config.listen)
+    setup_logging()
     _sync_indexes(home, store)
-    app = create_app(home, Settings(secure_cookies=behind_proxy, concurrency=jobs), store=store)
+    app = create_app(home, store=store, config=config, run_scheduler=scheduler)
     if not store.users():
         print("no web users yet: create one with 'pvegit user add NAME'", file=sys.stderr)
-    print(f"pvegit web UI on http://{listen} (home {home.root})", flush=True)
+    where = f" (settings {config.path})" if config.path else ""
+    print(f"pvegit web UI on http://{config.listen}, home {home.root}{where}", flush=True)
     uvicorn.run(
         app,
         host=address,
         port=port,
         workers=1,  # one process: the scheduler runs inside it
-        proxy_headers=behind_proxy,
-        forwarded_allow_ips="127.0.0.1" if behind_proxy else None,
+        proxy_headers=config.behind_tls_proxy,
+        forwarded_allow_ips="127.0.0.1" if config.behind_tls_proxy else None,
         log_level="warning",
         server_header=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+def setup_logging() -> None:
+    """One line per event, key=value, with host and run id where there is one."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
     )
 
 
 def cmd_serve(arguments: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from pvegit.config import load_config
+
     home, store = open_home(arguments)
-    serve(
-        home, store, arguments.listen, behind_proxy=arguments.behind_tls_proxy, jobs=arguments.jobs
-    )
+    config = load_config(home.root, arguments.config)
+    overrides: dict[str, object] = {}
+    if arguments.listen:
+        parse_listen(arguments.listen)
+        overrides["listen"] = arguments.listen
+    if arguments.behind_tls_proxy:
+        overrides["behind_tls_proxy"] = True
+    if arguments.jobs is not None:
+        if arguments.jobs < 1:
+            raise ConfigError("--jobs must be at least 1")
+        overrides["concurrency"] = arguments.jobs
+    serve(home, store, replace(config, **overrides), scheduler=not arguments.no_scheduler)  # type: ignore[arg-type]
     return 0
+
+
+def cmd_token_add(arguments: argparse.Namespace) -> int:
+    from web.api import hash_token, new_token
+
+    _, store = open_home(arguments)
+    token = new_token()
+    store.add_token(arguments.name, hash_token(token), actor())
+    store.audit(actor(), "token created", None, token=arguments.name)
+    print(f"created token {arguments.name}; it is shown only now: {token}")
+    return 0
+
+
+def cmd_token_revoke(arguments: argparse.Namespace) -> int:
+    _, store = open_home(arguments)
+    store.revoke_token(arguments.name)
+    store.audit(actor(), "token revoked", None, token=arguments.name)
+    print(f"revoked token {arguments.name}")
+    return 0
+
+
+def cmd_token_list(arguments: argparse.Namespace) -> int:
+    import time
+
+    _, store = open_home(arguments)
+    tokens = store.tokens()
+    if not tokens:
+        print("no tokens yet: pvegit token add NAME")
+    for token in tokens:
+        state = "revoked" if token["revoked_at"] else "active"
+        used = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(token["last_used"]))
+            if (token["last_used"])
+            else "never"
+        )
+        print(f"{token['name']:<24} {state:<8} last used {used}")
+    return 0
+
+
+def cmd_notify_test(arguments: argparse.Namespace) -> int:
+    from pvegit.config import load_config
+    from pvegit.notify import send_test
+
+    home, store = open_home(arguments)
+    config = load_config(home.root, arguments.config)
+    if not config.targets:
+        raise ConfigError("no notification targets: add [[notify]] tables to pvegit.toml")
+    failed = 0
+    for target, problem in send_test(config):
+        print(f"{target.name}: {problem or 'sent'}")
+        failed += problem is not None
+    store.audit(actor(), "test notification", None, targets=len(config.targets))
+    return 1 if failed else 0
 
 
 DEMO_EDITS = 6
@@ -164,5 +242,6 @@ def cmd_demo(arguments: argparse.Namespace) -> int:
     print(f"password: {password}   (one-time: a new one each time you run the demo)")
     if arguments.no_serve:
         return 0
-    serve(home, store, arguments.listen, behind_proxy=False, jobs=2)
+    # The demo node is reached locally; its schedule stays manual so the demo is calm.
+    serve(home, store, Config(listen=arguments.listen, concurrency=2, default_schedule="manual"))
     return 0

@@ -1,0 +1,257 @@
+"""The JSON API under /api/v1/ and the Prometheus /metrics, both for API tokens.
+
+A request without a valid token gets 401 before anything is looked up, so a
+wrong token never tells whether a host exists. Errors are JSON:
+``{"error": "what went wrong and what to do"}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pvegit.categories import is_secret
+from pvegit.errors import ConfigError, NotFound
+from pvegit.history import commit_count, last_change, sync_index, timeline
+from pvegit.repo import HostRepository, count_lines, is_binary
+from pvegit.status import host_status
+from pvegit.store import RUN_STATUSES, Host, Store
+from web.context import context_of
+
+TOKEN_PREFIX = "pvegit_"
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """Tokens are long random strings: a plain SHA-256 is enough to store them."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_user(request: Request) -> str | None:
+    """``token:NAME`` for a valid, unrevoked bearer token; None otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    name = context_of(request).store.token_by_hash(hash_token(token.strip()))
+    return f"token:{name}" if name else None
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+ApiView = Callable[[Request, str], Any]
+
+
+def api(view: ApiView) -> Callable[[Request], Awaitable[Response]]:
+    """An API endpoint: bearer token required; the view returns JSON-able data."""
+
+    @functools.wraps(view)
+    async def endpoint(request: Request) -> Response:
+        user = await run_in_threadpool(token_user, request)
+        if user is None:
+            return JSONResponse(
+                {"error": "a valid API token is required: Authorization: Bearer <token>"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        try:
+            result = await run_in_threadpool(view, request, user)
+        except ApiError as err:
+            return error(err.status, str(err))
+        except NotFound as err:
+            return error(404, str(err))
+        except ConfigError as err:
+            return error(400, str(err))
+        if isinstance(result, Response):
+            return result
+        return JSONResponse(result)
+
+    endpoint.guard = "api"  # type: ignore[attr-defined]
+    return endpoint
+
+
+def _host(store: Store, request: Request) -> Host:
+    return store.host(request.path_params["name"])
+
+
+def _number(request: Request, key: str, default: int, high: int) -> int:
+    text = request.query_params.get(key)
+    if text is None:
+        return default
+    if not text.isdigit() or not 0 < int(text) <= high:
+        raise ApiError(400, f"{key} must be a whole number from 1 to {high}")
+    return int(text)
+
+
+@api
+def hosts(request: Request, user: str) -> list[dict[str, Any]]:
+    context = context_of(request)
+    store = context.store
+    latest = store.latest_runs()
+    successes = store.latest_successes()
+    changes = last_change(store)
+    out = []
+    for host in store.hosts():
+        status = host_status(
+            host,
+            latest.get(host.name),
+            successes.get(host.name),
+            default_schedule=context.settings.default_schedule,
+            stale_factor=context.settings.stale_factor,
+        )
+        change = changes.get(host.name)
+        out.append(
+            {
+                **host.to_json(),
+                "status": {"kind": status.kind, "label": status.label, "reason": status.reason},
+                "last_success": status.last_success.finished_at if status.last_success else None,
+                "last_run": status.last_run.to_json() if status.last_run else None,
+                "last_change": {
+                    "commit": change.commit_id,
+                    "time": change.time,
+                    "subject": change.subject,
+                }
+                if change
+                else None,
+            }
+        )
+    return out
+
+
+@api
+def start_snapshot(request: Request, user: str) -> Response:
+    context = context_of(request)
+    host = _host(context.store, request)
+    run_id = context.launcher.launch(host, trigger="api", actor=user)
+    context.store.audit(user, "backup triggered", host.name, run=run_id, via="api")
+    return JSONResponse({"run": run_id, "url": f"/api/v1/runs/{run_id}"}, status_code=202)
+
+
+@api
+def runs(request: Request, user: str) -> list[dict[str, Any]]:
+    status = request.query_params.get("status")
+    if status is not None and status not in RUN_STATUSES:
+        raise ApiError(400, f"status must be one of: {', '.join(RUN_STATUSES)}")
+    limit = _number(request, "limit", 50, 1000)
+    found = context_of(request).store.runs(
+        request.query_params.get("host"), limit=limit, status=status
+    )
+    return [run.to_json() for run in found]
+
+
+@api
+def run(request: Request, user: str) -> dict[str, Any]:
+    from web.views.runs import progress_of
+
+    found = context_of(request).store.run(request.path_params["id"])
+    return {**found.to_json(), "progress": progress_of(found)}
+
+
+@api
+def commits(request: Request, user: str) -> dict[str, Any]:
+    context = context_of(request)
+    host = _host(context.store, request)
+    limit = _number(request, "limit", 50, 500)
+    before = request.query_params.get("before")
+    path = context.home.repo_path(host.name)
+    if path.exists():
+        with HostRepository(path) as repository:
+            sync_index(context.store, repository, host.name)
+    found = timeline(
+        context.store,
+        host.name,
+        limit=limit,
+        before=int(before) if before and before.isdigit() else None,
+    )
+    return {
+        "host": host.name,
+        "total": commit_count(context.store, host.name),
+        "commits": [
+            {
+                "commit": item.commit_id,
+                "position": item.position,
+                "time": item.time,
+                "subject": item.subject,
+                "trigger": item.trigger,
+                "actor": item.actor,
+                "files_changed": item.files_changed,
+                "parent": item.parent_id,
+            }
+            for item in found
+        ],
+    }
+
+
+@api
+def diff(request: Request, user: str) -> dict[str, Any]:
+    context = context_of(request)
+    host = _host(context.store, request)
+    path = context.home.repo_path(host.name)
+    if not path.exists():
+        raise ApiError(404, f"{host.name} has no snapshots yet")
+    with HostRepository(path) as repository:
+        new = repository.resolve(request.query_params.get("b") or "HEAD")
+        first = request.query_params.get("a")
+        if first:
+            old: str | None = repository.resolve(first)
+        else:
+            parents = repository.commit(new).parents
+            old = parents[0] if parents else None
+        files = []
+        for change in repository.changes(old, new):
+            entry: dict[str, Any] = {"path": "/" + change.path, "change": change.change}
+            blobs = [
+                repository.read_blob(blob) if blob else b""
+                for blob in (change.old_id, change.new_id)
+            ]
+            if is_secret(change.path):
+                entry.update(kind="secret", sizes=[len(blob) for blob in blobs], diff=None)
+            elif any(is_binary(blob) for blob in blobs):
+                entry.update(kind="binary", sizes=[len(blob) for blob in blobs], diff=None)
+            else:
+                text = repository.unified_diff(change)
+                added, removed = count_lines(text)
+                entry.update(kind="text", added=added, removed=removed, diff=text)
+            files.append(entry)
+    return {"host": host.name, "a": old, "b": new, "files": files}
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: for API tokens, or open to the addresses in metrics_allow."""
+    context = context_of(request)
+    client = request.client.host if request.client else ""
+    allowed = client in context.settings.metrics_allow
+    if not allowed and await run_in_threadpool(token_user, request) is None:
+        return JSONResponse(
+            {
+                "error": "a valid API token is required: Authorization: Bearer "
+                "<token> (or list this address in metrics_allow)"
+            },
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    from web.metrics import render_metrics
+
+    body, content_type = await run_in_threadpool(render_metrics, context)
+    return Response(body, media_type=content_type)
+
+
+metrics.guard = "api"  # type: ignore[attr-defined]

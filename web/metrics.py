@@ -1,0 +1,109 @@
+"""Prometheus metrics, computed from the run log at scrape time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from pvegit.status import host_status
+from pvegit.store import RUN_STATUSES
+
+if TYPE_CHECKING:
+    from web.context import Context
+
+
+class _PvegitCollector:
+    def __init__(self, context: Context) -> None:
+        self._context = context
+
+    def collect(self) -> Iterator[Metric]:
+        context = self._context
+        store = context.store
+        latest = store.latest_runs()
+        successes = store.latest_successes()
+        now = time.time()
+        last_success = GaugeMetricFamily(
+            "pvegit_host_last_success_timestamp_seconds",
+            "When the host's newest successful run finished",
+            labels=["host"],
+        )
+        status = GaugeMetricFamily(
+            "pvegit_host_last_run_status",
+            "1 for the status of the host's newest run",
+            labels=["host", "status"],
+        )
+        duration = GaugeMetricFamily(
+            "pvegit_host_last_run_duration_seconds",
+            "Duration of the host's newest run",
+            labels=["host"],
+        )
+        files = GaugeMetricFamily(
+            "pvegit_host_last_run_files", "Files in the newest run", labels=["host"]
+        )
+        size = GaugeMetricFamily(
+            "pvegit_host_last_run_bytes", "Bytes read by the newest run", labels=["host"]
+        )
+        changes = GaugeMetricFamily(
+            "pvegit_host_last_run_changed_files", "Files the newest run changed", labels=["host"]
+        )
+        stale = GaugeMetricFamily("pvegit_host_stale", "1 if the host is stale", labels=["host"])
+        repo = GaugeMetricFamily(
+            "pvegit_repository_size_bytes", "Size of the host's repository", labels=["host"]
+        )
+        stale_count = 0
+        for host in store.hosts():
+            run = latest.get(host.name)
+            success = successes.get(host.name)
+            kind = host_status(
+                host,
+                run,
+                success,
+                now=now,
+                default_schedule=context.settings.default_schedule,
+                stale_factor=context.settings.stale_factor,
+            ).kind
+            if success is not None:
+                last_success.add_metric([host.name], success.finished_at or success.started_at)
+            if run is not None:
+                for name in RUN_STATUSES:
+                    status.add_metric([host.name, name], 1.0 if run.status == name else 0.0)
+                duration.add_metric([host.name], run.duration or 0.0)
+                files.add_metric([host.name], run.files)
+                size.add_metric([host.name], run.bytes)
+                changes.add_metric([host.name], run.changed_files)
+            stale.add_metric([host.name], 1.0 if kind == "stale" else 0.0)
+            stale_count += kind == "stale"
+            path = context.home.repo_path(host.name)
+            if path.exists():
+                repo.add_metric(
+                    [host.name],
+                    sum(item.stat().st_size for item in path.rglob("*") if item.is_file()),
+                )
+        totals = CounterMetricFamily("pvegit_runs", "Runs recorded, by status", labels=["status"])
+        for name, count in store.run_counts().items():
+            totals.add_metric([name], count)
+        hosts_stale = GaugeMetricFamily("pvegit_hosts_stale", "Hosts without a recent backup")
+        hosts_stale.add_metric([], stale_count)
+        yield from (
+            last_success,
+            status,
+            duration,
+            files,
+            size,
+            changes,
+            stale,
+            repo,
+            totals,
+            hosts_stale,
+        )
+
+
+def render_metrics(context: Context) -> tuple[bytes, str]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_PvegitCollector(context))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
