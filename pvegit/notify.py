@@ -218,6 +218,8 @@ def change_summary(home: Home, host: str, commit_id: str, subject: str) -> str:
     with HostRepository(home.repo_path(host)) as repository:
         commit = repository.commit(commit_id)
         parent = commit.parents[0] if commit.parents else None
+        if parent is None:
+            return f"{subject}\n\n{commit.subject}"
         for change in repository.changes(parent, commit_id):
             if change.path == ".pvegit/metadata":
                 continue
@@ -226,7 +228,7 @@ def change_summary(home: Home, host: str, commit_id: str, subject: str) -> str:
                 continue
             old = repository.read_blob(change.old_id) if change.old_id else b""
             new = repository.read_blob(change.new_id) if change.new_id else b""
-            if is_binary(old) or is_binary(new) or parent is None:
+            if is_binary(old) or is_binary(new):
                 lines.append(f"{change.change}: /{change.path}")
                 continue
             diff = repository.unified_diff(change)

@@ -1,0 +1,93 @@
+"""pvegit serve as a service: the scheduler makes commits nobody triggered,
+a webhook receiver hears about changes and failures, /metrics shows them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+from testbed import Node, TestBed, register_node
+from webhook import Receiver
+
+from pvegit.config import Config, Target
+from pvegit.home import Home
+from pvegit.store import Store
+from web.app import create_app
+
+
+class FakeClock:
+    """The scheduler's clock: moved by the test, so an hour passes at once."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    instance = Receiver()
+    yield instance
+    instance.close()
+
+
+def events(bodies: list[dict[str, object]], kind: str, host: str) -> list[dict[str, object]]:
+    return [body for body in bodies if body.get("event") == kind and body.get("host") == host]
+
+
+def test_scheduled_runs_commit_alert_and_show_in_metrics(
+    home: Home,
+    store: Store,
+    testbed: TestBed,
+    receiver: Receiver,
+    cli,  # type: ignore[no-untyped-def]
+) -> None:
+    first: Node = testbed.start("pve1")
+    second: Node = testbed.start("pve2")
+    for node in (first, second):
+        register_node(store, home, node, node.name, categories=("cluster", "network"))
+        store.update_host(node.name, schedule="hourly")
+    config = Config(
+        concurrency=2,
+        jitter=0,
+        retry_delays=(60,),
+        targets=(Target("hook", "webhook", url=receiver.url),),
+    )
+    clock = FakeClock()
+    app = create_app(home, store=store, config=config, run_scheduler=True, clock=clock)
+    token = cli("token", "add", "prometheus").out.split()[-1]
+    with TestClient(app) as client:
+        # Nobody triggers anything: the scheduler catches up on both hosts at start.
+        bodies = receiver.wait_for(
+            lambda got: all(events(got, "changed", name) for name in ("pve1", "pve2"))
+        )
+        assert len(events(bodies, "changed", "pve1")) == 1
+        runs = store.runs(limit=10)
+        assert {run.trigger for run in runs} == {"schedule"} and len(runs) == 2
+        # An hour later: pve1 changed, pve2's pmxcfs is down.
+        first.write("/etc/pve/storage.cfg", first.read("/etc/pve/storage.cfg") + "\ndir: hourly\n")
+        second.stop_pmxcfs()
+        second.sh(f"echo '{home.public_key()}' > /root/.ssh/authorized_keys2")
+        clock.offset += 3601
+        bodies = receiver.wait_for(
+            lambda got: len(events(got, "changed", "pve1")) == 2 and events(got, "failed", "pve2")
+        )
+        change = events(bodies, "changed", "pve1")[-1]
+        assert "+dir: hourly" in str(change["message"]) and change["commit"]
+        failure = events(bodies, "failed", "pve2")[0]
+        assert "pmxcfs" in str(failure["message"])
+        metrics = client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).text
+        assert 'pvegit_host_last_run_status{host="pve2",status="refused"} 1.0' in metrics
+        assert 'pvegit_host_last_run_status{host="pve1",status="changed"} 1.0' in metrics
+        assert 'pvegit_runs_total{status="changed"} 3.0' in metrics
+        # No run overlapped another of the same host, and none ran twice for one slot.
+        runs = store.runs(limit=20)
+        assert len([run for run in runs if run.host == "pve1"]) == 2
+        assert all(run.status != "running" for run in runs)
+    print(json.dumps([body["title"] for body in receiver.bodies]))
+    first.stop()
+    second.stop()
