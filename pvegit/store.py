@@ -465,6 +465,26 @@ class Store:
         )
         return _row_to_run(rows[0]) if rows else None
 
+    def change_marker(self) -> tuple[Any, ...]:
+        """Changes whenever a run starts or ends or a host changes (cheap to ask every second)."""
+        rows = self._query(
+            "SELECT (SELECT MAX(id) FROM runs), (SELECT MAX(finished_at) FROM runs),"
+            " (SELECT COUNT(*) FROM hosts), (SELECT MAX(updated_at) FROM hosts)"
+        )
+        return tuple(rows[0])
+
+    def recent_runs(self, per_host: int) -> dict[str, list[Run]]:
+        """The newest ``per_host`` runs of every host, newest first, in one query."""
+        rows = self._query(
+            "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY host ORDER BY id DESC)"
+            " AS recent FROM runs) WHERE recent <= ? ORDER BY host, id DESC",
+            (per_host,),
+        )
+        found: dict[str, list[Run]] = {}
+        for row in rows:
+            found.setdefault(row["host"], []).append(_row_to_run(row))
+        return found
+
     def run_counts(self) -> dict[str, int]:
         """How many runs the log holds, by status."""
         rows = self._query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
