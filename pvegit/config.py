@@ -196,6 +196,15 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     return Config(**values)
 
 
+def check_target(item: dict[str, Any], where: str = "target") -> Target:
+    """Check one target's settings (a [[notify]] table, or the web form's)."""
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{where}: {key}: {problem}")
+
+    return parse_target(item, where, fail)
+
+
 def parse_target(item: Any, key: str, fail: Any) -> Target:
     """One [[notify]] table."""
     if not isinstance(item, dict):

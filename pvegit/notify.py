@@ -134,17 +134,22 @@ class Notifier:
 
     def __init__(
         self,
-        targets: Sequence[Target],
+        targets: Sequence[Target] | Callable[[], Sequence[Target]],
         *,
         retry_delays: Sequence[float] = (5, 30, 120),
         deliver: Callable[[Target, Event], None] = send,
     ) -> None:
-        self.targets = tuple(targets)
+        # A callable is asked on every event: targets made in the web UI count at once.
+        self._targets = targets if callable(targets) else (lambda: tuple(targets))
         self._retry_delays = tuple(retry_delays)
         self._deliver = deliver
         self._queue: queue.Queue[tuple[Target, Event, int] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="pvegit-notify", daemon=True)
         self._thread.start()
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return tuple(self._targets())
 
     def emit(self, event: Event) -> None:
         for target in self.targets:
@@ -199,10 +204,23 @@ def test_event() -> Event:
     )
 
 
-def send_test(config: Config) -> list[tuple[Target, str | None]]:
+def all_targets(config: Config, store: Store) -> tuple[Target, ...]:
+    """The targets of the configuration file and those made in the web UI."""
+    from pvegit.config import check_target
+
+    made = []
+    for settings in store.notify_targets():
+        try:
+            made.append(check_target(settings, f"web target {settings.get('name')!r}"))
+        except PvegitError as err:
+            _log.error("notification target skipped: %s", err)
+    return (*config.targets, *made)
+
+
+def send_test(targets: Sequence[Target]) -> list[tuple[Target, str | None]]:
     """Send a test event to every target now; (target, error or None) for each."""
     results: list[tuple[Target, str | None]] = []
-    for target in config.targets:
+    for target in targets:
         try:
             send(target, test_event())
             results.append((target, None))

@@ -107,7 +107,10 @@ def next_due(host: Host, runs: list[Run], now: float, config: Config) -> Due | N
         reason = "catch-up" if slot < now - 60 else "schedule"
         return Due(host, slot + jitter_of(host.name, slot, config.jitter), reason)
     if last_start is None:
-        return Due(host, now + jitter_of(host.name, 0, config.jitter), "catch-up")
+        # Anchored to when the host was added, not to "now": a due time that
+        # moved with every look would never arrive.
+        base = host.created_at
+        return Due(host, base + jitter_of(host.name, base, config.jitter), "catch-up")
     due = last_start + schedule.interval_seconds
     return Due(host, due + jitter_of(host.name, due, config.jitter), "schedule")
 

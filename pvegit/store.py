@@ -99,6 +99,11 @@ CREATE TABLE IF NOT EXISTS tokens (
     revoked_at REAL,
     last_used REAL
 );
+CREATE TABLE IF NOT EXISTS notify_targets (
+    name TEXT PRIMARY KEY,
+    settings TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -585,6 +590,26 @@ class Store:
             "SELECT name, created_at, created_by, revoked_at, last_used FROM tokens ORDER BY name"
         )
         return [dict(row) for row in rows]
+
+    def add_notify_target(self, name: str, settings: dict[str, Any]) -> None:
+        """A notification target made in the web UI (a [[notify]] table, checked by the caller)."""
+        with self._transaction() as connection:
+            if connection.execute("SELECT 1 FROM notify_targets WHERE name=?", (name,)).fetchone():
+                raise ConfigError(f"a notification target named {name!r} exists already")
+            connection.execute(
+                "INSERT INTO notify_targets (name, settings, created_at) VALUES (?,?,?)",
+                (name, json.dumps(settings), time.time()),
+            )
+
+    def remove_notify_target(self, name: str) -> None:
+        with self._transaction() as connection:
+            cursor = connection.execute("DELETE FROM notify_targets WHERE name=?", (name,))
+            if cursor.rowcount == 0:
+                raise NotFound(f"no notification target {name!r} made in the web UI")
+
+    def notify_targets(self) -> list[dict[str, Any]]:
+        rows = self._query("SELECT settings FROM notify_targets ORDER BY name")
+        return [json.loads(row["settings"]) for row in rows]
 
     def prune_runs(self, older_than: float) -> int:
         """Forget finished runs that started before ``older_than`` (the run log's retention)."""

@@ -200,3 +200,48 @@ def test_notify_test_command(cli, home: Home, receiver: Receiver) -> None:  # ty
     result = cli("notify", "test")
     assert result.code == 0 and "hook: sent" in result.out
     assert receiver.wait_for(lambda bodies: len(bodies) == 1)[0]["event"] == "test"
+
+
+def test_targets_made_in_the_web_ui(home: Home, receiver: Receiver) -> None:
+    from starlette.testclient import TestClient
+    from test_web import login
+
+    from web.app import create_app
+    from web.security import hash_password
+
+    store = Store(home.state_path)
+    store.add_user("admin", hash_password("correct horse battery"))
+    with TestClient(create_app(home, store=store), follow_redirects=False) as client:
+        token = login(client)
+        bad = client.post(
+            "/notifications",
+            data={"csrf_token": token, "name": "x", "type": "webhook", "url": "ftp://nope"},
+        )
+        assert bad.status_code == 400 and "must be an http:// or https:// URL" in bad.text
+        added = client.post(
+            "/notifications",
+            data={
+                "csrf_token": token,
+                "name": "hook",
+                "type": "webhook",
+                "url": receiver.url,
+                "format": "generic",
+                "events": ["failed", "changed"],
+            },
+        )
+        assert added.status_code == 303
+        page = client.post("/notifications/test", data={"csrf_token": token})
+        assert "hook: sent" in page.text
+        assert receiver.wait_for(lambda bodies: len(bodies) == 1)[0]["event"] == "test"
+        assert (
+            client.post("/notifications/hook/remove", data={"csrf_token": token}).status_code == 303
+        )
+        assert store.notify_targets() == []
+    store.close()
+
+
+def test_serve_refuses_a_bad_config(cli, home: Home) -> None:  # type: ignore[no-untyped-def]
+    (home.root / "pvegit.toml").write_text("[server]\nconcurrency = 'many'\n")
+    result = cli("serve")
+    assert result.code == 1
+    assert "pvegit.toml: server.concurrency: must be a whole number" in result.err

@@ -54,10 +54,13 @@ def config(**values: object) -> Config:
 
 
 def test_interval_schedule_is_due_an_interval_after_the_last_start() -> None:
-    host = Host("pve1", "10.0.0.1", schedule="every 6 hours")
     now = at(2026, 5, 1, 12, 0)
+    host = Host("pve1", "10.0.0.1", schedule="every 6 hours", created_at=now - 30)
     first = next_due(host, [], now, config())
-    assert first is not None and first.at == now and first.reason == "catch-up"
+    assert first is not None and first.at == now - 30 and first.reason == "catch-up"
+    # The due time of a host that never ran stays put however often it is asked.
+    later = next_due(host, [], now + 5, config(jitter=60))
+    assert later == next_due(host, [], now + 50, config(jitter=60))
     due = next_due(host, [run(now - 3600)], now, config())
     assert due is not None and due.at == now - 3600 + 6 * 3600 and due.reason == "schedule"
 
@@ -190,9 +193,7 @@ def test_a_failing_launch_does_not_stop_the_others(store: Store) -> None:
         started.append(host.name)
         return 1
 
-    scheduler = Scheduler(
-        store, config(), launch, clock=FakeClock(at(2026, 5, 1, 12, 0)), running=lambda: 0
-    )
+    scheduler = Scheduler(store, config(), launch, clock=FakeClock(time.time()), running=lambda: 0)
     scheduler.tick()
     assert started == ["good"]
 

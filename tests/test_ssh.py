@@ -437,3 +437,20 @@ def test_trust_asks_on_a_terminal(home: Home, store: Store, node: Node) -> None:
     assert store.host("pve1").host_key is not None
     events = [event["action"] for event in store.audit_events()]
     assert "host key trusted" in events
+
+
+def test_a_hung_run_is_cut_off_by_its_time_limit(
+    home: Home,
+    store: Store,
+    node: Node,
+    ssh_host: Host,  # type: ignore[no-untyped-def]
+) -> None:
+    from pvegit.snapshot import SnapshotOptions
+
+    with node.held_tar():  # the node's tar never starts sending
+        started = time.monotonic()
+        run = take_snapshot(home, store, ssh_host, SnapshotOptions(io_timeout=60, time_limit=2))
+        elapsed = time.monotonic() - started
+    assert run.status == "failed" and "cut off after its time limit of 2 s" in (run.error or "")
+    assert run.failure == "transient" and elapsed < 15
+    assert take_snapshot(home, store, ssh_host).status == "changed"

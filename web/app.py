@@ -20,7 +20,7 @@ from starlette.templating import Jinja2Templates
 
 from pvegit.config import Config
 from pvegit.home import Home
-from pvegit.notify import Notifier
+from pvegit.notify import Notifier, all_targets
 from pvegit.scheduler import Scheduler
 from pvegit.status import describe_age
 from pvegit.store import Store
@@ -62,7 +62,9 @@ ROUTES = [
     Route("/tokens", tokens.token_create, methods=["POST"]),
     Route("/tokens/{token}/revoke", tokens.token_revoke, methods=["POST"]),
     Route("/notifications", tokens.notifications_page),
+    Route("/notifications", tokens.notifications_add, methods=["POST"]),
     Route("/notifications/test", tokens.notifications_test, methods=["POST"]),
+    Route("/notifications/{target}/remove", tokens.notifications_remove, methods=["POST"]),
     Route("/api/v1/hosts", api.hosts),
     Route("/api/v1/hosts/{name}/snapshot", api.start_snapshot, methods=["POST"]),
     Route("/api/v1/hosts/{name}/commits", api.commits),
@@ -142,7 +144,7 @@ def create_app(
     settings = settings or settings_from(config)
     home.initialize()
     store = store or Store(home.state_path)
-    notifier = Notifier(config.targets) if config.targets else None
+    notifier = Notifier(lambda: all_targets(config, store))
     launcher = RunLauncher(
         home,
         store,

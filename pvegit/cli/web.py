@@ -186,14 +186,18 @@ def cmd_token_list(arguments: argparse.Namespace) -> int:
 
 def cmd_notify_test(arguments: argparse.Namespace) -> int:
     from pvegit.config import load_config
-    from pvegit.notify import send_test
+    from pvegit.notify import all_targets, send_test
 
     home, store = open_home(arguments)
     config = load_config(home.root, arguments.config)
-    if not config.targets:
-        raise ConfigError("no notification targets: add [[notify]] tables to pvegit.toml")
+    targets = all_targets(config, store)
+    if not targets:
+        raise ConfigError(
+            "no notification targets: add [[notify]] tables to pvegit.toml "
+            "or make one in the web UI (Settings)"
+        )
     failed = 0
-    for target, problem in send_test(config):
+    for target, problem in send_test(targets):
         print(f"{target.name}: {problem or 'sent'}")
         failed += problem is not None
     store.audit(actor(), "test notification", None, targets=len(config.targets))

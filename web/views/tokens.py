@@ -10,8 +10,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from pvegit.config import EVENTS, WEBHOOK_FORMATS, check_target
 from pvegit.errors import ConfigError, NotFound
-from pvegit.notify import send_test
+from pvegit.notify import all_targets, send_test
 from web.api import hash_token, new_token
 from web.context import context_of, render
 from web.guard import action, page
@@ -69,33 +70,90 @@ async def token_revoke(request: Request, user: str, form: FormData) -> Response:
     return RedirectResponse("/tokens", status_code=303)
 
 
+def _notifications(request: Request, **extra: object) -> Response:
+    context = context_of(request)
+    made = {settings["name"] for settings in context.store.notify_targets()}
+    values: dict[str, object] = {
+        "nav": "settings",
+        "config": context.config,
+        "targets": all_targets(context.config, context.store),
+        "made": made,
+        "events": EVENTS,
+        "formats": WEBHOOK_FORMATS,
+        "results": None,
+        "error": None,
+        "form": {},
+    }
+    status = int(extra.pop("status", 200))  # type: ignore[call-overload]
+    values.update(extra)
+    return render(request, "notifications.html", values, status_code=status)
+
+
 @page
 def notifications_page(request: Request, user: str) -> Response:
+    return _notifications(request)
+
+
+@action
+async def notifications_add(request: Request, user: str, form: FormData) -> Response:
+    """A notification target made in the web UI, checked like a [[notify]] table."""
     context = context_of(request)
-    return render(
-        request,
-        "notifications.html",
-        {
-            "nav": "settings",
-            "config": context.config,
-            "results": None,
-        },
+    kind = str(form.get("type", ""))
+    fields = (
+        ("url", "format", "token")
+        if kind == "webhook"
+        else ("host", "port", "security", "username", "password", "from", "to")
     )
+    settings: dict[str, object] = {
+        "name": str(form.get("name", "")).strip(),
+        "type": kind,
+        "events": [str(event) for event in form.getlist("events")],
+    }
+    for field in fields:
+        value = str(form.get(field, "")).strip()
+        if value:
+            settings[field] = int(value) if field == "port" and value.isdigit() else value
+    if kind == "email" and isinstance(settings.get("to"), str):
+        settings["to"] = [address.strip() for address in str(settings["to"]).split(",")]
+    try:
+        if not _TOKEN_NAME.match(str(settings["name"])):
+            raise ConfigError("name the target with letters, digits, '.', '_' or '-'")
+        check_target(settings, "the new target")
+        await run_in_threadpool(context.store.add_notify_target, str(settings["name"]), settings)
+    except ConfigError as err:
+        shown = {key: value for key, value in settings.items() if key != "password"}
+        return _notifications(request, error=str(err), form=shown, status=400)
+    await run_in_threadpool(
+        context.store.audit,
+        user,
+        "notification target added",
+        None,
+        target=settings["name"],
+        kind=kind,
+    )
+    return RedirectResponse("/notifications", status_code=303)
+
+
+@action
+async def notifications_remove(request: Request, user: str, form: FormData) -> Response:
+    context = context_of(request)
+    name = request.path_params["target"]
+    try:
+        await run_in_threadpool(context.store.remove_notify_target, name)
+    except NotFound as err:
+        raise HTTPException(404, str(err)) from err
+    await run_in_threadpool(
+        context.store.audit, user, "notification target removed", None, target=name
+    )
+    return RedirectResponse("/notifications", status_code=303)
 
 
 @action
 async def notifications_test(request: Request, user: str, form: FormData) -> Response:
     context = context_of(request)
-    results = await run_in_threadpool(send_test, context.config)
+    targets = all_targets(context.config, context.store)
+    results = await run_in_threadpool(send_test, targets)
     await run_in_threadpool(
         context.store.audit, user, "test notification", None, targets=len(results)
     )
-    return render(
-        request,
-        "notifications.html",
-        {
-            "nav": "settings",
-            "config": context.config,
-            "results": results,
-        },
-    )
+    return _notifications(request, results=results)
