@@ -245,3 +245,26 @@ def test_serve_refuses_a_bad_config(cli, home: Home) -> None:  # type: ignore[no
     result = cli("serve")
     assert result.code == 1
     assert "pvegit.toml: server.concurrency: must be a whole number" in result.err
+
+
+def test_email_target_sends_a_message() -> None:
+    from smtp import SmtpReceiver
+
+    server = SmtpReceiver()
+    try:
+        target = Target(
+            "mail",
+            "email",
+            host="127.0.0.1",
+            port=server.port,
+            security="none",
+            sender="pvegit@example.org",
+            recipients=("admin@example.org",),
+        )
+        send(target, EVENT)
+        message = server.wait_for_messages(1)[0]
+        assert message["from"] == "pvegit@example.org" and message["to"] == ["admin@example.org"]
+        data = str(message["data"])
+        assert "Subject: [pvegit] pve1: backup failed" in data and "host unreachable" in data
+    finally:
+        server.close()
