@@ -186,12 +186,14 @@ class Scheduler:
             except Exception:
                 _log.exception("could not start a run of %s", due.host.name)
                 continue
+            late = self._clock() - due.at
+            self.lateness.append(late)
             _log.info(
                 "run started host=%s run=%s reason=%s late=%.1fs",
                 due.host.name,
                 run_id,
                 due.reason,
-                self._clock() - due.at,
+                late,
             )
             started.append(run_id)
             free -= 1
