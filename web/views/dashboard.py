@@ -72,6 +72,7 @@ def fleet_rows(request: Request) -> list[HostRow]:
             latest.get(host.name),
             successes.get(host.name),
             default_schedule=context.settings.default_schedule,
+            stale_factor=context.settings.stale_factor,
         )
         rows.append(
             HostRow(

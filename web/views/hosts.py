@@ -218,6 +218,7 @@ def host_page(request: Request, user: str) -> Response:
         runs[0] if runs else None,
         last_success,
         default_schedule=context.settings.default_schedule,
+        stale_factor=context.settings.stale_factor,
     )
     return render(
         request,
