@@ -284,5 +284,10 @@ def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection) -> N
             collection.warnings.append(text)
         elif line.strip():
             collection.problems.append(text)
+    if exit_code not in (0, 1) and not collection.entries:
+        raise CollectError(
+            f"tar on the node failed (exit status {exit_code}) and sent nothing: "
+            + (collection.problems[0] if collection.problems else "no message")
+        )
     if exit_code not in (0, 1) and not collection.unreadable and not collection.problems:
         collection.problems.append(f"tar exited with status {exit_code}")

@@ -140,6 +140,8 @@ def _locked_snapshot(
         finally:
             watchdog.cancel()
             transport.close()
+        if watchdog.fired:  # whatever was read before the cut is not a whole snapshot
+            raise ConnectError(f"cut off after its time limit of {options.time_limit:.0f} s")
 
         report("commit", len(collection.entries), len(collection.entries))
         carried = _carry_over(repository, parent, parent_files, collection)

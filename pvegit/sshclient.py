@@ -228,6 +228,8 @@ class SshTransport:
         # recv_exit_status() has no timeout; wait on the event with one instead.
         if not channel.status_event.wait(self._io_timeout):
             raise ConnectError(f"{self._label}: the node stopped answering")
+        if channel.exit_status == -1:  # closed without the node saying how the command ended
+            raise ConnectError(f"{self._label}: the connection closed before the command ended")
         return int(channel.exit_status)
 
     def run(self, script: str) -> CommandResult:
