@@ -19,9 +19,8 @@ from starlette.responses import JSONResponse, Response
 
 from pvegit.categories import is_secret
 from pvegit.errors import ConfigError, NotFound
-from pvegit.history import commit_count, last_change, sync_index, timeline
+from pvegit.history import commit_count, sync_index, timeline
 from pvegit.repo import HostRepository, count_lines, is_binary
-from pvegit.status import host_status
 from pvegit.store import RUN_STATUSES, Host, Store
 from web.context import context_of
 
@@ -103,24 +102,14 @@ def _number(request: Request, key: str, default: int, high: int) -> int:
 
 @api
 def hosts(request: Request, user: str) -> list[dict[str, Any]]:
-    context = context_of(request)
-    store = context.store
-    latest = store.latest_runs()
-    successes = store.latest_successes()
-    changes = last_change(store)
+    from web.views.dashboard import fleet_rows
+
     out = []
-    for host in store.hosts():
-        status = host_status(
-            host,
-            latest.get(host.name),
-            successes.get(host.name),
-            default_schedule=context.settings.default_schedule,
-            stale_factor=context.settings.stale_factor,
-        )
-        change = changes.get(host.name)
+    for row in fleet_rows(request):
+        status, change = row.status, row.last_change
         out.append(
             {
-                **host.to_json(),
+                **row.host.to_json(),
                 "status": {"kind": status.kind, "label": status.label, "reason": status.reason},
                 "last_success": status.last_success.finished_at if status.last_success else None,
                 "last_run": status.last_run.to_json() if status.last_run else None,
@@ -131,6 +120,7 @@ def hosts(request: Request, user: str) -> list[dict[str, Any]]:
                 }
                 if change
                 else None,
+                "next_run": row.next_run,
             }
         )
     return out
