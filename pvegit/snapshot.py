@@ -54,6 +54,7 @@ class SnapshotOptions:
     io_timeout: float = DEFAULT_IO_TIMEOUT
     lock_timeout: float = LOCK_TIMEOUT
     time_limit: float | None = None  # seconds for the whole run; the connection is cut after
+    trailers: tuple[tuple[str, str], ...] = ()  # extra commit trailers (a restore's details)
 
 
 def take_snapshot(
@@ -349,6 +350,7 @@ def _commit_message(
     lines.append(f"Trigger: {options.trigger}")
     if options.actor:
         lines.append(f"Triggered-By: {options.actor}")
+    lines += [f"{key}: {value}" for key, value in options.trailers]
     return "\n".join(lines) + "\n"
 
 

@@ -232,8 +232,17 @@ class SshTransport:
             raise ConnectError(f"{self._label}: the connection closed before the command ended")
         return int(channel.exit_status)
 
-    def run(self, script: str) -> CommandResult:
-        return self.spawn(script).result()
+    def run(self, script: str, stdin: bytes = b"") -> CommandResult:
+        if not stdin:
+            return self.spawn(script).result()
+        channel = self._open(script)
+        try:
+            channel.sendall(stdin)
+            channel.shutdown_write()
+        except (paramiko.SSHException, OSError) as err:
+            channel.close()
+            raise ConnectError(f"{self._label}: the connection dropped: {err}") from err
+        return _SshPending(self, channel).result()
 
     def spawn(self, script: str) -> _SshPending:
         return _SshPending(self, self._open(script))

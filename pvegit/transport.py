@@ -58,8 +58,8 @@ class Transport(Protocol):
     root: str  # "/" on a live node, or the mount point of a rescued disk
     live: bool  # True when the commands run on the node itself
 
-    def run(self, script: str) -> CommandResult:
-        """Run a shell script; return its exit code and output."""
+    def run(self, script: str, stdin: bytes = b"") -> CommandResult:
+        """Run a shell script (``stdin`` fed to it); return its exit code and output."""
         ...
 
     def stream(self, script: str) -> AbstractContextManager[tuple[IO[bytes], StreamOutcome]]:
@@ -83,14 +83,14 @@ class LocalTransport:
         if not Path(root).is_dir():
             raise ConnectError(f"local root {root} is not a directory: mount the node's disk first")
 
-    def run(self, script: str) -> CommandResult:
+    def run(self, script: str, stdin: bytes = b"") -> CommandResult:
         try:
             completed = subprocess.run(
                 ["/bin/sh", "-c", script],
                 capture_output=True,
                 timeout=self._io_timeout,
                 check=False,
-                stdin=subprocess.DEVNULL,
+                input=stdin,
             )
         except subprocess.TimeoutExpired as err:
             raise CollectError(

@@ -102,6 +102,42 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("revision", nargs="?", default="HEAD", metavar="REV")
     export.add_argument("-o", "--output", required=True, type=Path, metavar="FILE.tar.gz")
 
+    restore = command(
+        "restore",
+        "restore",
+        "cmd_restore",
+        "put files of a revision back on the node (preview first), or into a directory",
+    )
+    restore.add_argument("name", metavar="NAME")
+    restore.add_argument("revision", metavar="REV")
+    restore.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="as on the node; a directory restores what is under it (needed unless --to-dir)",
+    )
+    restore.add_argument("--dry-run", action="store_true", help="only show what would change")
+    restore.add_argument("--yes", action="store_true", help="do not ask before writing")
+    restore.add_argument(
+        "--to-dir",
+        type=Path,
+        metavar="DIR",
+        help="write the revision into a local directory instead of the node",
+    )
+    restore.add_argument(
+        "--write-interfaces",
+        action="store_true",
+        help="write /etc/network/interfaces itself, not interfaces.new",
+    )
+    restore.add_argument(
+        "--keep-corosync-version",
+        action="store_true",
+        help="do not raise config_version in corosync.conf",
+    )
+    restore.add_argument(
+        "--delete", action="store_true", help="delete files the node has but the revision does not"
+    )
+
     runs = command("runs", "history", "cmd_runs", "list recent runs (all hosts or one)")
     runs.add_argument("name", nargs="?", metavar="NAME")
     runs.add_argument("-n", type=int, default=20, dest="limit")

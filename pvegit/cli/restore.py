@@ -1,0 +1,104 @@
+"""``pvegit restore``: put a revision's files back on a node, or into a directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pvegit.categories import normalize_node_path
+from pvegit.cli import EXIT_FAILED, EXIT_OK
+from pvegit.cli.common import actor, ask_yes, open_home
+from pvegit.errors import ConfigError
+from pvegit.repo import HostRepository
+from pvegit.restore import (
+    RestoreOptions,
+    RestorePlan,
+    describe,
+    restore_to_directory,
+    restore_to_node,
+)
+
+
+def cmd_restore(arguments: argparse.Namespace) -> int:
+    home, store = open_home(arguments)
+    paths = [normalize_node_path(path, allow_pvegit=False) for path in arguments.paths]
+    if arguments.to_dir is not None:
+        with HostRepository(home.repo_path(arguments.name)) as repository:
+            count = restore_to_directory(repository, arguments.revision, arguments.to_dir, paths)
+        store.audit(
+            actor(),
+            "restore to directory",
+            arguments.name,
+            revision=arguments.revision,
+            directory=str(arguments.to_dir),
+        )
+        print(
+            f"wrote {count} files of {arguments.name} at {arguments.revision} to {arguments.to_dir}"
+        )
+        return EXIT_OK
+    if not paths:
+        raise ConfigError(
+            "name the paths to restore (e.g. /etc/pve/storage.cfg or /etc/pve), "
+            "or use --to-dir DIR for the whole revision"
+        )
+    host = store.host(arguments.name)
+    options = RestoreOptions(
+        write_interfaces=arguments.write_interfaces,
+        keep_corosync_version=arguments.keep_corosync_version,
+        delete=arguments.delete,
+    )
+
+    def confirm(plan: RestorePlan) -> bool:
+        if arguments.yes:
+            return True
+        if not sys.stdin.isatty():
+            raise ConfigError("not on a terminal: check the preview and pass --yes to write")
+        return ask_yes(f"write {len(plan.writes)} change(s) to {host.name}?")
+
+    report = restore_to_node(
+        home,
+        store,
+        host,
+        arguments.revision,
+        paths,
+        options,
+        dry_run=arguments.dry_run,
+        confirm=confirm,
+        actor=actor(),
+    )
+    print(
+        f"restore of {host.name} from {report.plan.revision[:10]}"
+        + (" (dry run: nothing written)" if arguments.dry_run else "")
+    )
+    for line in describe(report.plan):
+        print(line)
+    if arguments.dry_run or not report.plan.writes:
+        if not report.plan.writes:
+            print("nothing to write: the node already matches")
+        return EXIT_OK
+    if report.before is None:
+        print("nothing written")
+        return EXIT_OK
+    print(
+        f"before the restore: run {report.before.id}"
+        + (
+            f", commit {report.before.commit_id[:10]}"
+            if report.before.commit_id
+            else " (no change)"
+        )
+        + " — restore that to undo"
+    )
+    failed = [(path, error) for path, error in report.written if error]
+    for path, error in failed:
+        print(f"pvegit: /{path}: {error}", file=sys.stderr)
+    if report.after is not None:
+        print(
+            f"after the restore: run {report.after.id} {report.after.status}"
+            + (f", commit {report.after.commit_id[:10]}" if report.after.commit_id else "")
+        )
+    if report.differences:
+        for line in report.differences:
+            print(f"differs: {line}", file=sys.stderr)
+    else:
+        print("verified: the node now matches the revision for the restored paths")
+    return EXIT_FAILED if failed or report.differences else EXIT_OK

@@ -1,0 +1,446 @@
+"""Restore files of a revision onto a live node, or into a local directory.
+
+A restore to a node is planned against what the node has **now** (read live
+through the same tar stream a snapshot uses), shown as a preview, preceded by
+a snapshot (so every restore can be undone by restoring that commit), written
+file by file to a temp file in the same directory and renamed into place (so
+an interrupted restore leaves each file old or new, never cut), and followed
+by a snapshot that proves the node now matches the revision.
+
+Safety rails, each named in the preview and overridable:
+
+* ``/etc/network/interfaces`` is written as ``interfaces.new`` (Proxmox applies
+  it on reboot or ``ifreload -a``) unless ``write_interfaces``;
+* ``corosync.conf`` gets its ``config_version`` raised above the running one
+  (pmxcfs ignores a file that does not raise it) unless ``keep_corosync_version``;
+* hardware-bound files and secrets are restored only when named exactly;
+* files the node has but the revision does not are deleted only with ``delete``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pvegit.categories import HARDWARE_BOUND, Selection, is_runtime, is_secret, matches_any
+from pvegit.collect import tar_script
+from pvegit.errors import ConfigError, PvegitError, RefusedError
+from pvegit.export import pmxcfs_mode
+from pvegit.home import Home
+from pvegit.metadata import METADATA_PATH, PathInfo, is_pmxcfs_path, parse_metadata
+from pvegit.repo import SYMLINK_MODE, HostRepository
+from pvegit.store import Host, Run, Store
+from pvegit.tarstream import display_path, read_tar_stream
+from pvegit.transport import Transport
+
+INTERFACES = "etc/network/interfaces"
+COROSYNC = ("etc/pve/corosync.conf", "etc/corosync/corosync.conf")
+_VERSION = re.compile(r"^(\s*config_version\s*:\s*)(\d+)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """What the user allowed beyond the safe defaults."""
+
+    write_interfaces: bool = False
+    keep_corosync_version: bool = False
+    delete: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """One path of a restore plan."""
+
+    path: str  # where it is written on the node (tree form)
+    source: str  # the path in the revision
+    action: str  # create, change, delete, unchanged, skip
+    data: bytes = b""
+    symlink: bool = False
+    info: PathInfo | None = None
+    note: str = ""  # why it is skipped or altered
+
+
+@dataclass
+class RestorePlan:
+    revision: str
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def writes(self) -> list[Step]:
+        return [step for step in self.steps if step.action in ("create", "change", "delete")]
+
+
+def _wanted(paths: Sequence[str], files: dict[str, tuple[int, str]]) -> list[tuple[str, bool]]:
+    """(path in the revision, named exactly) for every file under the given paths."""
+    found: dict[str, bool] = {}
+    for wanted in paths:
+        if wanted in files:
+            found[wanted] = True
+            continue
+        below = [path for path in files if path.startswith(wanted + "/")]
+        if not below:
+            raise ConfigError(f"/{wanted} is not in this revision (nothing to restore)")
+        for path in below:
+            found.setdefault(path, False)
+    return sorted(found.items())
+
+
+def read_live(transport: Transport, paths: Sequence[str]) -> dict[str, tuple[bytes, bool]]:
+    """What the node has now at ``paths``: path -> (content or link target, is a link)."""
+    selection = Selection(paths=tuple(paths), excludes=(), commands=(), include_secrets=True)
+    with transport.stream(tar_script(transport.root, selection, live=False)) as (stream, _):
+        result = read_tar_stream(stream, requested=selection.paths)
+    return {
+        path: (entry.data, entry.kind == "symlink")
+        for path, entry in result.entries.items()
+        if entry.kind != "dir"
+    }
+
+
+def plan_restore(
+    repository: HostRepository,
+    revision: str,
+    paths: Sequence[str],
+    live: dict[str, tuple[bytes, bool]],
+    options: RestoreOptions,
+) -> RestorePlan:
+    """Decide, path by path, what a restore would do (nothing is written)."""
+    commit_id = repository.resolve(revision)
+    files = repository.file_ids(commit_id)
+    infos: dict[str, PathInfo] = {}
+    if METADATA_PATH in files:
+        infos = parse_metadata(repository.read_blob(files[METADATA_PATH][1]))
+    plan = RestorePlan(commit_id)
+    for source, named in _wanted(paths, files):
+        if source.startswith(".pvegit/") or is_runtime(source):
+            continue
+        mode, blob = files[source]
+        data = repository.read_blob(blob)
+        target, note = source, ""
+        if is_secret(source) and not named:
+            plan.steps.append(Step(source, source, "skip", note="secret: name it to restore it"))
+            continue
+        if matches_any(HARDWARE_BOUND, source) and not named:
+            plan.steps.append(
+                Step(
+                    source, source, "skip", note="bound to the old hardware: name it to restore it"
+                )
+            )
+            continue
+        if source == INTERFACES and not options.write_interfaces:
+            target = INTERFACES + ".new"
+            note = "written as interfaces.new: applied on reboot or with 'ifreload -a'"
+        if source in COROSYNC and not options.keep_corosync_version:
+            running = live.get(source, (b"", False))[0]
+            data, note = _raise_corosync_version(data, running)
+        current = live.get(target)
+        symlink = mode == SYMLINK_MODE
+        if current is None:
+            action = "create"
+        elif current == (data, symlink):
+            action = "unchanged"
+        else:
+            action = "change"
+        plan.steps.append(Step(target, source, action, data, symlink, infos.get(source), note))
+    restored = {step.path for step in plan.steps}
+    for wanted in paths:
+        for path in sorted(live):
+            if (
+                (path == wanted or path.startswith(wanted + "/"))
+                and path not in restored
+                and (path not in files)
+            ):
+                if options.delete:
+                    plan.steps.append(Step(path, path, "delete", note="not in this revision"))
+                else:
+                    plan.steps.append(
+                        Step(
+                            path, path, "skip", note="not in this revision: kept (--delete removes)"
+                        )
+                    )
+    return plan
+
+
+def _raise_corosync_version(data: bytes, running: bytes) -> tuple[bytes, str]:
+    text = data.decode("utf-8", "replace")
+    ours = _VERSION.search(text)
+    theirs = _VERSION.search(running.decode("utf-8", "replace"))
+    if ours is None:
+        return data, ""
+    current = int(theirs.group(2)) if theirs else 0
+    wanted = max(int(ours.group(2)), current + 1)
+    if wanted == int(ours.group(2)):
+        return data, ""
+    text = _VERSION.sub(lambda match: f"{match.group(1)}{wanted}", text, count=1)
+    return text.encode(), (
+        f"config_version raised from {ours.group(2)} to {wanted} "
+        f"(the running one is {current}), or pmxcfs would ignore it"
+    )
+
+
+def write_script(plan: RestorePlan, root: str = "/") -> str:
+    """The shell script that writes the plan on the node, one file at a time."""
+    lines = [
+        "export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        f"cd {shlex.quote(root)} || exit 98",
+        "failed=0",
+        'report() { printf "pvegit-restore %s %s\\n" "$1" "$2"; }',
+    ]
+    for step in plan.writes:
+        path = step.path  # relative to the root the script changed into
+        quoted = shlex.quote(path)
+        if step.action == "delete":
+            lines.append(
+                f"if rm -f -- {quoted}; then report ok {quoted}; "
+                f"else report error {quoted}; failed=1; fi"
+            )
+            continue
+        directory = shlex.quote(os.path.dirname(path) or ".")
+        lines.append(f"mkdir -p -- {directory} 2>/dev/null")
+        lines.append(
+            f"t=$(mktemp -p {directory} .pvegit-restore.XXXXXX 2>&1) || "
+            f'{{ report error {quoted}; echo "$t" >&2; failed=1; t=; }}'
+        )
+        lines.append('if [ -n "$t" ]; then')
+        if step.symlink:
+            target = shlex.quote(step.data.decode("utf-8", "surrogateescape"))
+            lines.append(f'  rm -f "$t" && ln -s {target} "$t" && ok=1 || ok=0')
+        else:
+            payload = base64.b64encode(step.data).decode()
+            lines.append(f'  echo {payload} | base64 -d > "$t" && ok=1 || ok=0')
+            if not is_pmxcfs_path(step.path) and step.info and step.info.mode is not None:
+                owner = shlex.quote(f"{step.info.owner or 'root'}:{step.info.group or 'root'}")
+                lines.append(
+                    f'  [ "$ok" = 1 ] && {{ chown {owner} "$t" 2>/dev/null; '
+                    f'chmod {step.info.mode:o} "$t"; }}'
+                )
+        lines.append(
+            f'  if [ "$ok" = 1 ] && mv -f "$t" {quoted}; then report ok {quoted}; '
+            f'else rm -f "$t"; report error {quoted}; failed=1; fi'
+        )
+        lines.append("fi")
+    lines.append("exit $failed")
+    return "\n".join(lines) + "\n"
+
+
+_PMXCFS_ERRORS = (
+    (
+        "Permission denied",
+        "pmxcfs refused the write: no quorum? (/etc/pve is read-only "
+        "without quorum: check 'pvecm status')",
+    ),
+    ("File too large", "pmxcfs refuses files over 1 MiB"),
+    ("File exists", "pmxcfs refused: a guest with this id exists on another node"),
+    ("Read-only file system", "the file system is read-only"),
+)
+
+
+def explain(stderr: str, path: str) -> str:
+    """A node's error message in plain words."""
+    for needle, words in _PMXCFS_ERRORS:
+        if needle in stderr:
+            return words if is_pmxcfs_path(path) or needle != "Permission denied" else needle
+    return stderr.strip().splitlines()[-1] if stderr.strip() else "failed"
+
+
+def apply_plan(transport: Transport, plan: RestorePlan) -> list[tuple[str, str | None]]:
+    """Write the plan on the node; (path, error or None) for every write."""
+    if not plan.writes:
+        return []
+    if any(is_pmxcfs_path(step.path) for step in plan.writes):
+        mounted = '[ "$(stat -c %d etc/pve)" != "$(stat -c %d etc)" ] && ' if transport.live else ""
+        probe = transport.run(
+            f"cd {shlex.quote(transport.root)} && {mounted}[ -r etc/pve/.version ]"
+        )
+        if probe.exit_code != 0:
+            raise RefusedError(
+                "pmxcfs is not running (/etc/pve is not mounted): nothing was "
+                "written. On the node: systemctl status pve-cluster"
+            )
+    result = transport.run("sh -s", stdin=write_script(plan, transport.root).encode())
+    stderr = result.stderr.decode("utf-8", "replace")
+    outcome: dict[str, str | None] = {}
+    for line in result.stdout.decode("utf-8", "replace").splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0] == "pvegit-restore":
+            path = parts[2].strip("'")
+            outcome[path] = None if parts[1] == "ok" else explain(stderr, path)
+    return [
+        (step.path, outcome.get(step.path, "not written (the connection ended?)"))
+        for step in plan.writes
+    ]
+
+
+def verify(repository: HostRepository, commit_id: str, plan: RestorePlan) -> list[str]:
+    """Differences between the node's new snapshot and the plan, by content hash."""
+    files = repository.file_ids(commit_id)
+    problems = []
+    for step in plan.steps:
+        if step.action in ("skip",):
+            continue
+        have = files.get(step.path)
+        if step.action == "delete":
+            if have is not None:
+                problems.append(f"/{step.path} is still there")
+            continue
+        if have is None:
+            problems.append(f"/{step.path} is missing after the restore")
+            continue
+        expected = hashlib.sha1(b"blob %d\0" % len(step.data) + step.data).hexdigest()
+        if have[1] != expected:
+            problems.append(f"/{step.path} differs from the revision")
+    return problems
+
+
+def describe(plan: RestorePlan) -> list[str]:
+    """The preview: one line per path."""
+    lines = []
+    for step in plan.steps:
+        shown = f"/{display_path(step.path)}"
+        if step.path != step.source:
+            shown += f" (from /{display_path(step.source)})"
+        lines.append(f"{step.action:>9}  {shown}" + (f"  [{step.note}]" if step.note else ""))
+    return lines
+
+
+def restore_to_directory(
+    repository: HostRepository, revision: str, directory: Path, paths: Sequence[str] = ()
+) -> int:
+    """Write a revision (or some paths of it) below ``directory``; return files written.
+
+    Owners and modes apply when running as root; /etc/pve paths get pmxcfs's.
+    """
+    commit_id = repository.resolve(revision)
+    files = repository.file_ids(commit_id)
+    infos = (
+        parse_metadata(repository.read_blob(files[METADATA_PATH][1]))
+        if (METADATA_PATH in files)
+        else {}
+    )
+    chosen = [path for path, _ in _wanted(paths, files)] if paths else sorted(files)
+    root = directory.resolve()
+    as_root = os.geteuid() == 0
+    count = 0
+    for path in chosen:
+        if path.startswith(".pvegit/"):
+            continue
+        target = (
+            (root / path).resolve(strict=False) if not (root / path).is_symlink() else (root / path)
+        )
+        if root not in target.parents:
+            raise PvegitError(f"/{display_path(path)} would land outside {root}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode, blob = files[path]
+        data = repository.read_blob(blob)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        if mode == SYMLINK_MODE:
+            os.symlink(data.decode("utf-8", "surrogateescape"), target)
+        else:
+            target.write_bytes(data)
+            info = infos.get(path)
+            if is_pmxcfs_path(path):
+                target.chmod(pmxcfs_mode(path, False))
+            elif info and info.mode is not None:
+                target.chmod(info.mode)
+            if as_root:
+                _chown(target, path, info)
+        count += 1
+    return count
+
+
+def _chown(target: Path, path: str, info: PathInfo | None) -> None:
+    import grp
+    import pwd
+
+    owner, group = (
+        ("root", "www-data")
+        if is_pmxcfs_path(path)
+        else ((info.owner or "root", info.group or "root") if info else ("root", "root"))
+    )
+    try:
+        uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
+        gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+    except KeyError:
+        return  # an owner this machine does not know: leave root's
+    os.lchown(target, uid, gid)
+
+
+@dataclass
+class RestoreReport:
+    """What a restore to a node did."""
+
+    plan: RestorePlan
+    written: list[tuple[str, str | None]] = field(default_factory=list)
+    before: Run | None = None  # the snapshot taken before writing: restore it to undo
+    after: Run | None = None
+    differences: list[str] = field(default_factory=list)
+
+
+def restore_to_node(
+    home: Home,
+    store: Store,
+    host: Host,
+    revision: str,
+    paths: Sequence[str],
+    options: RestoreOptions,
+    *,
+    dry_run: bool,
+    confirm: Callable[[RestorePlan], bool],
+    actor: str,
+) -> RestoreReport:
+    """Preview, then (if confirmed) snapshot, write, snapshot again and verify."""
+    from pvegit.snapshot import SnapshotOptions, take_snapshot
+    from pvegit.transport import open_transport
+
+    wanted = [path for path in dict.fromkeys(paths)]
+    with HostRepository(home.repo_path(host.name)) as repository:
+        commit_id = repository.resolve(revision)
+        transport = open_transport(home, host)
+        try:
+            live_paths = [*wanted, INTERFACES + ".new"]
+            live = read_live(transport, live_paths)
+            plan = plan_restore(repository, commit_id, wanted, live, options)
+            report = RestoreReport(plan)
+            if dry_run or not plan.writes or not confirm(plan):
+                return report
+            report.before = take_snapshot(
+                home, store, host, SnapshotOptions(trigger="pre-restore", actor=actor)
+            )
+            if report.before.status not in ("changed", "unchanged", "partial"):
+                raise RefusedError(
+                    f"the snapshot before the restore did not succeed "
+                    f"({report.before.status}: {report.before.error}); nothing "
+                    "was written"
+                )
+            report.written = apply_plan(transport, plan)
+        finally:
+            transport.close()
+    restored = ", ".join("/" + step.source for step in plan.writes)
+    trailers = (("Restored-From", commit_id), ("Restored-Paths", restored), ("Restored-By", actor))
+    report.after = take_snapshot(
+        home,
+        store,
+        host,
+        SnapshotOptions(trigger="restore", actor=actor, trailers=trailers, force=True),
+    )
+    with HostRepository(home.repo_path(host.name)) as repository:
+        head = repository.head()
+        if head is not None:
+            report.differences = verify(repository, head, plan)
+    store.audit(
+        actor,
+        "restore",
+        host.name,
+        revision=commit_id,
+        paths=restored,
+        before=report.before.commit_id if report.before else None,
+        errors=[f"/{path}: {error}" for path, error in report.written if error],
+    )
+    return report

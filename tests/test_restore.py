@@ -1,0 +1,134 @@
+"""Restore onto simulated nodes over real SSH, and into a directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from conftest import git
+from testbed import Node
+
+from pvegit.home import Home
+from pvegit.snapshot import take_snapshot
+from pvegit.store import Host, Store
+
+
+def restore(cli, *arguments: str):  # type: ignore[no-untyped-def]
+    return cli("restore", "pve1", *arguments)
+
+
+def test_dry_run_then_restore_changed_deleted_and_modes(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,
+    ssh_host: Host,  # type: ignore[no-untyped-def]
+) -> None:
+    assert take_snapshot(home, store, ssh_host).status == "changed"
+    original_storage = node.read("/etc/pve/storage.cfg")
+    node.write("/etc/pve/storage.cfg", "dir: broken\n")
+    node.sh("rm /etc/pve/nodes/pve1/qemu-server/100.conf")
+    node.sh("chmod 644 /root/.ssh/config && echo 'Host evil' >> /root/.ssh/config")
+    preview = restore(
+        cli,
+        "HEAD",
+        "/etc/pve/storage.cfg",
+        "/etc/pve/nodes/pve1/qemu-server",
+        "/root/.ssh/config",
+        "--dry-run",
+    )
+    assert preview.code == 0, preview.err
+    assert "   change  /etc/pve/storage.cfg" in preview.out
+    assert "   create  /etc/pve/nodes/pve1/qemu-server/100.conf" in preview.out
+    assert "unchanged  /etc/pve/nodes/pve1/qemu-server/101.conf" in preview.out
+    assert node.read("/etc/pve/storage.cfg") == "dir: broken\n"  # nothing written
+    done = restore(
+        cli,
+        "HEAD",
+        "/etc/pve/storage.cfg",
+        "/etc/pve/nodes/pve1/qemu-server",
+        "/root/.ssh/config",
+        "--yes",
+    )
+    assert done.code == 0, done.out + done.err
+    assert "verified: the node now matches the revision" in done.out
+    assert node.read("/etc/pve/storage.cfg") == original_storage
+    assert node.sh("test -f /etc/pve/nodes/pve1/qemu-server/100.conf", check=False).returncode == 0
+    assert node.sh("stat -c %a /root/.ssh/config").stdout.strip() == "600"
+    assert "Host evil" not in node.read("/root/.ssh/config")
+    assert node.sh("ls -a /etc/pve | grep -c pvegit-restore", check=False).stdout.strip() == "0"
+    log = json.loads(cli("log", "pve1", "--json").out)
+    triggers = [commit["trailers"].get("Trigger") for commit in log]
+    assert triggers[:2] == ["restore", "pre-restore"]
+    body = git("--git-dir", str(home.repo_path("pve1")), "log", "-1", "--format=%b")
+    assert "Restored-From: " in body and "/etc/pve/storage.cfg" in body.split("Restored-Paths: ")[1]
+    assert "restore" in [event["action"] for event in store.audit_events()]
+    # The pre-restore snapshot undoes the restore.
+    undo = restore(cli, "HEAD~1", "/etc/pve/storage.cfg", "--yes")
+    assert undo.code == 0 and node.read("/etc/pve/storage.cfg") == "dir: broken\n"
+
+
+def test_rails_interfaces_corosync_and_pmxcfs(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,
+    ssh_host: Host,  # type: ignore[no-untyped-def]
+) -> None:
+    take_snapshot(home, store, ssh_host)
+    node.write("/etc/network/interfaces", "auto lo\n")
+    running = node.read("/etc/pve/corosync.conf").replace("config_version: 3", "config_version: 7")
+    node.write("/etc/pve/corosync.conf", running + "# edited\n")
+    result = restore(cli, "HEAD~0", "/etc/network/interfaces", "/etc/pve/corosync.conf", "--yes")
+    assert result.code == 0, result.out + result.err
+    assert "written as interfaces.new" in result.out
+    assert "config_version raised from 3 to 8" in result.out
+    assert node.read("/etc/network/interfaces") == "auto lo\n"  # the live one is untouched
+    assert "bridge-ports bond0" in node.read("/etc/network/interfaces.new")
+    assert "config_version: 8" in node.read("/etc/pve/corosync.conf")
+    node.stop_pmxcfs()
+    node.sh(f"echo '{home.public_key()}' > /root/.ssh/authorized_keys2")
+    refused = restore(cli, "HEAD", "/etc/pve/storage.cfg", "--yes")
+    assert refused.code == 1 and "pmxcfs" in refused.err
+
+
+def test_secrets_and_hardware_bound_files_only_by_name(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,  # type: ignore[no-untyped-def]
+) -> None:
+    from testbed import register_node
+
+    register_node(store, home, node, "pve1", categories=("storage", "secrets"))
+    take_snapshot(home, store, store.host("pve1"))
+    node.write("/etc/fstab", "# emptied\n")
+    node.write("/etc/iscsi/iscsid.conf", "# emptied\n")
+    whole = restore(cli, "HEAD", "/etc", "--dry-run")
+    assert "skip  /etc/fstab  [bound to the old hardware" in whole.out
+    assert "skip  /etc/iscsi/iscsid.conf  [secret: name it" in whole.out
+    named = restore(cli, "HEAD", "/etc/fstab", "/etc/iscsi/iscsid.conf", "--dry-run")
+    assert "change  /etc/fstab" in named.out and "change  /etc/iscsi/iscsid.conf" in named.out
+
+
+def test_restore_to_a_directory(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,
+    ssh_host: Host,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    take_snapshot(home, store, ssh_host)
+    target = tmp_path / "rebuild"
+    result = cli("restore", "pve1", "HEAD", "--to-dir", str(target))
+    assert result.code == 0, result.err
+    assert (target / "etc/pve/storage.cfg").read_text() == node.read("/etc/pve/storage.cfg")
+    assert os.readlink(target / "etc/pve/local") == "nodes/pve1"
+    assert (target / "root/.ssh/config").stat().st_mode & 0o777 == 0o600
+    if os.geteuid() == 0:
+        assert (target / "etc/pve/storage.cfg").stat().st_gid == 33
+    assert not (target / ".pvegit").exists()
+    runs = json.loads(cli("runs", "--json").out)
+    assert runs[0]["status"] == "changed"
