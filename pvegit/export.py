@@ -16,6 +16,7 @@ from pathlib import Path
 from pvegit.errors import PvegitError
 from pvegit.metadata import METADATA_PATH, PathInfo, is_pmxcfs_path, parse_metadata
 from pvegit.repo import EXECUTABLE_MODE, SYMLINK_MODE, HostRepository
+from pvegit.runbook import recovery_runbook
 
 _WELL_KNOWN_IDS = {"root": 0, "www-data": 33}
 
@@ -28,8 +29,13 @@ def pmxcfs_mode(path: str, is_directory: bool) -> int:
     return 0o600 if private else 0o640
 
 
-def export_tarball(repository: HostRepository, commit_id: str, output: Path) -> int:
-    """Write ``commit_id`` to ``output`` (tar.gz); return the number of entries written."""
+def export_tarball(
+    repository: HostRepository, commit_id: str, output: Path, host_name: str = "node"
+) -> int:
+    """Write ``commit_id`` to ``output`` (tar.gz) with a RECOVERY.md runbook at its top.
+
+    Returns the number of entries written.
+    """
     files = list(repository.iter_files(commit_id))
     infos: dict[str, PathInfo] = {}
     by_path = {entry.path: entry for entry in files}
@@ -70,6 +76,11 @@ def export_tarball(repository: HostRepository, commit_id: str, output: Path) -> 
                         info.mode = 0o755
                     archive.addfile(info, io.BytesIO(data))
                 count += 1
+            runbook = recovery_runbook(repository, commit_id, host_name).encode()
+            info = tarfile.TarInfo("RECOVERY.md")
+            info.size, info.mode, info.mtime = len(runbook), 0o644, commit_time
+            archive.addfile(info, io.BytesIO(runbook))
+            count += 1
         os.replace(temporary, output)
     except OSError as err:
         temporary.unlink(missing_ok=True)

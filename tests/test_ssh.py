@@ -454,3 +454,26 @@ def test_a_hung_run_is_cut_off_by_its_time_limit(
     assert run.status == "failed" and "cut off after its time limit of 2 s" in (run.error or "")
     assert run.failure == "transient" and elapsed < 15
     assert take_snapshot(home, store, ssh_host).status == "changed"
+
+
+def test_export_has_a_recovery_runbook(
+    cli,
+    home: Home,
+    node: Node,
+    ssh_host: Host,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    import tarfile
+
+    assert cli("snapshot", "pve1").code == 0
+    output = tmp_path / "pve1.tar.gz"
+    assert cli("export", "pve1", "-o", str(output)).code == 0
+    with tarfile.open(output) as archive:
+        runbook = archive.extractfile("RECOVERY.md").read().decode()  # type: ignore[union-attr]
+    assert "# Recovering pve1" in runbook
+    assert "pve-manager: 8.2.4" in runbook
+    assert "cluster: `lab` with nodes `pve1` (id 1), `pve2` (id 2), `pve3` (id 3)" in runbook
+    assert "`10.20.0.11/24`" in runbook and "`pbs-main` (pbs)" in runbook
+    assert "systemctl stop pve-cluster" in runbook and "pvecm add" in runbook
+    assert "method B" in runbook and "no priv/ keys" in runbook
+    assert "rpool" in runbook  # pools from the inventory

@@ -105,7 +105,7 @@ def cmd_export(arguments: argparse.Namespace) -> int:
     _home, store = open_home(arguments)
     with _repository(arguments) as repository:
         commit_id = repository.resolve(arguments.revision)
-        count = export_tarball(repository, commit_id, arguments.output)
+        count = export_tarball(repository, commit_id, arguments.output, arguments.name)
     store.audit(actor(), "export", arguments.name, commit=commit_id, output=str(arguments.output))
     print(f"wrote {arguments.output}: {count} entries of {arguments.name} at {commit_id[:10]}")
     return 0
