@@ -12,8 +12,9 @@ import secrets
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from pvegit.categories import Selection
+from pvegit.categories import Selection, matches_any
 from pvegit.errors import CollectError, RefusedError
 from pvegit.inventory import COMMANDS
 from pvegit.tarstream import Entry, read_tar_stream
@@ -238,7 +239,16 @@ def collect(
     try:
         report("collect", 0, expected_files)
         limits = {} if max_file_bytes is None else {"max_file_bytes": max_file_bytes}
-        script = tar_script(transport.root, selection, live=transport.live)
+        rescue = _rescued_config_db(transport, selection)
+        files = selection
+        if rescue is not None:  # /etc/pve comes from config.db, the rest from the disk
+            files = Selection(
+                paths=tuple(path for path in selection.paths if not _under_pve(path)),
+                excludes=selection.excludes,
+                commands=selection.commands,
+                include_secrets=selection.include_secrets,
+            )
+        script = tar_script(transport.root, files, live=transport.live)
         with transport.stream(script) as (stream, outcome):
             result = read_tar_stream(
                 stream,
@@ -248,12 +258,15 @@ def collect(
                 **limits,
             )
         probe = _parse_probe(outcome.stderr)
-        check_pmxcfs(probe, transport, selection)
+        if rescue is None:
+            check_pmxcfs(probe, transport, selection)
         collection = Collection(probe=probe)
         collection.entries = result.entries
         collection.problems.extend(result.problems)
         collection.bytes_read = result.bytes_read
         _read_tar_errors(outcome.exit_code, outcome.stderr, collection)
+        if rescue is not None:
+            _add_config_db(collection, rescue, probe.hostname, selection)
         if pending is not None:
             report("inventory", len(collection.entries), len(collection.entries))
             answer = pending.result()
@@ -265,6 +278,38 @@ def collect(
     finally:
         if pending is not None:
             pending.cancel()
+
+
+def _under_pve(path: str) -> bool:
+    return path == "etc/pve" or path.startswith("etc/pve/")
+
+
+def _rescued_config_db(transport: Transport, selection: Selection) -> Path | None:
+    """config.db of a rescued disk (a local root whose /etc/pve is empty), if that is the case."""
+    from pvegit.rescue import CONFIG_DB
+
+    if transport.live or not _needs_pve(selection) or not hasattr(transport, "root"):
+        return None
+    root = Path(transport.root)
+    if (root / "etc/pve/.version").exists() or not (root / CONFIG_DB).exists():
+        return None
+    return root / CONFIG_DB
+
+
+def _add_config_db(collection: Collection, path: Path, hostname: str, selection: Selection) -> None:
+    """Entries of /etc/pve rebuilt from config.db; a bad database makes a partial run."""
+    from pvegit.rescue import ConfigDbError, read_config_db
+
+    try:
+        entries, problems = read_config_db(path, hostname or "localhost")
+    except ConfigDbError as err:
+        collection.problems.append(f"/etc/pve could not be rebuilt: {err}")
+        collection.unreadable.append("etc/pve")
+        return
+    collection.problems.extend(problems)
+    for name, entry in entries.items():
+        if matches_any(selection.paths, name) and not matches_any(selection.excludes, name):
+            collection.entries[name] = entry
 
 
 def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection) -> None:

@@ -156,7 +156,7 @@ def _locked_snapshot(
 
         warnings = list(collection.warnings)
         warnings += [
-            f"could not read /{display_path(path)} (permission denied)"
+            f"could not read /{display_path(path)}; kept as it was in the last snapshot"
             for path in collection.unreadable
         ]
         warnings += collection.problems

@@ -138,6 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--delete", action="store_true", help="delete files the node has but the revision does not"
     )
 
+    rescue = command(
+        "rescue",
+        "restore",
+        "cmd_rescue",
+        "snapshot a dead node's disk mounted at ROOT (/etc/pve rebuilt from its config.db)",
+    )
+    rescue.add_argument("root", type=Path, metavar="ROOT", help="where the node's disk is mounted")
+    rescue.add_argument(
+        "--host", metavar="NAME", help="the host in pvegit (default: ROOT/etc/hostname)"
+    )
+
     runs = command("runs", "history", "cmd_runs", "list recent runs (all hosts or one)")
     runs.add_argument("name", nargs="?", metavar="NAME")
     runs.add_argument("-n", type=int, default=20, dest="limit")

@@ -102,3 +102,36 @@ def cmd_restore(arguments: argparse.Namespace) -> int:
     else:
         print("verified: the node now matches the revision for the restored paths")
     return EXIT_FAILED if failed or report.differences else EXIT_OK
+
+
+def cmd_rescue(arguments: argparse.Namespace) -> int:
+    """Snapshot a rescued disk into the host's history (read-only on the disk)."""
+    from dataclasses import replace
+
+    from pvegit.cli.snapshots import describe, exit_code
+    from pvegit.errors import NotFound
+    from pvegit.snapshot import SnapshotOptions, take_snapshot
+    from pvegit.store import Host
+
+    home, store = open_home(arguments)
+    root = arguments.root.resolve()
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a directory: mount the node's disk there first")
+    name = arguments.host
+    if not name:
+        hostname = root / "etc/hostname"
+        if not hostname.is_file():
+            raise ConfigError(f"{hostname} is missing: give the host's name with --host")
+        name = hostname.read_text().split()[0] if hostname.read_text().split() else ""
+    try:
+        host = replace(store.host(name), address=f"local:{root}")
+    except NotFound:
+        host = store.add_host(
+            Host(name, f"local:{root}", categories=("cluster", "network", "storage", "system"))
+        )
+        store.audit(actor(), "host added", name, address=host.address, rescue=True)
+    run = take_snapshot(home, store, host, SnapshotOptions(trigger="rescue", actor=actor()))
+    store.audit(actor(), "rescue", name, root=str(root), run=run.id, status=run.status)
+    stream = sys.stdout if run.status in ("changed", "unchanged") else sys.stderr
+    print(describe(run), file=stream)
+    return exit_code([run])
