@@ -132,3 +132,59 @@ def test_restore_to_a_directory(
     assert not (target / ".pvegit").exists()
     runs = json.loads(cli("runs", "--json").out)
     assert runs[0]["status"] == "changed"
+
+
+def test_an_interrupted_restore_leaves_each_file_old_or_new(
+    home: Home,
+    store: Store,
+    node: Node,
+    ssh_host: Host,  # type: ignore[no-untyped-def]
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    configs = [f"/etc/pve/nodes/pve1/qemu-server/{number}.conf" for number in (100, 101, 102, 104)]
+    new = {path: node.read(path) for path in configs}
+    take_snapshot(home, store, ssh_host)
+    for path in configs:
+        node.write(path, "memory: 1\n")
+    old = {path: node.read(path) for path in configs}
+    # The node's base64 stops at the third file until the test lets it go on.
+    node.sh("mkfifo /run/gate && echo 0 > /run/count")
+    node.write(
+        "/usr/sbin/base64",
+        "#!/bin/sh\nn=$(cat /run/count); n=$((n + 1)); "
+        "echo $n > /run/count\n[ $n = 3 ] && { echo waiting > /run/stuck; "
+        'read line < /run/gate; }\nexec /usr/bin/base64 "$@"\n',
+        mode=0o755,
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pvegit",
+            "--home",
+            str(home.root),
+            "restore",
+            "pve1",
+            "HEAD",
+            *configs,
+            "--yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while node.sh("test -e /run/stuck", check=False).returncode != 0:
+        assert time.monotonic() < deadline and process.poll() is None
+    process.send_signal(signal.SIGKILL)  # the connection dies in the middle of the restore
+    process.wait()
+    node.sh("rm /usr/sbin/base64")
+    states = []
+    for path in configs:
+        now = node.read(path)
+        assert now in (old[path], new[path]), f"{path} is neither old nor new: {now!r}"
+        states.append("new" if now == new[path] else "old")
+    assert states[:2] == ["new", "new"] and states[3] == "old"
