@@ -383,6 +383,22 @@ class HostRepository:
             self.pack()
         return commit.id.decode()
 
+    def info_refs(self) -> bytes:
+        """What ``git update-server-info`` would write to info/refs (served, never stored)."""
+        lines = []
+        for name, sha in sorted(self._repo.refs.as_dict().items()):
+            if name != b"HEAD":
+                lines.append(sha + b"\t" + name + b"\n")
+        return b"".join(lines)
+
+    def info_packs(self) -> bytes:
+        """What ``git update-server-info`` would write to objects/info/packs."""
+        pack_dir = self.path / "objects" / "pack"
+        names = sorted(
+            path.name for path in pack_dir.glob("pack-*.pack") if path.with_suffix(".idx").exists()
+        )
+        return b"".join(b"P " + name.encode() + b"\n" for name in names) + b"\n"
+
     def _new_objects(self, prepared: PreparedTree, parent: str | None) -> list[Blob | Tree]:
         """The objects of ``prepared`` that the repository lacks.
 

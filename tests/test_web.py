@@ -97,7 +97,7 @@ def test_every_route_needs_a_login(client: TestClient, method: str, path: str) -
     if path == "/login":
         assert response.status_code in (200, 403)  # the form, or a POST without its token
         return
-    if path.endswith("/events") or path.startswith("/api/") or path == "/metrics":
+    if path.endswith("/events") or path.startswith(("/api/", "/git/")) or path == "/metrics":
         assert response.status_code == 401
         return
     assert response.status_code == 303, f"{method} {path} answered {response.status_code}"

@@ -24,7 +24,7 @@ from pvegit.notify import Notifier, all_targets
 from pvegit.scheduler import Scheduler
 from pvegit.status import describe_age
 from pvegit.store import Store
-from web import api
+from web import api, gitserve
 from web.context import Context, Settings, render
 from web.runner import RunLauncher
 from web.security import csrf_token, load_secret_key
@@ -72,6 +72,7 @@ ROUTES = [
     Route("/api/v1/runs", api.runs),
     Route("/api/v1/runs/{id:int}", api.run),
     Route("/metrics", api.metrics),
+    Route("/git/{host}.git/{path:path}", gitserve.git_file, methods=["GET"]),
     Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
 ]
 
