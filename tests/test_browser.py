@@ -146,3 +146,18 @@ def test_add_trust_back_up_change_and_diff(server: str, browser, node: Node, hom
     shot(page, "09-runs")
     page.goto(server + "/audit")
     expect(page.get_by_role("cell", name="host key trusted")).to_be_visible()
+
+    # Restore: pick revision and file, preview, confirm.
+    page.set_viewport_size({"width": 1360, "height": 900})
+    page.goto(server + "/hosts/pve1")
+    page.get_by_role("link", name="Restore…").click()
+    page.get_by_label("Revision", exact=True).fill("HEAD~1")
+    page.get_by_label("Paths (one per line, as on the node)").fill("/etc/pve/storage.cfg")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("td.mono", has_text="/etc/pve/storage.cfg")).to_be_visible()
+    expect(page.locator(".marker", has_text="change")).to_be_visible()
+    shot(page, "10-restore-preview")
+    page.get_by_role("button", name="Restore 1 file on pve1").click()
+    expect(page.get_by_text("Restored and verified")).to_be_visible()
+    shot(page, "11-restore-done")
+    assert "dir: e2e" not in node.read("/etc/pve/storage.cfg")

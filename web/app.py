@@ -28,7 +28,7 @@ from web import api, gitserve
 from web.context import Context, Settings, render
 from web.runner import RunLauncher
 from web.security import csrf_token, load_secret_key
-from web.views import audit, auth, browse, dashboard, hosts, runs, tokens
+from web.views import audit, auth, browse, dashboard, hosts, restore, runs, tokens
 
 HERE = Path(__file__).parent
 
@@ -54,6 +54,9 @@ ROUTES = [
     Route("/hosts/{name}/tree/{commit}/{path:path}", browse.tree_page),
     Route("/hosts/{name}/history/{path:path}", browse.history_page),
     Route("/hosts/{name}/reveal", browse.reveal_secret, methods=["POST"]),
+    Route("/hosts/{name}/restore", restore.restore_form),
+    Route("/hosts/{name}/restore/preview", restore.restore_preview, methods=["POST"]),
+    Route("/hosts/{name}/restore", restore.restore_run, methods=["POST"]),
     Route("/runs", runs.run_list),
     Route("/runs/{id:int}", runs.run_page),
     Route("/runs/{id:int}/events", runs.run_events),
@@ -72,7 +75,7 @@ ROUTES = [
     Route("/api/v1/runs", api.runs),
     Route("/api/v1/runs/{id:int}", api.run),
     Route("/metrics", api.metrics),
-    Route("/git/{host}.git/{path:path}", gitserve.git_file, methods=["GET"]),
+    Route("/git/{host}.git/{path:path}", gitserve.git_file, methods=["GET", "POST"]),
     Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
 ]
 

@@ -70,6 +70,7 @@ def commit_page(request: Request, user: str) -> Response:
             "diffs": diffs,
             "modes": modes,
             "split": _split(request),
+            "restore_paths": "\n".join("/" + diff.path for diff in diffs),
         },
     )
 

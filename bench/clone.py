@@ -1,0 +1,84 @@
+"""git clone over HTTP from `pvegit serve` against a local `git clone file://`.
+
+A host with 10,000 commits (as in web_speed.py), served by a real uvicorn;
+each clone is repeated and the medians compared: the target is within 3x of
+the local clone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from web_speed import PASSWORD, build_long_history
+
+from pvegit.home import Home
+from pvegit.store import Store
+from web.app import create_app
+from web.security import hash_password
+
+
+def timed_clone(url: str, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        target = Path(tempfile.mkdtemp(prefix="pvegit-clone-"))
+        began = time.perf_counter()
+        subprocess.run(
+            ["git", "clone", "-q", url, str(target / "c")],
+            check=True,
+            env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin"},
+        )
+        times.append(time.perf_counter() - began)
+        shutil.rmtree(target)
+    return times
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--commits", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--reuse", type=Path, metavar="HOME", help="a home an earlier run of this benchmark built"
+    )
+    arguments = parser.parse_args()
+    home = Home(arguments.reuse or Path(tempfile.mkdtemp(prefix="pvegit-clone-home-")))
+    home.initialize()
+    store = Store(home.state_path)
+    if arguments.reuse is None:
+        store.add_user("admin", hash_password(PASSWORD))
+        build_long_history(home, store, arguments.commits)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(create_app(home, store=store), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        packs = len(list((home.repo_path("big") / "objects/pack").glob("*.pack")))
+        size = sum(p.stat().st_size for p in home.repo_path("big").rglob("*") if p.is_file())
+        print(f"repository: {arguments.commits} commits, {packs} packs, {size / 1e6:.1f} MB")
+        local = timed_clone(f"file://{home.repo_path('big')}", arguments.repeat)
+        password = PASSWORD.replace(" ", "%20")
+        url = f"http://admin:{password}@127.0.0.1:{sock.getsockname()[1]}/git/big.git"
+        remote = timed_clone(url, arguments.repeat)
+        print(f"git clone file://  median {statistics.median(local):.2f} s")
+        print(
+            f"git clone http://  median {statistics.median(remote):.2f} s "
+            f"({statistics.median(remote) / statistics.median(local):.2f}x; target 3x)"
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Restore from the web UI: pick revision and paths, preview, confirm."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pvegit.categories import normalize_node_path
+from pvegit.errors import ConfigError, NotFound, PvegitError
+from pvegit.repo import HostRepository
+from pvegit.restore import RestoreOptions, RestorePlan, plan_restore, read_live, restore_to_node
+from pvegit.transport import open_transport
+from web.context import context_of, render
+from web.guard import action, page
+from web.views.hosts import find_host
+
+
+def _form(form: FormData | dict[str, str]) -> dict[str, object]:
+    return {
+        "commit": str(form.get("commit", "HEAD")),
+        "paths": str(form.get("paths", "")),
+        "write_interfaces": bool(form.get("write_interfaces")),
+        "keep_corosync_version": bool(form.get("keep_corosync_version")),
+        "delete": bool(form.get("delete")),
+    }
+
+
+def _paths(text: str) -> list[str]:
+    paths = [
+        normalize_node_path(line, allow_pvegit=False) for line in text.splitlines() if line.strip()
+    ]
+    if not paths:
+        raise ConfigError("name at least one path to restore, e.g. /etc/pve/storage.cfg")
+    return paths
+
+
+def _options(values: dict[str, object]) -> RestoreOptions:
+    return RestoreOptions(
+        write_interfaces=bool(values["write_interfaces"]),
+        keep_corosync_version=bool(values["keep_corosync_version"]),
+        delete=bool(values["delete"]),
+    )
+
+
+@page
+def restore_form(request: Request, user: str) -> Response:
+    host = find_host(request)
+    values = _form(
+        {
+            "commit": request.query_params.get("commit", "HEAD"),
+            "paths": request.query_params.get("path", ""),
+        }
+    )
+    return render(
+        request,
+        "restore.html",
+        {"nav": "hosts", "host": host, "form": values, "plan": None, "error": None, "report": None},
+    )
+
+
+@action
+async def restore_preview(request: Request, user: str, form: FormData) -> Response:
+    context = context_of(request)
+    host = find_host(request)
+    values = _form(form)
+
+    def preview() -> RestorePlan:
+        paths = _paths(str(values["paths"]))
+        with HostRepository(context.home.repo_path(host.name)) as repository:
+            commit_id = repository.resolve(str(values["commit"]))
+            transport = open_transport(context.home, host)
+            try:
+                live = read_live(transport, [*paths, "etc/network/interfaces.new"])
+            finally:
+                transport.close()
+            return plan_restore(repository, commit_id, paths, live, _options(values))
+
+    try:
+        plan = await run_in_threadpool(preview)
+    except (PvegitError, NotFound) as err:
+        return render(
+            request,
+            "restore.html",
+            {
+                "nav": "hosts",
+                "host": host,
+                "form": values,
+                "plan": None,
+                "error": str(err),
+                "report": None,
+            },
+            status_code=400,
+        )
+    return render(
+        request,
+        "restore.html",
+        {"nav": "hosts", "host": host, "form": values, "plan": plan, "error": None, "report": None},
+    )
+
+
+@action
+async def restore_run(request: Request, user: str, form: FormData) -> Response:
+    context = context_of(request)
+    host = find_host(request)
+    values = _form(form)
+    if form.get("confirm") != "yes":
+        raise HTTPException(400, "a restore needs the confirmation from its preview page")
+    try:
+        report = await run_in_threadpool(
+            lambda: restore_to_node(
+                context.home,
+                context.store,
+                host,
+                str(values["commit"]),
+                _paths(str(values["paths"])),
+                _options(values),
+                dry_run=False,
+                confirm=lambda plan: True,
+                actor=user,
+            )
+        )
+    except PvegitError as err:
+        return render(
+            request,
+            "restore.html",
+            {
+                "nav": "hosts",
+                "host": host,
+                "form": values,
+                "plan": None,
+                "error": str(err),
+                "report": None,
+            },
+            status_code=400,
+        )
+    if context.notifier is not None:
+        from pvegit.notify import Event
+
+        written = ", ".join("/" + step.source for step in report.plan.writes)
+        context.notifier.emit(
+            Event(
+                "restore",
+                host.name,
+                f"{host.name}: restore performed",
+                f"{user} restored {written} from {report.plan.revision[:10]}",
+            )
+        )
+    return render(
+        request,
+        "restore.html",
+        {
+            "nav": "hosts",
+            "host": host,
+            "form": values,
+            "plan": report.plan,
+            "error": None,
+            "report": report,
+        },
+    )
