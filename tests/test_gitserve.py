@@ -91,6 +91,7 @@ def test_no_or_wrong_credentials_and_bad_paths(server: str, tmp_path: Path) -> N
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(f"http://{server}/git/pve1.git/HEAD")
     assert error.value.code == 401
+    error.value.close()
     import base64
 
     header = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
@@ -99,7 +100,9 @@ def test_no_or_wrong_credentials_and_bad_paths(server: str, tmp_path: Path) -> N
         with pytest.raises(urllib.error.HTTPError) as error:
             urllib.request.urlopen(request)
         assert error.value.code == 404, path
+        error.value.close()
     request = urllib.request.Request(f"http://{server}/git/ghost.git/HEAD", headers=header)
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(request)
     assert error.value.code == 404
+    error.value.close()
