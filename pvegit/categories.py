@@ -178,6 +178,13 @@ CATALOGUE: tuple[Category, ...] = (
         ),
     ),
     Category(
+        "configdb",
+        "opt-in: pmxcfs's database /var/lib/pve-cluster/config.db, taken consistently with "
+        "sqlite3 .backup (all of /etc/pve in one file, secrets included)",
+        paths=("var/lib/pve-cluster/config.db",),
+        default=False,
+    ),
+    Category(
         "secrets",
         "opt-in: /etc/pve/priv (incl. PBS encryption keys), TLS and SSH host keys, "
         "corosync authkey, mail and APT credentials",
@@ -282,8 +289,8 @@ def matches_any(patterns: Iterable[str], path: str) -> bool:
 
 
 def is_secret(path: str) -> bool:
-    """True for tree paths that hold secret material (see SECRET_PATTERNS)."""
-    return matches_any(SECRET_PATTERNS, path.lstrip("/"))
+    """True for tree paths that hold secret material (SECRET_PATTERNS, and config.db)."""
+    return matches_any((*SECRET_PATTERNS, "var/lib/pve-cluster/config.db"), path.lstrip("/"))
 
 
 def is_runtime(path: str) -> bool:

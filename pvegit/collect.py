@@ -143,8 +143,24 @@ def tar_script(root: str, selection: Selection, *, live: bool) -> str:
     The probe goes to stderr; when /etc/pve is wanted but pmxcfs is not serving
     it, the script stops (exit 97) before reading anything.
     """
-    operands = " ".join(_operands(selection.paths))  # validated: safe, globs stay unquoted
+    from pvegit.rescue import CONFIG_DB
+
+    backup = live and CONFIG_DB in selection.paths
+    paths = [path for path in selection.paths if not (backup and path == CONFIG_DB)]
+    operands = " ".join(_operands(paths))  # validated: safe, globs stay unquoted
     excludes = " ".join(shlex.quote(f"--exclude={pattern}") for pattern in selection.excludes)
+    consistent = ""
+    if backup:
+        # config.db is in WAL mode: a plain copy can miss the -wal; .backup is consistent.
+        consistent = (
+            "cdb=\ntrap 'rm -rf \"$cdb\"' EXIT\n"
+            f"if [ -r {CONFIG_DB} ] && command -v sqlite3 >/dev/null 2>&1; then\n"
+            '  cdb=$(mktemp -d) && mkdir -p "$cdb/var/lib/pve-cluster" && '
+            f"sqlite3 {CONFIG_DB} \".backup '$cdb/{CONFIG_DB}'\" 2>/dev/null || "
+            f'{{ echo "tar: {CONFIG_DB}: Cannot back up (sqlite3 .backup failed)" >&2; cdb=; }}\n'
+            f'elif [ -e {CONFIG_DB} ]; then echo "tar: {CONFIG_DB}: Cannot open: '
+            'Permission denied" >&2; fi\n'
+        )
     guard = ""
     if _needs_pve(selection):
         mounted = ' || [ "$pm" != 1 ]' if live else ""
@@ -154,9 +170,15 @@ def tar_script(root: str, selection: Selection, *, live: bool) -> str:
         f"for p in {operands}; do\n"
         '  if [ -e "$p" ] || [ -L "$p" ]; then set -- "$@" "$p"; fi\n'
         "done\n"
-        '[ "$#" -gt 0 ] || exit 0\n'
-        # Never --one-file-system: /etc/pve is a separate (FUSE) mount.
-        f'exec tar -c -f - --format=gnu --hard-dereference --anchored {excludes} -- "$@"\n'
+        + (
+            consistent + '[ "$#" -gt 0 ] || [ -n "$cdb" ] || exit 0\n'
+            # Never --one-file-system: /etc/pve is a separate (FUSE) mount.
+            f"tar -c -f - --format=gnu --hard-dereference --anchored {excludes} "
+            f'${{cdb:+-C "$cdb" {CONFIG_DB} -C "$PWD"}} -- "$@"\n'
+            if backup
+            else '[ "$#" -gt 0 ] || exit 0\n'
+            f'exec tar -c -f - --format=gnu --hard-dereference --anchored {excludes} -- "$@"\n'
+        )
     )
 
 

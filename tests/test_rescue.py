@@ -4,51 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 from pathlib import Path
 
 from conftest import git
+from testbed import make_config_db
 
 from pvegit.demo import DemoNode
 from pvegit.home import Home
-
-SCHEMA = (
-    "CREATE TABLE tree (inode INTEGER PRIMARY KEY NOT NULL, parent INTEGER NOT NULL, "
-    "version INTEGER NOT NULL, writer INTEGER NOT NULL, mtime INTEGER NOT NULL, "
-    "type INTEGER NOT NULL, name TEXT NOT NULL, data BLOB)"
-)
-
-
-def make_config_db(pve: Path, database: Path) -> None:
-    """What pmxcfs would have stored for the files and directories below ``pve``."""
-    database.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(database)
-    connection.execute(SCHEMA)
-    connection.execute("INSERT INTO tree VALUES (0, 0, 42, 0, 0, 8, '__version__', NULL)")
-    inodes = {pve: 0}
-    number = 1
-    for directory, subdirectories, files in os.walk(pve):
-        current = Path(directory)
-        for name in sorted(subdirectories):
-            path = current / name
-            if path.is_symlink():
-                continue  # the built-in links are not stored: pmxcfs makes them
-            inodes[path] = number
-            connection.execute(
-                "INSERT INTO tree VALUES (?,?,1,0,0,4,?,NULL)", (number, inodes[current], name)
-            )
-            number += 1
-        for name in sorted(files):
-            path = current / name
-            if path.is_symlink() or name.startswith("."):
-                continue  # links and the status files pmxcfs generates on read
-            connection.execute(
-                "INSERT INTO tree VALUES (?,?,1,0,0,8,?,?)",
-                (number, inodes[current], name, path.read_bytes()),
-            )
-            number += 1
-    connection.commit()
-    connection.close()
 
 
 def rescued_disk(tmp_path: Path) -> Path:

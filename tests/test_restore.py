@@ -188,3 +188,39 @@ def test_an_interrupted_restore_leaves_each_file_old_or_new(
         assert now in (old[path], new[path]), f"{path} is neither old nor new: {now!r}"
         states.append("new" if now == new[path] else "old")
     assert states[:2] == ["new", "new"] and states[3] == "old"
+
+
+def test_config_db_is_taken_with_sqlite_backup(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    import sqlite3
+
+    from testbed import register_node
+
+    register_node(store, home, node, "pve1", categories=("network", "configdb"))
+    node.sh("sqlite3 /var/lib/pve-cluster/config.db 'PRAGMA journal_mode=WAL' >/dev/null")
+    result = cli("snapshot", "pve1")
+    assert result.code == 0, result.err
+    copy = tmp_path / "config.db"
+    copy.write_bytes(_blob(home, "var/lib/pve-cluster/config.db"))
+    names = {row[0] for row in sqlite3.connect(copy).execute("SELECT name FROM tree")}
+    assert {"storage.cfg", "user.cfg", "nodes", "qemu-server"} <= names
+    connection = sqlite3.connect(copy)
+    assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    connection.close()
+    files = git("--git-dir", str(home.repo_path("pve1")), "ls-tree", "-r", "--name-only", "HEAD")
+    assert "var/lib/pve-cluster/config.db" in files
+
+
+def _blob(home: Home, path: str) -> bytes:
+    import subprocess
+
+    return subprocess.run(
+        ["git", "--git-dir", str(home.repo_path("pve1")), "cat-file", "blob", f"HEAD:{path}"],
+        capture_output=True,
+        check=True,
+    ).stdout

@@ -27,6 +27,7 @@ import os
 import selectors
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -149,6 +150,45 @@ printf 'rpool\tfilesystem\nrpool/ROOT\tfilesystem\nrpool/ROOT/pve-1\tfilesystem\
 printf 'rpool/data\tfilesystem\nrpool/data/vm-100-disk-0\tvolume\n'
 """,
 }
+
+
+SCHEMA = (
+    "CREATE TABLE tree (inode INTEGER PRIMARY KEY NOT NULL, parent INTEGER NOT NULL, "
+    "version INTEGER NOT NULL, writer INTEGER NOT NULL, mtime INTEGER NOT NULL, "
+    "type INTEGER NOT NULL, name TEXT NOT NULL, data BLOB)"
+)
+
+
+def make_config_db(pve: Path, database: Path) -> None:
+    """What pmxcfs would have stored for the files and directories below ``pve``."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(database)
+    connection.execute(SCHEMA)
+    connection.execute("INSERT INTO tree VALUES (0, 0, 42, 0, 0, 8, '__version__', NULL)")
+    inodes = {pve: 0}
+    number = 1
+    for directory, subdirectories, files in os.walk(pve):
+        current = Path(directory)
+        for name in sorted(subdirectories):
+            path = current / name
+            if path.is_symlink():
+                continue  # the built-in links are not stored: pmxcfs makes them
+            inodes[path] = number
+            connection.execute(
+                "INSERT INTO tree VALUES (?,?,1,0,0,4,?,NULL)", (number, inodes[current], name)
+            )
+            number += 1
+        for name in sorted(files):
+            path = current / name
+            if path.is_symlink() or name.startswith("."):
+                continue  # links and the status files pmxcfs generates on read
+            connection.execute(
+                "INSERT INTO tree VALUES (?,?,1,0,0,8,?,?)",
+                (number, inodes[current], name, path.read_bytes()),
+            )
+            number += 1
+    connection.commit()
+    connection.close()
 
 
 def _free_port(address: str) -> int:
@@ -341,11 +381,17 @@ class TestBed:
             "work/pve",
             "upper/sbin",
             "work/sbin",
+            "upper/varlib",
+            "work/varlib",
             "sbin",
             "home",
             "empty",
         ):
             (directory / sub).mkdir(parents=True, exist_ok=True)
+        # pmxcfs's database, seen as /var/lib/pve-cluster/config.db on the node (mode 0600).
+        database = directory / "varlib-lower/pve-cluster/config.db"
+        make_config_db(directory / "pve-lower", database)
+        os.chmod(database, 0o600)
         os.chown(directory / "upper/pve", 0, WWW_DATA_GID)
         os.chmod(directory / "upper/pve", 0o755)
         for program, text in STAND_INS.items():
@@ -377,6 +423,8 @@ class TestBed:
             f"{_pve_mount(directory)}\n"
             f"mount -t overlay overlay -o lowerdir={directory}/sbin:/usr/sbin,"
             f"upperdir={directory}/upper/sbin,workdir={directory}/work/sbin /usr/sbin\n"
+            f"mount -t overlay overlay -o lowerdir={directory}/varlib-lower:/var/lib,"
+            f"upperdir={directory}/upper/varlib,workdir={directory}/work/varlib /var/lib\n"
             f"mount --bind {tree}/root /root\n"
             f"mount --bind {tree}/var/spool /var/spool\n"
             f"mount --bind {tree}/usr/local/bin /usr/local/bin\n"
