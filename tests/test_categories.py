@@ -20,7 +20,7 @@ def test_catalogue_has_the_required_categories() -> None:
     for name in ("cluster", "network", "storage", "system", "inventory", "secrets"):
         assert name in CATEGORY_NAMES
     assert "secrets" not in DEFAULT_CATEGORIES
-    assert set(DEFAULT_CATEGORIES) == set(CATEGORY_NAMES) - {"secrets"}
+    assert set(DEFAULT_CATEGORIES) == set(CATEGORY_NAMES) - {"secrets", "configdb"}
 
 
 def test_default_selection_excludes_secrets_and_runtime_files() -> None:
