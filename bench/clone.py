@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import statistics
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from web_speed import PASSWORD, build_long_history
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from appserver import running
 
 from pvegit.home import Home
 from pvegit.store import Store
@@ -41,8 +43,6 @@ def timed_clone(url: str, repeat: int) -> list[float]:
 
 
 def main() -> None:
-    import uvicorn
-
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--commits", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
@@ -56,28 +56,18 @@ def main() -> None:
     if arguments.reuse is None:
         store.add_user("admin", hash_password(PASSWORD))
         build_long_history(home, store, arguments.commits)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(create_app(home, store=store), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
+    with running(create_app(home, store=store)) as address:
         packs = len(list((home.repo_path("big") / "objects/pack").glob("*.pack")))
         size = sum(p.stat().st_size for p in home.repo_path("big").rglob("*") if p.is_file())
         print(f"repository: {arguments.commits} commits, {packs} packs, {size / 1e6:.1f} MB")
         local = timed_clone(f"file://{home.repo_path('big')}", arguments.repeat)
         password = PASSWORD.replace(" ", "%20")
-        url = f"http://admin:{password}@127.0.0.1:{sock.getsockname()[1]}/git/big.git"
-        remote = timed_clone(url, arguments.repeat)
+        remote = timed_clone(f"http://admin:{password}@{address}/git/big.git", arguments.repeat)
         print(f"git clone file://  median {statistics.median(local):.2f} s")
         print(
             f"git clone http://  median {statistics.median(remote):.2f} s "
             f"({statistics.median(remote) / statistics.median(local):.2f}x; target 3x)"
         )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from appserver import running
 from starlette.testclient import TestClient
 
 from pvegit.demo import DemoNode
@@ -140,18 +139,9 @@ def test_metrics_open_to_listed_addresses(home: Home, api_store: Store) -> None:
 
 
 def test_remote_snapshot(cli, home: Home, api_store: Store) -> None:  # type: ignore[no-untyped-def]
-    import uvicorn
-
     token = make_token(cli)
-    app = create_app(home, store=api_store)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with running(create_app(home, store=api_store)) as address:
+        url = f"http://{address}"
         result = cli("snapshot", "--remote", url, "--token", token, "pve1")
         assert result.code == 0, result.err
         assert result.out.startswith("pve1: unchanged")
@@ -159,7 +149,3 @@ def test_remote_snapshot(cli, home: Home, api_store: Store) -> None:  # type: ig
         assert wrong.code == 1 and "HTTP 401" in wrong.err
         missing = cli("snapshot", "--remote", url, "--token", token, "ghost")
         assert missing.code == 1 and "no host 'ghost'" in missing.err
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()

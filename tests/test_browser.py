@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from appserver import running
 from testbed import Node
 
 from pvegit.home import Home
@@ -31,22 +30,10 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def server(home: Home) -> Iterator[str]:
     """The web app under uvicorn on a free loopback port; yields its base URL."""
-    import uvicorn
-
     store = Store(home.state_path)
     store.add_user("admin", hash_password(PASSWORD))
-    app = create_app(home, Settings(concurrency=2), store=store)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)  # listening before the server starts: connections wait in the backlog
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with running(create_app(home, Settings(concurrency=2), store=store)) as address:
+        yield f"http://{address}"
     store.close()
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from appserver import running
 
 from pvegit.demo import DemoNode
 from pvegit.home import Home
@@ -23,8 +22,6 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def server(home: Home, tmp_path: Path) -> Iterator[str]:
-    import uvicorn
-
     store = Store(home.state_path)
     store.add_user("admin", hash_password(PASSWORD))
     node = DemoNode(tmp_path / "node", "pve1")
@@ -33,16 +30,8 @@ def server(home: Home, tmp_path: Path) -> Iterator[str]:
     take_snapshot(home, store, host)
     node.edit_something()
     take_snapshot(home, store, host)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    instance = uvicorn.Server(uvicorn.Config(create_app(home, store=store), log_level="warning"))
-    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{sock.getsockname()[1]}"
-    instance.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with running(create_app(home, store=store)) as address:
+        yield address
     store.close()
 
 

@@ -11,7 +11,15 @@ from starlette.responses import Response
 from pvegit.categories import normalize_node_path
 from pvegit.errors import ConfigError, NotFound, PvegitError
 from pvegit.repo import HostRepository
-from pvegit.restore import RestoreOptions, RestorePlan, plan_restore, read_live, restore_to_node
+from pvegit.restore import (
+    RestoreOptions,
+    RestorePlan,
+    RestoreReport,
+    plan_restore,
+    read_live,
+    restore_to_node,
+)
+from pvegit.store import Host
 from pvegit.transport import open_transport
 from web.context import context_of, render
 from web.guard import action, page
@@ -45,6 +53,30 @@ def _options(values: dict[str, object]) -> RestoreOptions:
     )
 
 
+def _page(
+    request: Request,
+    host: Host,
+    values: dict[str, object],
+    *,
+    plan: RestorePlan | None = None,
+    error: str | None = None,
+    report: RestoreReport | None = None,
+) -> Response:
+    return render(
+        request,
+        "restore.html",
+        {
+            "nav": "hosts",
+            "host": host,
+            "form": values,
+            "plan": plan,
+            "error": error,
+            "report": report,
+        },
+        status_code=400 if error else 200,
+    )
+
+
 @page
 def restore_form(request: Request, user: str) -> Response:
     host = find_host(request)
@@ -54,11 +86,7 @@ def restore_form(request: Request, user: str) -> Response:
             "paths": request.query_params.get("path", ""),
         }
     )
-    return render(
-        request,
-        "restore.html",
-        {"nav": "hosts", "host": host, "form": values, "plan": None, "error": None, "report": None},
-    )
+    return _page(request, host, values)
 
 
 @action
@@ -81,24 +109,8 @@ async def restore_preview(request: Request, user: str, form: FormData) -> Respon
     try:
         plan = await run_in_threadpool(preview)
     except (PvegitError, NotFound) as err:
-        return render(
-            request,
-            "restore.html",
-            {
-                "nav": "hosts",
-                "host": host,
-                "form": values,
-                "plan": None,
-                "error": str(err),
-                "report": None,
-            },
-            status_code=400,
-        )
-    return render(
-        request,
-        "restore.html",
-        {"nav": "hosts", "host": host, "form": values, "plan": plan, "error": None, "report": None},
-    )
+        return _page(request, host, values, error=str(err))
+    return _page(request, host, values, plan=plan)
 
 
 @action
@@ -123,19 +135,7 @@ async def restore_run(request: Request, user: str, form: FormData) -> Response:
             )
         )
     except PvegitError as err:
-        return render(
-            request,
-            "restore.html",
-            {
-                "nav": "hosts",
-                "host": host,
-                "form": values,
-                "plan": None,
-                "error": str(err),
-                "report": None,
-            },
-            status_code=400,
-        )
+        return _page(request, host, values, error=str(err))
     if context.notifier is not None:
         from pvegit.notify import Event
 
@@ -148,15 +148,4 @@ async def restore_run(request: Request, user: str, form: FormData) -> Response:
                 f"{user} restored {written} from {report.plan.revision[:10]}",
             )
         )
-    return render(
-        request,
-        "restore.html",
-        {
-            "nav": "hosts",
-            "host": host,
-            "form": values,
-            "plan": report.plan,
-            "error": None,
-            "report": report,
-        },
-    )
+    return _page(request, host, values, plan=report.plan, report=report)
