@@ -57,6 +57,7 @@ class Config:
     retry_delays: tuple[int, ...] = (60, 300, 900)
     run_log_days: int = 365
     metrics_allow: tuple[str, ...] = ()
+    mirror: str = ""  # e.g. "ssh://git@git.example.org/pve/{host}.git"; empty: no mirror
     targets: tuple[Target, ...] = field(default_factory=tuple)
 
     @property
@@ -114,6 +115,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         "retry_delays",
         "run_log_days",
         "metrics_allow",
+        "mirror",
     }
     for key in server:
         if key not in known:
@@ -182,6 +184,19 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
                 "must be a list of up to 10 delays in seconds, e.g. [60, 300, 900]",
             )
         values["retry_delays"] = tuple(delays)
+    if "mirror" in server:
+        mirror = server["mirror"]
+        if (
+            not isinstance(mirror, str)
+            or not mirror.startswith(("file://", "ssh://", "https://", "http://"))
+            or "{host}" not in mirror
+        ):
+            raise fail(
+                "server.mirror",
+                "must be a git URL with {host} in it, e.g. "
+                "'ssh://git@git.example.org/pve/{host}.git'",
+            )
+        values["mirror"] = mirror
     if "metrics_allow" in server:
         allow = server["metrics_allow"]
         if not isinstance(allow, list) or not all(isinstance(item, str) for item in allow):

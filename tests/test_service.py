@@ -14,7 +14,7 @@ from webhook import Receiver
 
 from pvegit.config import Config, Target
 from pvegit.home import Home
-from pvegit.store import Store
+from pvegit.store import Host, Store
 from web.app import create_app
 
 
@@ -91,3 +91,36 @@ def test_scheduled_runs_commit_alert_and_show_in_metrics(
     print(json.dumps([body["title"] for body in receiver.bodies]))
     first.stop()
     second.stop()
+
+
+def test_commits_are_pushed_to_the_mirror(home: Home, store: Store, tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    from pvegit.demo import DemoNode
+    from pvegit.snapshot import take_snapshot
+
+    node = DemoNode(tmp_path / "node", "pve1")
+    node.create()
+    store.add_host(Host("pve1", f"local:{node.root}", categories=("cluster",)))
+    mirror = f"file://{tmp_path}/mirror/{{host}}.git"
+    config = Config(mirror=mirror)
+    app = create_app(home, store=store, config=config)
+    with TestClient(app):
+        launcher = app.state.pvegit.launcher
+        run_id = launcher.launch(store.host("pve1"), trigger="test", actor=None)
+        launcher.shutdown()  # waits for the run and its push
+    assert store.run(run_id).status == "changed"
+    pushed = subprocess.run(
+        ["git", "--git-dir", str(tmp_path / "mirror/pve1.git"), "rev-parse", "main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert pushed == store.run(run_id).commit_id
+    node.edit_something()
+    take_snapshot(home, store, store.host("pve1"))
+    (home.root / "pvegit.toml").write_text(f'[server]\nmirror = "{mirror}"\n')
+    result = cli("mirror")
+    assert result.code == 0 and "pve1: pushed to" in result.out
+    (home.root / "pvegit.toml").write_text('[server]\nmirror = "ssh://nowhere/x.git"\n')
+    assert "{host}" in cli("mirror").err

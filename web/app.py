@@ -156,6 +156,7 @@ def create_app(
         notifier=notifier,
         retries=len(config.retry_delays),
         time_limit=config.run_timeout,
+        mirror=config.mirror,
     )
     context = Context(
         home, store, settings, launcher, config=config, notifier=notifier, templates=_templates()

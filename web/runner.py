@@ -7,6 +7,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from pvegit.errors import PvegitError
 from pvegit.home import Home
 from pvegit.notify import Notifier, events_for_run
 from pvegit.snapshot import SnapshotOptions, take_snapshot
@@ -27,12 +28,14 @@ class RunLauncher:
         notifier: Notifier | None = None,
         retries: int = 3,
         time_limit: float | None = None,
+        mirror: str = "",
     ) -> None:
         self._home = home
         self._store = store
         self._notifier = notifier
         self._retries = retries
         self._time_limit = time_limit
+        self._mirror = mirror
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pvegit-run")
         self._lock = threading.Lock()
         self._active = 0
@@ -68,11 +71,25 @@ class RunLauncher:
             if self._notifier is not None:
                 for event in events_for_run(self._home, self._store, run, self._retries):
                     self._notifier.emit(event)
+            if self._mirror and run.commit_id:
+                self._push(host.name)
         except Exception:  # take_snapshot records failures itself; this is a last resort
             _log.exception("run %s of %s failed outside the snapshot", run_id, host.name)
         finally:
             with self._lock:
                 self._active -= 1
+
+    def _push(self, host: str) -> None:
+        from pvegit.mirror import push_mirror
+        from pvegit.notify import Event
+
+        try:
+            url = push_mirror(self._home, host, self._mirror)
+            _log.info("mirror pushed host=%s url=%s", host, url)
+        except PvegitError as err:
+            _log.error("mirror push failed host=%s error=%s", host, err)
+            if self._notifier is not None:
+                self._notifier.emit(Event("failed", host, f"{host}: mirror push failed", str(err)))
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

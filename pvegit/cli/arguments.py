@@ -159,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gc.add_argument("names", nargs="*", metavar="NAME", help="hosts (default: all)")
 
+    mirror = command(
+        "mirror",
+        "history",
+        "cmd_mirror",
+        "push repositories to the mirror set in pvegit.toml ([server] mirror)",
+    )
+    mirror.add_argument("names", nargs="*", metavar="NAME", help="hosts (default: all)")
+    mirror.add_argument("--config", type=Path, metavar="FILE", help="settings file")
+
     reindex = command(
         "reindex",
         "history",

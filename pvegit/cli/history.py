@@ -137,6 +137,27 @@ def cmd_gc(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mirror(arguments: argparse.Namespace) -> int:
+    from pvegit.config import load_config
+    from pvegit.errors import ConfigError, PvegitError
+    from pvegit.mirror import push_mirror
+
+    home, _ = open_home(arguments)
+    config = load_config(home.root, arguments.config)
+    if not config.mirror:
+        raise ConfigError(
+            'no mirror set: add [server] mirror = "ssh://…/{host}.git" to pvegit.toml'
+        )
+    failed = 0
+    for name in _repository_names(home, arguments.names):
+        try:
+            print(f"{name}: pushed to {push_mirror(home, name, config.mirror)}")
+        except PvegitError as err:
+            print(f"pvegit: {err}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
 def cmd_reindex(arguments: argparse.Namespace) -> int:
     from pvegit.history import rebuild_index
 

@@ -1,0 +1,54 @@
+"""Push mirrors: every host's history copied to another git server after each commit.
+
+``[server] mirror = "ssh://git@git.example.org/pve/{host}.git"`` in pvegit.toml
+(``{host}`` is the host's name; file://, ssh:// and https:// work). This is
+how the history gets off-site and how a fleet outgrows one pvegit machine.
+A failed push is reported like any failure and retried with the next commit.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from pvegit.errors import PvegitError
+from pvegit.home import Home
+from pvegit.locks import exclusive
+from pvegit.repo import BRANCH
+
+
+def mirror_url(template: str, host: str) -> str:
+    return template.replace("{host}", host)
+
+
+def push_mirror(home: Home, host: str, template: str) -> str:
+    """Push the host's main branch to its mirror (forced: pvegit's history wins); return the URL.
+
+    Raises PvegitError saying why the push failed.
+    """
+    from dulwich import porcelain
+    from dulwich.repo import Repo
+
+    url = mirror_url(template, host)
+    if url.startswith("file://"):
+        target = Path(url[len("file://") :])
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Repo.init_bare(str(target), mkdir=True, default_branch=b"main").close()
+    errors = io.BytesIO()
+    try:
+        with exclusive(home.lock_path(host), timeout=600, what=host):
+            porcelain.push(
+                str(home.repo_path(host)),
+                url,
+                [BRANCH + b":" + BRANCH],
+                force=True,
+                outstream=io.BytesIO(),
+                errstream=errors,
+            )
+    except Exception as err:  # dulwich raises many kinds; all mean "not pushed"
+        detail = errors.getvalue().decode("utf-8", "replace").strip()
+        raise PvegitError(
+            f"mirror push of {host} to {url} failed: {err}" + (f" ({detail})" if detail else "")
+        ) from err
+    return url
