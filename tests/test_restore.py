@@ -224,3 +224,58 @@ def _blob(home: Home, path: str) -> bytes:
         capture_output=True,
         check=True,
     ).stdout
+
+
+def test_rebuild_drill_on_a_blank_node(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,
+    ssh_host: Host,
+    testbed,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """Export a node, follow RECOVERY.md's file steps on a blank node, compare."""
+    import shutil
+    import tarfile
+
+    from testbed import register_node
+
+    assert cli("snapshot", "pve1").code == 0
+    archive = tmp_path / "pve1.tar.gz"
+    assert cli("export", "pve1", "-o", str(archive)).code == 0
+    with tarfile.open(archive) as opened:
+        runbook = opened.extractfile("RECOVERY.md").read().decode()  # type: ignore[union-attr]
+    assert "Method B" in runbook
+    blank = testbed.start("rebuilt", node_name="blank")
+    tarball = f"{blank.directory}/pve1.tar.gz"
+    shutil.copy(archive, tarball)  # where the node's shell can reach it
+    # The runbook's steps 2, 4 (method B, with pmxcfs already serving) and 5.
+    blank.sh(f"tar -xzpf {tarball} -C / etc/hostname etc/hosts")
+    blank.sh(
+        f"mkdir -p /tmp/restore && tar -xzf {tarball} -C /tmp/restore && "
+        "cp -r /tmp/restore/etc/pve/. /etc/pve/"
+    )
+    blank.sh(
+        "cp /tmp/restore/etc/network/interfaces /etc/network/interfaces.new && "
+        "mkdir -p /etc/apt/sources.list.d && "
+        "cp -a /tmp/restore/etc/apt/sources.list.d/. /etc/apt/sources.list.d/ && "
+        "cp -a /tmp/restore/etc/vzdump.conf /etc/vzdump.conf"
+    )
+    register_node(
+        store, home, blank, "rebuilt", categories=("cluster", "network", "storage", "system")
+    )
+    assert cli("snapshot", "rebuilt").code == 0
+
+    def tree(name: str, path: str) -> dict[str, str]:
+        listing = git("--git-dir", str(home.repo_path(name)), "ls-tree", "-r", "HEAD", path)
+        return {line.split("\t")[1]: line.split()[2] for line in listing.splitlines()}
+
+    assert tree("rebuilt", "etc/pve") == tree("pve1", "etc/pve")
+    for path in ("etc/hostname", "etc/hosts", "etc/vzdump.conf", "etc/apt/sources.list.d"):
+        assert tree("rebuilt", path) == tree("pve1", path), path
+    assert (
+        tree("rebuilt", "etc/network/interfaces.new")["etc/network/interfaces.new"]
+        == (tree("pve1", "etc/network/interfaces")["etc/network/interfaces"])
+    )
+    blank.stop()

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pvegit.demo import WWW_DATA_GID, node_items, write_items
 from pvegit.home import Home
@@ -189,6 +190,27 @@ def make_config_db(pve: Path, database: Path) -> None:
             number += 1
     connection.commit()
     connection.close()
+
+
+def _blank_items() -> list[Any]:
+    """A node just installed: empty /etc/pve (pmxcfs up), SSH, nothing else configured."""
+    from pvegit.demo import _Item
+
+    return [
+        _Item("etc/pve", None, 0o755, 0, WWW_DATA_GID),
+        _Item("etc/pve/.version", '{"version": 1}\n', 0o640, 0, WWW_DATA_GID),
+        _Item("etc/pve/priv", None, 0o700, 0, WWW_DATA_GID),
+        _Item("etc/pve/priv/authorized_keys", "", 0o600, 0, WWW_DATA_GID),
+        _Item("etc/network", None, 0o755),
+        _Item("etc/network/interfaces", "auto lo\niface lo inet loopback\n", 0o644),
+        _Item("etc/ssh", None, 0o755),
+        _Item("etc/ssh/ssh_host_ed25519_key", "placeholder\n", 0o600),
+        _Item("root", None, 0o700),
+        _Item("root/.ssh", None, 0o700),
+        _Item("root/.ssh/authorized_keys", "", 0o777, link="/etc/pve/priv/authorized_keys"),
+        _Item("usr/local/bin", None, 0o755),
+        _Item("var/spool", None, 0o755),
+    ]
 
 
 def _free_port(address: str) -> int:
@@ -355,12 +377,19 @@ class TestBed:
         template = self.base / f"template-{node_name}"
         if not template.exists():
             staging = self.base / f"staging-{node_name}"
-            write_items(staging, node_items(node_name))
+            if node_name == "blank":
+                write_items(staging, _blank_items())
+            else:
+                write_items(staging, node_items(node_name))
             staging.rename(template)
         return template
 
     def start(self, name: str = "pve1", *, node_name: str | None = None) -> Node:
-        """Start a node called ``name`` (its fixture is cluster node ``node_name``)."""
+        """Start a node called ``name`` (its fixture is cluster node ``node_name``).
+
+        ``node_name="blank"``: a freshly installed node, pmxcfs running on an
+        empty cluster file system and nothing of the fixture's configuration.
+        """
         node_name = node_name or (name if name in ("pve1", "pve2", "pve3") else "pve1")
         directory = self.base / f"node-{name}-{next(self._counter)}"
         directory.mkdir(parents=True)
