@@ -279,3 +279,21 @@ def test_rebuild_drill_on_a_blank_node(
         == (tree("pve1", "etc/network/interfaces")["etc/network/interfaces"])
     )
     blank.stop()
+
+
+def test_pmxcfs_write_errors_are_put_in_plain_words(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,
+    ssh_host: Host,  # type: ignore[no-untyped-def]
+) -> None:
+    take_snapshot(home, store, ssh_host)
+    node.write("/etc/pve/storage.cfg", "dir: changed\n")
+    # Without quorum pmxcfs turns read-only; here the mount itself is made read-only.
+    node.sh("mount -o remount,ro /etc/pve")
+    result = restore(cli, "HEAD", "/etc/pve/storage.cfg", "--yes")
+    assert result.code == 1
+    assert "/etc/pve/storage.cfg: the file system is read-only" in result.err
+    assert node.read("/etc/pve/storage.cfg") == "dir: changed\n"
+    node.sh("mount -o remount,rw /etc/pve")
