@@ -484,3 +484,28 @@ def test_user_commands(cli, monkeypatch: pytest.MonkeyPatch, home: Home) -> None
     assert cli("user", "remove", "alice").code == 1
     assert "no users yet" in cli("user", "list").out
     store.close()
+
+
+def test_test_connection_warns_loudly_about_a_changed_key(
+    client: TestClient,
+    app_store: Store,
+    home: Home,
+    testbed,  # type: ignore[no-untyped-def]
+) -> None:
+    from testbed import register_node
+
+    node = testbed.start("pve1")
+    impostor = testbed.start("pve1")
+    register_node(app_store, home, node, "pve1", categories=("network",))
+    app_store.update_host("pve1", address=impostor.address, port=impostor.port)
+    app_store.update_host(
+        "pve1", host_key_type="ssh-ed25519", host_key=node.public_host_key.read_text().split()[1]
+    )
+    token = login(client)
+    page = client.post("/hosts/pve1/test", data={"csrf_token": token})
+    assert page.status_code == 200
+    assert "HOST KEY CHANGED" in page.text and impostor.fingerprint in page.text
+    assert f"Trust {impostor.fingerprint}" in page.text and "button danger" in page.text
+    assert app_store.host("pve1").host_key == node.public_host_key.read_text().split()[1]
+    node.stop()
+    impostor.stop()
