@@ -168,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     mirror.add_argument("names", nargs="*", metavar="NAME", help="hosts (default: all)")
     mirror.add_argument("--config", type=Path, metavar="FILE", help="settings file")
 
+    verify = command(
+        "verify",
+        "history",
+        "cmd_verify",
+        "check repositories, the run log, and (with a snapshot) the nodes against them",
+    )
+    verify.add_argument("names", nargs="*", metavar="NAME", help="hosts (default: all)")
+    verify.add_argument("--no-node", action="store_true", help="do not contact the nodes")
+
     reindex = command(
         "reindex",
         "history",

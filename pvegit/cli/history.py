@@ -158,6 +158,29 @@ def cmd_mirror(arguments: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_verify(arguments: argparse.Namespace) -> int:
+    from pvegit.verify import verify_host
+
+    home, store = open_home(arguments)
+    hosts = [store.host(name) for name in arguments.names] if arguments.names else store.hosts()
+    failed = 0
+    for host in hosts:
+        result = verify_host(home, store, host, node=not arguments.no_node)
+        node = (
+            f"{result.node_checked} files match the node"
+            if result.node_checked
+            else f"node not compared ({result.node_skipped or 'not asked'})"
+        )
+        if result.ok:
+            print(f"{host.name}: ok, {result.objects} objects, {node}")
+        else:
+            failed += 1
+            for problem in result.problems:
+                print(f"pvegit: {host.name}: {problem}", file=sys.stderr)
+        store.audit(actor(), "verify", host.name, ok=result.ok, problems=len(result.problems))
+    return 1 if failed else 0
+
+
 def cmd_reindex(arguments: argparse.Namespace) -> int:
     from pvegit.history import rebuild_index
 
