@@ -307,13 +307,18 @@ def _under_pve(path: str) -> bool:
 
 
 def _rescued_config_db(transport: Transport, selection: Selection) -> Path | None:
-    """config.db of a rescued disk (a local root whose /etc/pve is empty), if that is the case."""
+    """Where a rescued disk's config.db is (or should be), if /etc/pve there is empty.
+
+    Applies to a local root that is not the running system: pmxcfs does not
+    serve its /etc/pve, so the database is the truth. A missing or corrupt one
+    makes a partial run (the rest of the disk is still committed).
+    """
     from pvegit.rescue import CONFIG_DB
 
     if transport.live or not _needs_pve(selection) or not hasattr(transport, "root"):
         return None
     root = Path(transport.root)
-    if (root / "etc/pve/.version").exists() or not (root / CONFIG_DB).exists():
+    if (root / "etc/pve/.version").exists() or not (root / "etc/pve").is_dir():
         return None
     return root / CONFIG_DB
 

@@ -27,7 +27,7 @@ class ConfigDbError(Exception):
 def read_config_db(path: Path, node_name: str) -> tuple[dict[str, Entry], list[str]]:
     """The /etc/pve tree stored in ``path`` as entries, and what was wrong with it."""
     if not path.is_file():
-        raise ConfigDbError(f"{path} does not exist")
+        raise ConfigDbError(f"{path} does not exist, and pmxcfs does not serve /etc/pve there")
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
     except sqlite3.Error as err:

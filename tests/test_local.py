@@ -111,16 +111,24 @@ def test_mode_changes_outside_pmxcfs_only(cli, demo: DemoNode, home: Home) -> No
     assert "f 0600 " in metadata and "etc/ssh/sshd_config" in metadata
 
 
-def test_empty_pve_directory_is_refused(cli, demo: DemoNode, home: Home) -> None:  # type: ignore[no-untyped-def]
+def test_empty_pve_directory_without_config_db_is_partial(cli, demo: DemoNode, home: Home) -> None:  # type: ignore[no-untyped-def]
+    # A disk mounted elsewhere: pmxcfs does not serve its /etc/pve, and here
+    # there is no config.db to rebuild it from. The rest is committed, /etc/pve
+    # is kept as it was, never recorded as deleted.
     snapshot(cli)
     shutil.rmtree(demo.root / "etc/pve")
     (demo.root / "etc/pve").mkdir()
+    (demo.root / "etc/hosts").write_text("127.0.0.1 localhost\n")
     result = snapshot(cli)
-    assert result.code == 1
-    assert "pmxcfs" in result.err and "Nothing was committed" in result.err
-    assert git("--git-dir", str(home.repo_path("pve1")), "rev-list", "--count", "HEAD") == "1\n"
+    assert result.code == 3
+    assert "/etc/pve could not be rebuilt" in result.err and "config.db" in result.err
+    files = git("--git-dir", str(home.repo_path("pve1")), "ls-tree", "-r", "--name-only", "HEAD")
+    assert "etc/pve/storage.cfg" in files
+    assert git("--git-dir", str(home.repo_path("pve1")), "show", "HEAD:etc/hosts") == (
+        "127.0.0.1 localhost\n"
+    )
     runs = json.loads(cli("runs", "pve1", "--json").out)
-    assert runs[0]["status"] == "refused"
+    assert runs[0]["status"] == "partial"
 
 
 def test_mass_deletion_is_held_unless_forced(cli, demo: DemoNode, home: Home) -> None:  # type: ignore[no-untyped-def]

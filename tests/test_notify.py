@@ -115,13 +115,15 @@ def test_events_from_runs(home: Home, store: Store, tmp_path: Path) -> None:
     assert "modified: /etc/pve/storage.cfg" in message and "+dir: only" in message
     assert "/etc/pve/priv/token.cfg (secret, content not sent)" in message
     assert "changed-secret" not in message
-    # pmxcfs down: refused, a permanent failure, reported once.
-    (node.root / "etc/pve/.version").unlink()
+    # Most guest configs gone at once: held (refused), a permanent failure, reported once.
+    nodes = node.root / "etc/pve/nodes"
+    nodes.rename(node.root / "nodes-away")
     failed = take_snapshot(home, store, host)
+    assert failed.status == "refused"
     assert [event.kind for event in events_for_run(home, store, failed, retries=3)] == ["failed"]
     again = take_snapshot(home, store, host)
     assert events_for_run(home, store, again, retries=3) == []
-    (node.root / "etc/pve/.version").write_text("{}\n")
+    (node.root / "nodes-away").rename(nodes)
     recovered = events_for_run(home, store, take_snapshot(home, store, host), retries=3)
     assert [event.kind for event in recovered] == ["recovered"]
     assert stale_event(store, "pve1", "no backup for 3 d").kind == "stale"  # type: ignore[union-attr]

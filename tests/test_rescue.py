@@ -60,8 +60,13 @@ def test_corrupt_config_db_is_a_partial_run(cli, home: Home, tmp_path: Path) -> 
     assert "etc/network/interfaces" in files
 
 
-def test_no_config_db_and_no_pmxcfs_is_refused(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_config_db_is_a_clear_error_and_a_partial_run(
+    cli, home: Home, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     root = rescued_disk(tmp_path)
     (root / "var/lib/pve-cluster/config.db").unlink()
     result = cli("rescue", str(root))
-    assert result.code == 1 and "pmxcfs" in result.err and "config.db" in result.err
+    assert result.code == 3
+    assert "config.db does not exist" in result.err and "pmxcfs" in result.err
+    files = git("--git-dir", str(home.repo_path("pve1")), "ls-tree", "-r", "--name-only", "HEAD")
+    assert "etc/network/interfaces" in files
