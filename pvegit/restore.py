@@ -324,22 +324,23 @@ def restore_to_directory(
         else {}
     )
     chosen = [path for path, _ in _wanted(paths, files)] if paths else sorted(files)
+    # An empty directory only: a link already in it (say etc -> /etc) would
+    # otherwise carry the files, as root, to wherever it points.
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise ConfigError(f"{directory} is not an empty directory: choose a new or empty one")
     root = directory.resolve()
+    root.mkdir(parents=True, exist_ok=True)
     as_root = os.geteuid() == 0
     count = 0
     for path in chosen:
         if path.startswith(".pvegit/"):
             continue
-        target = (
-            (root / path).resolve(strict=False) if not (root / path).is_symlink() else (root / path)
-        )
-        if root not in target.parents:
+        if path.startswith("/") or ".." in path.split("/"):
             raise PvegitError(f"/{display_path(path)} would land outside {root}")
+        target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         mode, blob = files[path]
         data = repository.read_blob(blob)
-        if target.is_symlink() or target.exists():
-            target.unlink()
         if mode == SYMLINK_MODE:
             os.symlink(data.decode("utf-8", "surrogateescape"), target)
         else:

@@ -297,3 +297,19 @@ def test_pmxcfs_write_errors_are_put_in_plain_words(
     assert "/etc/pve/storage.cfg: the file system is read-only" in result.err
     assert node.read("/etc/pve/storage.cfg") == "dir: changed\n"
     node.sh("mount -o remount,rw /etc/pve")
+
+
+def test_to_dir_wants_an_empty_directory(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,  # type: ignore[no-untyped-def]
+    ssh_host: Host,
+    tmp_path: Path,
+) -> None:
+    take_snapshot(home, store, ssh_host)
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "etc").symlink_to("/etc")  # would carry the files into the real /etc
+    result = cli("restore", "pve1", "HEAD", "--to-dir", str(target))
+    assert result.code == 1 and "not an empty directory" in result.err
