@@ -104,6 +104,12 @@ CREATE TABLE IF NOT EXISTS notify_targets (
     settings TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS verifications (
+    host TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    ok INTEGER NOT NULL,
+    problems TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -610,6 +616,27 @@ class Store:
     def notify_targets(self) -> list[dict[str, Any]]:
         rows = self._query("SELECT settings FROM notify_targets ORDER BY name")
         return [json.loads(row["settings"]) for row in rows]
+
+    def record_verification(self, host: str, problems: Sequence[str]) -> None:
+        """The outcome of the newest `pvegit verify` of ``host``."""
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO verifications (host, at, ok, problems) VALUES (?,?,?,?)"
+                " ON CONFLICT(host) DO UPDATE SET at=excluded.at, ok=excluded.ok,"
+                " problems=excluded.problems",
+                (host, time.time(), 0 if problems else 1, json.dumps(list(problems))),
+            )
+
+    def verifications(self) -> dict[str, dict[str, Any]]:
+        rows = self._query("SELECT * FROM verifications")
+        return {
+            str(row["host"]): {
+                "at": row["at"],
+                "ok": bool(row["ok"]),
+                "problems": json.loads(row["problems"]),
+            }
+            for row in rows
+        }
 
     def prune_runs(self, older_than: float) -> int:
         """Forget finished runs that started before ``older_than`` (the run log's retention)."""

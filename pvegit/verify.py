@@ -116,6 +116,7 @@ def verify_host(home: Home, store: Store, host: Host, *, node: bool = True) -> V
         blobs = {path: repository.read_blob(blob) for path, blob in files.items()}
     if node and files:
         _compare_with_node(home, host, blobs, result)
+    store.record_verification(host.name, result.problems)
     return result
 
 

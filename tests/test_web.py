@@ -509,3 +509,28 @@ def test_test_connection_warns_loudly_about_a_changed_key(
     assert app_store.host("pve1").host_key == node.public_host_key.read_text().split()[1]
     node.stop()
     impostor.stop()
+
+
+def test_verify_from_the_host_page_and_the_weekly_round(
+    client: TestClient,
+    demo_host: Host,
+    app_store: Store,
+    cli,  # type: ignore[no-untyped-def]
+) -> None:
+    import time
+
+    from web.app import verify_one_due
+
+    token = login(client)
+    page = client.post("/hosts/pve1/verify", data={"csrf_token": token})
+    assert page.status_code == 200 and "The history is intact" in page.text
+    assert "files match the node" in page.text
+    api_token = cli("token", "add", "prom").out.split()[-1]
+    metrics = client.get("/metrics", headers={"Authorization": f"Bearer {api_token}"}).text
+    assert 'pvegit_host_verify_ok{host="pve1"} 1.0' in metrics
+    first = app_store.verifications()["pve1"]["at"]
+    context = client.app.state.pvegit  # type: ignore[attr-defined]
+    verify_one_due(context, time.time())  # verified moments ago: nothing due
+    assert app_store.verifications()["pve1"]["at"] == first
+    verify_one_due(context, time.time() + 8 * 86400)  # a week later: due again
+    assert app_store.verifications()["pve1"]["at"] > first

@@ -48,6 +48,7 @@ ROUTES = [
     Route("/hosts/{name}/test", hosts.host_test, methods=["POST"]),
     Route("/hosts/{name}/trust", hosts.host_trust, methods=["POST"]),
     Route("/hosts/{name}/snapshot", hosts.host_snapshot, methods=["POST"]),
+    Route("/hosts/{name}/verify", hosts.host_verify, methods=["POST"]),
     Route("/hosts/{name}/commits/{commit}", browse.commit_page),
     Route("/hosts/{name}/compare/{spec}", browse.compare_page),
     Route("/hosts/{name}/tree/{commit}", browse.tree_page),
@@ -222,3 +223,31 @@ def housekeeping(context: Context, clock: Callable[[], float]) -> None:
             if event is not None:
                 context.notifier.emit(event)
     store.prune_runs(clock() - context.config.run_log_days * 86400)
+    verify_one_due(context, clock())
+
+
+VERIFY_EVERY = 7 * 86400
+
+
+def verify_one_due(context: Context, now: float) -> None:
+    """The weekly verification: at most one host per housekeeping round, oldest first."""
+    from pvegit.notify import Event
+    from pvegit.verify import verify_host
+
+    store = context.store
+    done = store.verifications()
+    hosts = [host for host in store.hosts() if host.host_key or host.is_local]
+    due = [host for host in hosts if now - done.get(host.name, {}).get("at", 0) > VERIFY_EVERY]
+    if not due:
+        return
+    host = min(due, key=lambda item: done.get(item.name, {}).get("at", 0))
+    result = verify_host(context.home, store, host)
+    if not result.ok and context.notifier is not None:
+        context.notifier.emit(
+            Event(
+                "failed",
+                host.name,
+                f"{host.name}: verification failed",
+                "\n".join(result.problems[:20]),
+            )
+        )

@@ -87,6 +87,19 @@ class _PvegitCollector:
         totals = CounterMetricFamily("pvegit_runs", "Runs recorded, by status", labels=["status"])
         for name, count in store.run_counts().items():
             totals.add_metric([name], count)
+        verified = GaugeMetricFamily(
+            "pvegit_host_verify_ok",
+            "1 if the newest pvegit verify found no problem",
+            labels=["host"],
+        )
+        verified_at = GaugeMetricFamily(
+            "pvegit_host_verify_timestamp_seconds",
+            "When the host was last verified",
+            labels=["host"],
+        )
+        for name, outcome in store.verifications().items():
+            verified.add_metric([name], 1.0 if outcome["ok"] else 0.0)
+            verified_at.add_metric([name], outcome["at"])
         hosts_stale = GaugeMetricFamily("pvegit_hosts_stale", "Hosts without a recent backup")
         hosts_stale.add_metric([], stale_count)
         yield from (
@@ -99,6 +112,8 @@ class _PvegitCollector:
             stale,
             repo,
             totals,
+            verified,
+            verified_at,
             hosts_stale,
         )
 

@@ -376,6 +376,20 @@ async def host_trust(request: Request, user: str, form: FormData) -> Response:
 
 
 @action
+async def host_verify(request: Request, user: str, form: FormData) -> Response:
+    """Check the repository, the run log, and (after a snapshot) the node."""
+    from pvegit.verify import verify_host
+
+    context = context_of(request)
+    host = find_host(request)
+    result = await run_in_threadpool(verify_host, context.home, context.store, host)
+    await run_in_threadpool(
+        context.store.audit, user, "verify", host.name, ok=result.ok, problems=len(result.problems)
+    )
+    return render(request, "verify.html", {"nav": "hosts", "host": host, "result": result})
+
+
+@action
 async def host_snapshot(request: Request, user: str, form: FormData) -> Response:
     context = context_of(request)
     host = find_host(request)
