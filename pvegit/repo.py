@@ -367,6 +367,7 @@ class HostRepository:
         missing.append(commit)
         # One pack for the whole snapshot: a few files on disk instead of hundreds.
         store.add_objects([(obj, None) for obj in missing])
+        self._tighten_packs()
         moved = self._repo.refs.set_if_equals(
             BRANCH,
             _oid(parent) if parent else None,
@@ -382,6 +383,12 @@ class HostRepository:
         if store.count_pack_files() > _REPACK_THRESHOLD:
             self.pack()
         return commit.id.decode()
+
+    def _tighten_packs(self) -> None:
+        """dulwich makes packs 0444 whatever the umask; this history is for pvegit only."""
+        for path in (self.path / "objects" / "pack").iterdir():
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o400)
 
     def info_refs(self) -> bytes:
         """What ``git update-server-info`` would write to info/refs (served, never stored)."""
@@ -460,6 +467,7 @@ class HostRepository:
             for suffix in (".pack", ".idx", ".bitmap", ".rev"):
                 (pack_dir / f"{name}{suffix}").unlink(missing_ok=True)
         self._repo = Repo(str(self.path))
+        self._tighten_packs()
 
     def compact(self) -> tuple[int, int]:
         """Rewrite the history as one delta-compressed pack, like ``git gc``.
@@ -498,6 +506,7 @@ class HostRepository:
                 loose.unlink(missing_ok=True)
             directory.rmdir()
         self._repo = Repo(str(self.path))
+        self._tighten_packs()
         return before, _directory_size(objects_dir)
 
     def _reachable_objects(self) -> Iterator[tuple[GitCommit | Tree | Blob, bytes]]:

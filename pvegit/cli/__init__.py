@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -31,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
     arguments = parser.parse_args(argv)
+    # pvegit holds root keys and configuration: what it creates is for its user only.
+    os.umask(0o077)
     module_name, function_name = arguments.handler
     module = importlib.import_module(f"pvegit.cli.{module_name}")
     try:

@@ -1,0 +1,114 @@
+"""pvegit's credentials stay out of repositories, pages, answers and logs; its files are private."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+from pvegit.demo import DemoNode
+from pvegit.home import Home
+from pvegit.store import Store
+from web.app import create_app
+from web.security import hash_password
+
+PASSWORD = "correct horse battery"
+
+
+def pvegit(home: Home, *arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pvegit", "--home", str(home.root), *arguments],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_credentials_never_leak_and_files_are_private(home: Home, tmp_path: Path) -> None:
+    node = DemoNode(tmp_path / "node", "pve1")
+    node.create()
+    outputs = [
+        pvegit(
+            home,
+            "host",
+            "add",
+            "pve1",
+            "--address",
+            f"local:{node.root}",
+            "--category",
+            "cluster",
+            "--category",
+            "secrets",
+        ),
+        pvegit(home, "user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n"),
+        pvegit(home, "snapshot", "pve1"),
+        pvegit(home, "log", "pve1"),
+        pvegit(home, "runs", "--json"),
+        pvegit(home, "host", "show", "pve1", "--json"),
+    ]
+    token_output = pvegit(home, "token", "add", "ci")
+    token = token_output.stdout.split()[-1]
+    private_key = home.private_key_path.read_text()
+    key_body = "".join(private_key.splitlines()[1:-1])[:40]
+    secrets = {"private key": key_body, "password": PASSWORD, "token": token}
+
+    store = Store(home.state_path)
+    store.add_user("viewer", hash_password(PASSWORD))
+    pages = []
+    with TestClient(create_app(home, store=store)) as client:
+        login = client.get("/login").text
+        import re
+
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)  # type: ignore[union-attr]
+        client.post("/login", data={"username": "viewer", "password": PASSWORD, "csrf_token": csrf})
+        for url in (
+            "/",
+            "/hosts",
+            "/hosts/pve1",
+            "/hosts/pve1/commits/HEAD",
+            "/runs",
+            "/audit",
+            "/tokens",
+            "/notifications",
+            "/hosts/pve1/edit",
+        ):
+            pages.append(client.get(url).text)
+        headers = {"Authorization": f"Bearer {token}"}
+        for url in ("/api/v1/hosts", "/api/v1/runs", "/api/v1/hosts/pve1/diff"):
+            pages.append(client.get(url, headers=headers).text)
+        pages.append(client.get("/api/v1/hosts", headers={"Authorization": "Bearer nope"}).text)
+    store.close()
+    objects = subprocess.run(
+        [
+            "git",
+            "--git-dir",
+            str(home.repo_path("pve1")),
+            "cat-file",
+            "--batch-all-objects",
+            "--batch",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout.decode("utf-8", "replace")
+    places = {
+        "command output": "".join(result.stdout + result.stderr for result in outputs),
+        "web pages and API answers": "".join(pages),
+        "the repository": objects,
+        "the state database": home.state_path.read_bytes().decode("latin-1"),
+    }
+    for place, text in places.items():
+        for name, secret in secrets.items():
+            assert secret not in text, f"the {name} appears in {place}"
+
+    loose = []
+    for path in home.root.rglob("*"):
+        mode = stat.S_IMODE(os.lstat(path).st_mode)
+        if not path.is_symlink() and mode & 0o077:
+            loose.append(f"{path.relative_to(home.root)} {mode:o}")
+    allowed = {"ssh/id_ed25519.pub"}  # a public key, readable on purpose
+    assert [item for item in loose if item.split()[0] not in allowed] == []
