@@ -1,3 +1,3 @@
-from pvegit.cli import main
+from pvegit.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

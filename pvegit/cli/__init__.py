@@ -32,8 +32,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    # pvegit holds root keys and configuration: what it creates is for its user only.
-    os.umask(0o077)
     module_name, function_name = arguments.handler
     module = importlib.import_module(f"pvegit.cli.{module_name}")
     try:
@@ -46,3 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+
+
+def run() -> int:
+    """The ``pvegit`` program: ``main`` with a private umask.
+
+    pvegit holds root keys and configuration: what it creates is for its user
+    only. (Set here, not in ``main``, which tests call inside their own process.)
+    """
+    os.umask(0o077)
+    return main()
