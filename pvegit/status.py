@@ -92,35 +92,3 @@ def describe_age(seconds: float) -> str:
     if seconds < 36 * 3600:
         return f"{seconds / 3600:.0f} h"
     return f"{seconds / 86400:.0f} d"
-
-
-def next_run(
-    schedule: Schedule | None, last_success: Run | None, now: float | None = None
-) -> float | None:
-    """When the scheduler will run this host next (None: manual), in epoch seconds.
-
-    Local time of day for ``daily at`` and ``weekly on``; otherwise the last
-    success plus the interval (or now when it is overdue).
-    """
-    now = time.time() if now is None else now
-    if schedule is None or schedule.interval_seconds is None:
-        return None
-    if schedule.at is not None:
-        hour, minute = (int(part) for part in schedule.at.split(":"))
-        local = time.localtime(now)
-        candidate = time.mktime(
-            (local.tm_year, local.tm_mon, local.tm_mday, hour, minute, 0, 0, 0, -1)
-        )
-        days_ahead = 0
-        if schedule.day is not None:
-            from pvegit.schedules import DAYS
-
-            days_ahead = (DAYS.index(schedule.day) - local.tm_wday) % 7
-        candidate += days_ahead * 86400
-        while candidate <= now:
-            candidate += 7 * 86400 if schedule.day is not None else 86400
-        return candidate
-    if last_success is None:
-        return now
-    due = (last_success.finished_at or last_success.started_at) + schedule.interval_seconds
-    return max(due, now)

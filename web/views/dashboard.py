@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pvegit.history import IndexedCommit, last_change, recent_changes
-from pvegit.status import HostStatus, host_status, next_run
+from pvegit.scheduler import next_due
+from pvegit.status import HostStatus, host_status
 from pvegit.store import Host, Run
-from web.context import context_of, render
+from web.context import Context, context_of, render
 from web.guard import page
 
 CARD_KINDS = ("ok", "partial", "failing", "stale", "never")
@@ -58,6 +59,12 @@ def storage_of(repos: Path) -> Storage:
     return storage
 
 
+def next_run_at(context: Context, host: Host, runs: list[Run]) -> float | None:
+    """When the scheduler will start ``host`` next: its own rule, so the page and it agree."""
+    due = next_due(host, runs, time.time(), context.config)
+    return due.at if due is not None else None
+
+
 def fleet_rows(request: Request) -> list[HostRow]:
     """Every host with its status, last change and next scheduled run."""
     context = context_of(request)
@@ -65,6 +72,7 @@ def fleet_rows(request: Request) -> list[HostRow]:
     latest = store.latest_runs()
     successes = store.latest_successes()
     changes = last_change(store)
+    recent = store.recent_runs(len(context.config.retry_delays) + 2)
     rows = []
     for host in store.hosts():
         status = host_status(
@@ -74,11 +82,8 @@ def fleet_rows(request: Request) -> list[HostRow]:
             default_schedule=context.settings.default_schedule,
             stale_factor=context.settings.stale_factor,
         )
-        rows.append(
-            HostRow(
-                host, status, changes.get(host.name), next_run(status.schedule, status.last_success)
-            )
-        )
+        next_run = next_run_at(context, host, recent.get(host.name, []))
+        rows.append(HostRow(host, status, changes.get(host.name), next_run))
     return rows
 
 

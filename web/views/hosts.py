@@ -17,11 +17,11 @@ from pvegit.categories import CATALOGUE, DEFAULT_CATEGORIES
 from pvegit.errors import ConfigError, NotFound, PvegitError
 from pvegit.history import commit_count, sync_index, timeline
 from pvegit.repo import HostRepository
-from pvegit.status import host_status, next_run
+from pvegit.status import host_status
 from pvegit.store import Host
 from web.context import context_of, render
 from web.guard import action, page
-from web.views.dashboard import fleet_rows
+from web.views.dashboard import fleet_rows, next_run_at
 
 TIMELINE_PAGE = 30
 
@@ -227,7 +227,7 @@ def host_page(request: Request, user: str) -> Response:
             "nav": "hosts",
             "host": host,
             "status": status,
-            "next_run": next_run(status.schedule, last_success),
+            "next_run": next_run_at(context, host, runs),
             "commits": commits,
             "total_commits": commit_count(store, host.name),
             "older": commits[-1].position if commits and commits[-1].position > 1 else None,
