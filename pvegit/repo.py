@@ -11,6 +11,7 @@ repository valid (at worst with an unreferenced pack, which git ignores).
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import re
 import time
@@ -383,6 +384,38 @@ class HostRepository:
         if store.count_pack_files() > _REPACK_THRESHOLD:
             self.pack()
         return commit.id.decode()
+
+    def check_objects(self) -> tuple[int, list[str]]:
+        """(objects read, problems): every object main reaches read and re-hashed, like fsck."""
+        store = self._repo.object_store
+        head = self.head()
+        if head is None:
+            return 0, []
+        problems: list[str] = []
+        seen: set[bytes] = set()
+        pending: list[bytes] = [head.encode()]
+        while pending:
+            sha = pending.pop()
+            if sha in seen:
+                continue
+            seen.add(sha)
+            try:
+                obj = store[_oid(sha)]
+                raw = obj.as_raw_string()
+            except Exception as err:  # a broken pack or loose object shows as any of many errors
+                problems.append(f"object {sha.decode()[:12]} cannot be read: {err}")
+                continue
+            header = f"{obj.type_name.decode()} {len(raw)}\0".encode()
+            if hashlib.sha1(header + raw).hexdigest().encode() != sha:
+                problems.append(f"object {sha.decode()[:12]} does not match its hash")
+            if isinstance(obj, GitCommit):
+                pending.append(obj.tree)
+                pending.extend(obj.parents)
+            elif isinstance(obj, Tree):
+                pending.extend(item.sha for item in obj.iteritems())
+            elif not isinstance(obj, Blob):
+                problems.append(f"object {sha.decode()[:12]} has an unexpected type")
+        return len(seen), problems
 
     def _tighten_packs(self) -> None:
         """dulwich makes packs 0444 whatever the umask; this history is for pvegit only."""

@@ -39,41 +39,6 @@ class Verification:
         return not self.problems
 
 
-def verify_repository(repository: HostRepository) -> tuple[int, list[str]]:
-    """(objects read, problems) for everything main reaches."""
-    from dulwich.objects import Blob, Commit, Tree
-
-    store = repository._repo.object_store
-    head = repository.head()
-    if head is None:
-        return 0, []
-    problems: list[str] = []
-    seen: set[bytes] = set()
-    pending: list[bytes] = [head.encode()]
-    while pending:
-        sha = pending.pop()
-        if sha in seen:
-            continue
-        seen.add(sha)
-        try:
-            obj = store[sha]  # type: ignore[index]
-            raw = obj.as_raw_string()
-        except Exception as err:  # a broken pack or loose object shows as any of many errors
-            problems.append(f"object {sha.decode()[:12]} cannot be read: {err}")
-            continue
-        header = f"{obj.type_name.decode()} {len(raw)}\0".encode()
-        if hashlib.sha1(header + raw).hexdigest().encode() != sha:
-            problems.append(f"object {sha.decode()[:12]} does not match its hash")
-        if isinstance(obj, Commit):
-            pending.append(obj.tree)
-            pending.extend(obj.parents)
-        elif isinstance(obj, Tree):
-            pending.extend(item.sha for item in obj.iteritems())
-        elif not isinstance(obj, Blob):
-            problems.append(f"object {sha.decode()[:12]} has an unexpected type")
-    return len(seen), problems
-
-
 def _reachable_commits(repository: HostRepository) -> list[str]:
     return [commit.commit_id for commit in repository.log()]
 
@@ -93,7 +58,7 @@ def verify_host(home: Home, store: Store, host: Host, *, node: bool = True) -> V
         result.node_skipped = "no snapshot yet"
         return result
     with HostRepository(path) as repository:
-        result.objects, result.problems = verify_repository(repository)
+        result.objects, result.problems = repository.check_objects()
         known = set(_reachable_commits(repository)) if not result.problems else None
         for run in store.runs(host.name, limit=100_000, status="changed"):
             if run.commit_id is None or known is None:
