@@ -57,6 +57,8 @@ class Config:
     retry_delays: tuple[int, ...] = (60, 300, 900)
     run_log_days: int = 365
     metrics_allow: tuple[str, ...] = ()
+    storage_reserve_mb: int = 64  # runs refused with less free on $PVEGIT_HOME's disk
+    storage_warn_percent: float = 10.0  # warned about below this share free
     mirror: str = ""  # e.g. "ssh://git@git.example.org/pve/{host}.git"; empty: no mirror
     targets: tuple[Target, ...] = field(default_factory=tuple)
 
@@ -116,6 +118,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         "run_log_days",
         "metrics_allow",
         "mirror",
+        "storage_reserve_mb",
+        "storage_warn_percent",
     }
     for key in server:
         if key not in known:
@@ -154,6 +158,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     number("run_timeout", 30, 86400)
     number("jitter", 0, 3600)
     number("run_log_days", 1, 36500)
+    number("storage_reserve_mb", 0, 1_000_000)
+    number("storage_warn_percent", 0, 90, whole=False)
     if "timezone" in server:
         try:
             ZoneInfo(str(server["timezone"]))

@@ -48,3 +48,7 @@ class RefusedError(PvegitError):
 
 class LockTimeout(PvegitError):
     """Another run of the same host held the lock for too long."""
+
+
+class StorageError(PvegitError):
+    """The disk holding $PVEGIT_HOME is full, or too full to start a run."""

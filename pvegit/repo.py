@@ -10,6 +10,7 @@ repository valid (at worst with an unreferenced pack, which git ignores).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import os
@@ -367,7 +368,12 @@ class HostRepository:
         commit.message = message.encode("utf-8", "surrogateescape")
         missing.append(commit)
         # One pack for the whole snapshot: a few files on disk instead of hundreds.
-        store.add_objects([(obj, None) for obj in missing])
+        before = self._pack_dir_names()
+        try:
+            store.add_objects([(obj, None) for obj in missing])
+        except BaseException:
+            self._remove_unfinished_packs(before)
+            raise
         self._tighten_packs()
         moved = self._repo.refs.set_if_equals(
             BRANCH,
@@ -416,6 +422,32 @@ class HostRepository:
             elif not isinstance(obj, Blob):
                 problems.append(f"object {sha.decode()[:12]} has an unexpected type")
         return len(seen), problems
+
+    def _pack_dir_names(self) -> set[str]:
+        directory = self.path / "objects" / "pack"
+        return set(os.listdir(directory)) if directory.is_dir() else set()
+
+    def _remove_unfinished_packs(self, before: set[str]) -> None:
+        """After a failed pack write (a full disk): drop its temporary file and any
+        pack left without its index, so the space is free again and git sees no debris."""
+        directory = self.path / "objects" / "pack"
+        names = self._pack_dir_names()
+        for name in names - before:
+            stem = name.rsplit(".", 1)[0]
+            if name.startswith("tmp") or not {f"{stem}.pack", f"{stem}.idx"} <= names:
+                with contextlib.suppress(OSError):
+                    (directory / name).unlink()
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete temporary pack files a killed process left (call with the host's lock)."""
+        directory = self.path / "objects" / "pack"
+        removed = 0
+        for name in self._pack_dir_names():
+            if name.startswith("tmp"):
+                with contextlib.suppress(OSError):
+                    (directory / name).unlink()
+                    removed += 1
+        return removed
 
     def _tighten_packs(self) -> None:
         """dulwich makes packs 0444 whatever the umask; this history is for pvegit only."""

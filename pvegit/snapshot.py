@@ -9,6 +9,7 @@ refused), which is also in the run log.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -16,7 +17,24 @@ from dataclasses import dataclass
 
 from pvegit.categories import resolve_selection
 from pvegit.collect import Collection, collect
-from pvegit.errors import CollectError, ConnectError, LockTimeout, PvegitError, RefusedError
+from pvegit.diskspace import (
+    DEFAULT_RESERVE,
+    DEFAULT_WARN_PERCENT,
+    disk_space,
+    full_message,
+    human,
+    is_disk_full,
+    low_space_warning,
+)
+from pvegit.errors import (
+    CollectError,
+    ConnectError,
+    LockTimeout,
+    NotFound,
+    PvegitError,
+    RefusedError,
+    StorageError,
+)
 from pvegit.history import sync_index
 from pvegit.home import Home
 from pvegit.inventory import inventory_path
@@ -54,6 +72,8 @@ class SnapshotOptions:
     io_timeout: float = DEFAULT_IO_TIMEOUT
     lock_timeout: float = LOCK_TIMEOUT
     time_limit: float | None = None  # seconds for the whole run; the connection is cut after
+    reserve_bytes: int = DEFAULT_RESERVE  # refuse to start with less free on $PVEGIT_HOME's disk
+    warn_percent: float = DEFAULT_WARN_PERCENT  # warn below this share free
     trailers: tuple[tuple[str, str], ...] = ()  # extra commit trailers (a restore's details)
 
 
@@ -83,13 +103,18 @@ def take_snapshot(
 
     try:
         with exclusive(home.lock_path(host.name), timeout=options.lock_timeout, what=host.name):
-            store.abandon_stale_runs(host.name, keep=run_id)
+            _settle_interrupted_runs(home, store, host.name, run_id)
             return _locked_snapshot(home, store, host, run_id, options, report, transport_factory)
     except RefusedError as err:
         return store.finish_run(run_id, status="refused", error=str(err), failure="permanent")
-    except PvegitError as err:
-        return store.finish_run(run_id, status="failed", error=str(err), failure=failure_kind(err))
-    except Exception as err:  # a bug must not stop the other hosts or lose the run
+    except Exception as err:
+        if is_disk_full(err):
+            return _finish_on_full_disk(home, store, run_id)
+        if isinstance(err, PvegitError):
+            return store.finish_run(
+                run_id, status="failed", error=str(err), failure=failure_kind(err)
+            )
+        # a bug must not stop the other hosts or lose the run
         _log.exception("snapshot of %s failed unexpectedly", host.name)
         return store.finish_run(
             run_id,
@@ -97,6 +122,45 @@ def take_snapshot(
             error=f"internal error: {type(err).__name__}: {err}",
             failure="permanent",
         )
+
+
+def _finish_on_full_disk(home: Home, store: Store, run_id: int) -> Run:
+    """Record a run the full disk stopped; if even that cannot be written, say so."""
+    message = full_message(home.root)
+    try:
+        return store.finish_run(run_id, status="failed", error=message, failure="permanent")
+    except PvegitError as err:
+        # The record stays 'running'; the next run on this host closes it as interrupted.
+        raise StorageError(message) from err
+
+
+def _settle_interrupted_runs(home: Home, store: Store, host_name: str, run_id: int) -> None:
+    """Close the records of runs whose process died (call with the host's lock held).
+
+    A run killed after its commit landed but before its record was finished is
+    recorded as ``changed`` with that commit (the commit's ``Run-Id`` trailer
+    names it), so the run log never misses a commit; the others are failed as
+    interrupted.
+    """
+    path = home.repo_path(host_name)
+    if path.exists():
+        with HostRepository(path) as repository:
+            head = repository.head()
+            message = repository.commit(head).message if head else ""
+        match = re.search(r"^Run-Id: (\d+)$", message, re.MULTILINE)
+        if head and match and int(match.group(1)) != run_id:
+            try:
+                committed = store.run(int(match.group(1)))
+            except NotFound:
+                committed = None
+            if committed and committed.host == host_name and committed.status == "running":
+                store.finish_run(
+                    committed.id,
+                    status="changed",
+                    commit_id=head,
+                    warnings=["the pvegit process stopped after this commit; counts not recorded"],
+                )
+    store.abandon_stale_runs(host_name, keep=run_id)
 
 
 def failure_kind(error: PvegitError) -> str:
@@ -116,7 +180,16 @@ def _locked_snapshot(
     transport_factory: TransportFactory | None,
 ) -> Run:
     selection = resolve_selection(host.categories, host.includes, host.excludes)
+    space = disk_space(home.root)
+    if space.free < options.reserve_bytes:
+        raise StorageError(
+            f"only {human(space.free)} free on the disk holding {home.root}; pvegit keeps "
+            f"{human(options.reserve_bytes)} free so its records stay writable: free some space "
+            "(old exports, `pvegit gc` to compact the repositories) and run again"
+        )
+    low_space = low_space_warning(space, options.warn_percent)
     with HostRepository(home.repo_path(host.name), create=True) as repository:
+        repository.remove_stale_temporaries()
         parent = repository.head()
         parent_files = repository.file_ids(parent)
         report("connect", 0, 0)
@@ -155,6 +228,8 @@ def _locked_snapshot(
         _guard_mass_deletion(parent_files, deleted, options.force)
 
         warnings = list(collection.warnings)
+        if low_space:
+            warnings.append(low_space)
         warnings += [
             f"could not read /{display_path(path)}; kept as it was in the last snapshot"
             for path in collection.unreadable

@@ -8,18 +8,36 @@ ones that committed nothing or failed) and who did what.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pvegit.errors import ConfigError, NotFound, PvegitError
+from pvegit.diskspace import disk_space, full_message, is_disk_full
+from pvegit.errors import ConfigError, NotFound, PvegitError, StorageError
+
+_log = logging.getLogger(__name__)
+
+
+def _disk_is_full(error: sqlite3.Error, path: Path) -> bool:
+    """SQLite says 'database or disk is full', or 'disk I/O error' when it cannot
+    even create its journal on a disk with (next to) nothing free."""
+    if is_disk_full(error):
+        return True
+    try:
+        return "I/O" in str(error) and disk_space(path.parent).free < 1024 * 1024
+    except OSError:
+        return False
+
+
+_T = TypeVar("_T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS hosts (
@@ -221,23 +239,35 @@ class Run:
 class Store:
     """Access to state.db. Safe to share between threads; one writer at a time."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 30.0, patience: float = 900.0) -> None:
+        """Open (or create) state.db.
+
+        Another process holding the database (a backup tool, ``sqlite3`` left in
+        a transaction, a second pvegit) is waited for: SQLite retries for
+        ``busy_timeout`` seconds, then the store logs a warning and tries again,
+        up to ``patience`` seconds in all, so a run's record is not lost to a
+        lock held for a while.
+        """
         self.path = path
+        self.busy_waits = 0
+        self._patience = patience
         self._lock = threading.RLock()
         try:
             fresh = not path.exists()
             self._connection = sqlite3.connect(
-                str(path), timeout=30, isolation_level=None, check_same_thread=False
+                str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
             if fresh:
                 os.chmod(path, 0o600)
             self._connection.row_factory = sqlite3.Row
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute("PRAGMA synchronous=NORMAL")
-            self._connection.execute("PRAGMA busy_timeout=30000")
+            self._connection.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             self._connection.executescript(SCHEMA)
             self._migrate()
         except sqlite3.Error as err:
+            if _disk_is_full(err, path):
+                raise StorageError(full_message(path.parent)) from err
             raise PvegitError(f"cannot open the state database {path}: {err}") from err
 
     def _migrate(self) -> None:
@@ -259,11 +289,28 @@ class Store:
         """Read rows (for modules built on the store, e.g. the commit index)."""
         return self._query(sql, parameters)
 
+    def _patiently(self, operation: Callable[[], _T]) -> _T:
+        """Run ``operation``; while the database is locked by someone else, try again."""
+        deadline = time.monotonic() + self._patience
+        while True:
+            try:
+                return operation()
+            except sqlite3.OperationalError as err:
+                busy = "locked" in str(err) or "busy" in str(err)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+                self.busy_waits += 1
+                _log.warning(
+                    "state database %s is locked by another process; still waiting"
+                    " (close the other program's transaction to let pvegit go on)",
+                    self.path,
+                )
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             try:
-                self._connection.execute("BEGIN IMMEDIATE")
+                self._patiently(lambda: self._connection.execute("BEGIN IMMEDIATE"))
                 try:
                     yield self._connection
                 except BaseException:
@@ -271,13 +318,17 @@ class Store:
                     raise
                 self._connection.execute("COMMIT")
             except sqlite3.Error as err:
+                if _disk_is_full(err, self.path):
+                    raise StorageError(full_message(self.path.parent)) from err
                 raise PvegitError(f"state database {self.path}: {err}") from err
 
     def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:
-                return self._connection.execute(sql, parameters).fetchall()
+                return self._patiently(lambda: self._connection.execute(sql, parameters).fetchall())
             except sqlite3.Error as err:
+                if _disk_is_full(err, self.path):
+                    raise StorageError(full_message(self.path.parent)) from err
                 raise PvegitError(f"state database {self.path}: {err}") from err
 
     # -- hosts ---------------------------------------------------------------

@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 
 from pvegit.errors import PvegitError
 from pvegit.home import Home
-from pvegit.repo import SYMLINK_MODE, HostRepository
+from pvegit.repo import SYMLINK_MODE, HostRepository, decode_path, encode_path
 from pvegit.store import Host, Store
-
-_CHUNK = 200  # files hashed per remote command
 
 
 @dataclass
@@ -97,17 +95,15 @@ def _compare_with_node(
         return
     try:
         paths = sorted(blobs)
+        # Names go in on stdin, NUL-separated, and come back NUL-terminated and
+        # unescaped (-z): any byte a name may hold (newlines, non-UTF-8) survives.
+        script = f"cd {shlex.quote(transport.root)} && xargs -0 sha256sum -z -- 2>/dev/null; true"
+        names = b"".join(encode_path(path) + b"\0" for path in paths)
         remote: dict[str, str] = {}
-        for start in range(0, len(paths), _CHUNK):
-            chunk = paths[start : start + _CHUNK]
-            script = (
-                f"cd {shlex.quote(transport.root)} && sha256sum -- "
-                + " ".join(shlex.quote(path) for path in chunk)
-                + " 2>/dev/null; true"
-            )
-            for line in transport.run(script).stdout.decode("utf-8", "replace").splitlines():
-                digest, _, name = line.partition("  ")
-                remote[name] = digest
+        for record in transport.run(script, stdin=names).stdout.split(b"\0"):
+            digest, _, name = record.partition(b"  ")
+            if name:
+                remote[decode_path(name)] = digest.decode("ascii", "replace")
     finally:
         transport.close()
     for path in paths:

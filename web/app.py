@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -29,6 +30,8 @@ from web.context import Context, Settings, render
 from web.runner import RunLauncher
 from web.security import csrf_token, load_secret_key
 from web.views import audit, auth, browse, dashboard, hosts, restore, runs, tokens
+
+_log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 
@@ -158,6 +161,8 @@ def create_app(
         retries=len(config.retry_delays),
         time_limit=config.run_timeout,
         mirror=config.mirror,
+        reserve_bytes=config.storage_reserve_mb * 1024 * 1024,
+        warn_percent=config.storage_warn_percent,
     )
     context = Context(
         home, store, settings, launcher, config=config, notifier=notifier, templates=_templates()
@@ -223,7 +228,38 @@ def housekeeping(context: Context, clock: Callable[[], float]) -> None:
             if event is not None:
                 context.notifier.emit(event)
     store.prune_runs(clock() - context.config.run_log_days * 86400)
+    check_storage(context)
     verify_one_due(context, clock())
+
+
+STORAGE_ALERT = "*storage"  # the alerts row for the disk (host names cannot start with '*')
+
+
+def check_storage(context: Context) -> None:
+    """Warn once when the disk holding $PVEGIT_HOME gets full, and once when it has room again."""
+    from pvegit.diskspace import disk_space, low_space_warning
+    from pvegit.notify import Event
+
+    store = context.store
+    warning = low_space_warning(disk_space(context.home.root), context.config.storage_warn_percent)
+    alerted = store.alert_state(STORAGE_ALERT) is not None
+    if warning and not alerted:
+        _log.warning("storage: %s", warning)
+        store.set_alert_state(STORAGE_ALERT, "failing")
+        if context.notifier is not None:
+            reserve = context.config.storage_reserve_mb
+            context.notifier.emit(
+                Event(
+                    "failed",
+                    "",
+                    "pvegit: storage almost full",
+                    f"{warning}. Snapshots stop when less than {reserve} MiB is free.",
+                )
+            )
+    elif not warning and alerted:
+        store.set_alert_state(STORAGE_ALERT, None)
+        if context.notifier is not None:
+            context.notifier.emit(Event("recovered", "", "pvegit: storage has room again", ""))
 
 
 VERIFY_EVERY = 7 * 86400

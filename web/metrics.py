@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from pvegit.diskspace import disk_space
 from pvegit.status import host_status
 from pvegit.store import RUN_STATUSES
 
@@ -100,6 +101,15 @@ class _PvegitCollector:
         for name, outcome in store.verifications().items():
             verified.add_metric([name], 1.0 if outcome["ok"] else 0.0)
             verified_at.add_metric([name], outcome["at"])
+        space = disk_space(self._context.home.root)
+        storage_free = GaugeMetricFamily(
+            "pvegit_storage_free_bytes", "Bytes free on the disk holding PVEGIT_HOME"
+        )
+        storage_free.add_metric([], space.free)
+        storage_size = GaugeMetricFamily(
+            "pvegit_storage_size_bytes", "Size of the disk holding PVEGIT_HOME"
+        )
+        storage_size.add_metric([], space.total)
         hosts_stale = GaugeMetricFamily("pvegit_hosts_stale", "Hosts without a recent backup")
         hosts_stale.add_metric([], stale_count)
         yield from (
@@ -115,6 +125,8 @@ class _PvegitCollector:
             verified,
             verified_at,
             hosts_stale,
+            storage_free,
+            storage_size,
         )
 
 

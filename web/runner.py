@@ -7,6 +7,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from pvegit.diskspace import DEFAULT_RESERVE, DEFAULT_WARN_PERCENT
 from pvegit.errors import PvegitError
 from pvegit.home import Home
 from pvegit.notify import Notifier, events_for_run
@@ -29,8 +30,12 @@ class RunLauncher:
         retries: int = 3,
         time_limit: float | None = None,
         mirror: str = "",
+        reserve_bytes: int = DEFAULT_RESERVE,
+        warn_percent: float = DEFAULT_WARN_PERCENT,
     ) -> None:
         self._home = home
+        self._reserve_bytes = reserve_bytes
+        self._warn_percent = warn_percent
         self._store = store
         self._notifier = notifier
         self._retries = retries
@@ -53,7 +58,13 @@ class RunLauncher:
                     return run.id
             run_id = self._store.start_run(host.name, trigger, actor)
             self._active += 1
-        options = SnapshotOptions(trigger=trigger, actor=actor, time_limit=self._time_limit)
+        options = SnapshotOptions(
+            trigger=trigger,
+            actor=actor,
+            time_limit=self._time_limit,
+            reserve_bytes=self._reserve_bytes,
+            warn_percent=self._warn_percent,
+        )
         self._pool.submit(self._run, host, options, run_id)
         return run_id
 

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pvegit.cli import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 from pvegit.cli.common import actor, open_home, print_json
+from pvegit.config import load_config
 from pvegit.errors import ConfigError
 from pvegit.home import Home
 from pvegit.snapshot import SnapshotOptions, take_snapshot
@@ -110,8 +111,14 @@ def cmd_snapshot(arguments: argparse.Namespace) -> int:
     if not hosts:
         print("no hosts yet: pvegit host add NAME --address ADDRESS")
         return EXIT_OK
+    config = load_config(home.root)
     options = SnapshotOptions(
-        trigger="cli", actor=actor(), force=arguments.force, io_timeout=arguments.timeout
+        trigger="cli",
+        actor=actor(),
+        force=arguments.force,
+        io_timeout=arguments.timeout,
+        reserve_bytes=config.storage_reserve_mb * 1024 * 1024,
+        warn_percent=config.storage_warn_percent,
     )
     runs = snapshot_hosts(home, store, hosts, options, arguments.jobs, quiet=arguments.json)
     if arguments.json:

@@ -11,6 +11,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pvegit.diskspace import disk_space, low_space_warning
 from pvegit.history import IndexedCommit, last_change, recent_changes
 from pvegit.scheduler import next_due
 from pvegit.status import HostStatus, host_status
@@ -103,5 +104,9 @@ def dashboard(request: Request, user: str) -> Response:
             "running": running,
             "recent": recent_changes(context.store, limit=10),
             "storage": storage_of(context.home.repos_dir),
+            "storage_warning": low_space_warning(
+                disk_space(context.home.root), context.config.storage_warn_percent
+            ),
+            "storage_reserve_mb": context.config.storage_reserve_mb,
         },
     )
