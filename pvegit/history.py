@@ -41,6 +41,11 @@ class PathChange:
     change: str  # added, modified, deleted
 
 
+def index_key(path: str) -> str:
+    """A path as SQLite can hold it: bytes that are not UTF-8 become \\xNN escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def sync_index(store: Store, repository: HostRepository, host: str) -> int:
     """Index the commits of ``host`` that are not indexed yet; return how many were added.
 
@@ -90,7 +95,8 @@ def sync_index(store: Store, repository: HostRepository, host: str) -> int:
             )
         )
         paths.extend(
-            (host, change.path, position, commit.commit_id, change.change) for change in changes
+            (host, index_key(change.path), position, commit.commit_id, change.change)
+            for change in changes
         )
     with store.transaction() as connection:
         connection.executemany("INSERT INTO commit_index VALUES (?,?,?,?,?,?,?,?,?)", rows)
@@ -156,7 +162,7 @@ def path_history(store: Store, host: str, path: str, *, limit: int = 100) -> lis
         " ON c.host = p.host AND c.commit_id = p.commit_id"
         " WHERE p.host=? AND (p.path=? OR (p.path > ? AND p.path < ?))"
         " ORDER BY p.position DESC LIMIT ?",
-        (host, path, path + "/", path + "0", limit),
+        (host, index_key(path), index_key(path) + "/", index_key(path) + "0", limit),
     )
     seen: set[str] = set()
     out = []

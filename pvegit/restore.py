@@ -192,20 +192,20 @@ def write_script(plan: RestorePlan, root: str = "/") -> str:
         "failed=0",
         'report() { printf "pvegit-restore %s %s\\n" "$1" "$2"; }',
     ]
-    for step in plan.writes:
+    for number, step in enumerate(plan.writes):
         path = step.path  # relative to the root the script changed into
         quoted = shlex.quote(path)
         if step.action == "delete":
             lines.append(
-                f"if rm -f -- {quoted}; then report ok {quoted}; "
-                f"else report error {quoted}; failed=1; fi"
+                f"if rm -f -- {quoted}; then report ok {number}; "
+                f"else report error {number}; failed=1; fi"
             )
             continue
         directory = shlex.quote(os.path.dirname(path) or ".")
         lines.append(f"mkdir -p -- {directory} 2>/dev/null")
         lines.append(
             f"t=$(mktemp -p {directory} .pvegit-restore.XXXXXX 2>&1) || "
-            f'{{ report error {quoted}; echo "$t" >&2; failed=1; t=; }}'
+            f'{{ report error {number}; echo "$t" >&2; failed=1; t=; }}'
         )
         lines.append('if [ -n "$t" ]; then')
         if step.symlink:
@@ -221,8 +221,8 @@ def write_script(plan: RestorePlan, root: str = "/") -> str:
                     f'chmod {step.info.mode:o} "$t"; }}'
                 )
         lines.append(
-            f'  if [ "$ok" = 1 ] && mv -f "$t" {quoted}; then report ok {quoted}; '
-            f'else rm -f "$t"; report error {quoted}; failed=1; fi'
+            f'  if [ "$ok" = 1 ] && mv -f "$t" {quoted}; then report ok {number}; '
+            f'else rm -f "$t"; report error {number}; failed=1; fi'
         )
         lines.append("fi")
     lines.append("exit $failed")
@@ -263,17 +263,20 @@ def apply_plan(transport: Transport, plan: RestorePlan) -> list[tuple[str, str |
                 "pmxcfs is not running (/etc/pve is not mounted): nothing was "
                 "written. On the node: systemctl status pve-cluster"
             )
-    result = transport.run("sh -s", stdin=write_script(plan, transport.root).encode())
+    script = write_script(plan, transport.root).encode("utf-8", "surrogateescape")
+    result = transport.run("sh -s", stdin=script)
     stderr = result.stderr.decode("utf-8", "replace")
-    outcome: dict[str, str | None] = {}
+    outcome: dict[int, str | None] = {}  # by the step's number in the script
     for line in result.stdout.decode("utf-8", "replace").splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3 and parts[0] == "pvegit-restore":
-            path = parts[2].strip("'")
-            outcome[path] = None if parts[1] == "ok" else explain(stderr, path)
+        parts = line.split(" ")
+        if len(parts) == 3 and parts[0] == "pvegit-restore" and parts[2].isdigit():
+            number = int(parts[2])
+            if number < len(plan.writes):
+                path = plan.writes[number].path
+                outcome[number] = None if parts[1] == "ok" else explain(stderr, path)
     return [
-        (step.path, outcome.get(step.path, "not written (the connection ended?)"))
-        for step in plan.writes
+        (step.path, outcome.get(number, "not written (the connection ended?)"))
+        for number, step in enumerate(plan.writes)
     ]
 
 

@@ -252,7 +252,11 @@ def _locked_snapshot(
             author=f"pvegit <pvegit@{socket.gethostname()}>",
             parent=parent,
         )
-        sync_index(store, repository, host.name)
+        try:
+            sync_index(store, repository, host.name)
+        except Exception as err:  # the index is a cache: the commit stands
+            _log.exception("commit index of %s not updated", host.name)
+            warnings.append(f"the commit index was not updated ({err}): run `pvegit reindex`")
     status = "partial" if partial else ("changed" if commit_id else "unchanged")
     return store.finish_run(
         run_id,

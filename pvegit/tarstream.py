@@ -8,6 +8,7 @@ the member is skipped; a stream that is broken or cut off raises CollectError.
 
 from __future__ import annotations
 
+import re
 import tarfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -53,6 +54,9 @@ _TAIL_BYTES = 64 * 1024
 _END_OF_ARCHIVE = 1024  # two zero blocks
 
 
+_READS_AT_END = 64  # reads after the end before a stream counts as lying about sizes
+
+
 class _CappedReader:
     """A read-only file object that refuses to read past a limit and keeps its tail."""
 
@@ -61,11 +65,21 @@ class _CappedReader:
         self._limit = limit
         self.count = 0
         self.tail = bytearray()
+        self._reads_at_end = 0
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             size = self._limit + 1 - self.count
         chunk = self._stream.read(max(0, min(size, self._limit + 1 - self.count)))
+        if not chunk and size:
+            # tarfile skips a member by reading its claimed size block by block, even
+            # past the end: a header claiming terabytes would spin here for hours.
+            self._reads_at_end += 1
+            if self._reads_at_end > _READS_AT_END:
+                raise CollectError(
+                    "the node's tar stream ended inside a member whose header claims "
+                    "more data: a corrupt or hostile stream; nothing was committed"
+                )
         self.count += len(chunk)
         if self.count > self._limit:
             raise CollectError(
@@ -92,9 +106,28 @@ def _check_end_of_archive(reader: _CappedReader, offset: int) -> None:
         )
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ESCAPE = re.compile(r"\\x([0-1][0-9a-fA-F]|7[fF]|[89a-fA-F][0-9a-fA-F])")
+
+
 def display_path(path: str) -> str:
-    """A path fit for messages: bytes that are not UTF-8 shown as \\xNN."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """A path fit for messages, logs and URLs: one line, valid UTF-8.
+
+    Control characters (a newline in a name) and bytes that are not UTF-8 are
+    shown as \\xNN; parse_display_path turns them back.
+    """
+    shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", shown)
+
+
+def parse_display_path(text: str) -> str:
+    """The inverse of display_path (a name written with a literal \\xNN is taken as escaped)."""
+
+    def byte(match: re.Match[str]) -> str:
+        value = int(match.group(1), 16)
+        return chr(0xDC00 + value) if value >= 0x80 else chr(value)
+
+    return _ESCAPE.sub(byte, text)
 
 
 def check_member_name(name: str) -> str:

@@ -6,6 +6,7 @@ import tarfile
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tarfuzz import MAX_TOTAL, hostile_stream, parse_bounded
 
 from pvegit.errors import CollectError
 from pvegit.tarstream import check_member_name, read_tar_stream
@@ -170,3 +171,23 @@ def test_any_stream_yields_safe_entries_or_a_collect_error(entries, cut) -> None
         assert check_member_name(path) == path
         assert not path.startswith("/")
         assert ".." not in path.split("/")
+
+
+@settings(max_examples=400, deadline=None)
+@given(rng=st.randoms(use_true_random=False))
+def test_fuzz_hostile_streams_never_crash_or_grow(rng) -> None:  # type: ignore[no-untyped-def]
+    """Damaged and malicious streams: entries that are safe, or a CollectError; memory
+    bounded by the limits (bench/fuzz_tar.py runs this for minutes)."""
+    outcome = parse_bounded(hostile_stream(rng))
+    assert outcome.peak_bytes < MAX_TOTAL + 8 * 1024 * 1024, outcome
+
+
+def test_a_header_claiming_a_huge_size_fails_at_once() -> None:
+    """tarfile skips members by reading their claimed size in 10 KiB steps, past the end:
+    a base-256 size of 2**80 bytes would spin forever without the reader's guard."""
+    header = bytearray(make_tar([(member("etc/huge"), b"x")])[:512])
+    header[124:136] = b"\x80" + (2**80).to_bytes(11, "big")
+    header[148:156] = b" " * 8
+    header[148:155] = b"%06o\0" % sum(header)
+    with pytest.raises(CollectError, match=r"claims more data|corrupt"):
+        read(bytes(header) + b"\0" * 1024, requested=("nothing",))

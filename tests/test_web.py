@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ from starlette.testclient import TestClient
 
 from pvegit.demo import DemoNode
 from pvegit.home import Home
-from pvegit.snapshot import take_snapshot
+from pvegit.snapshot import SnapshotOptions, take_snapshot
 from pvegit.store import Host, Store
 from web.app import ROUTES, create_app
 from web.context import Settings
@@ -383,6 +385,48 @@ def test_names_and_contents_are_escaped(
     assert "<img src=x" not in commit
     tree = client.get("/hosts/pve1/tree/HEAD/etc/network/interfaces.d").text
     assert "<script>" not in tree and "&lt;script&gt;alert(1)" in tree
+
+
+def test_hostile_actor_host_name_and_raw_names_render_inert(
+    client: TestClient, home: Home, app_store: Store, tmp_path: Path
+) -> None:
+    root = tmp_path / "node"
+    DemoNode(root, "pve1").create()
+    odd = root / "etc/network/interfaces.d"
+    (odd / os.fsdecode(b"latin1-\xe9.cfg")).write_text("not UTF-8\n")
+    (odd / "new\nline.cfg").write_text("newline\n")
+    host = app_store.add_host(Host("pve1", f"local:{root}", categories=("network",)))
+    take_snapshot(home, app_store, host)
+    (odd / "new\nline.cfg").write_text("changed\n")
+    evil = '<script>alert("actor")</script>'
+    run = take_snapshot(home, app_store, host, SnapshotOptions(actor=evil, trigger="<i>x</i>"))
+    assert run.status == "changed"
+    token = login(client)
+    pages = [
+        "/",
+        "/hosts/pve1",
+        "/hosts/pve1/commits/HEAD",
+        f"/runs/{run.id}",
+        "/runs",
+        "/hosts/pve1/tree/HEAD/etc/network/interfaces.d",
+        "/hosts/pve1/history/etc/network/interfaces.d",
+    ]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "<script>alert" not in response.text and "<i>x</i>" not in response.text, url
+    assert "&lt;script&gt;alert(&#34;actor&#34;)" in client.get("/hosts/pve1/commits/HEAD").text
+    tree = client.get("/hosts/pve1/tree/HEAD/etc/network/interfaces.d").text
+    links = re.findall(r'href="(/hosts/pve1/(?:tree|history)/[^"]*(?:latin1|line)[^"]*)"', tree)
+    assert links, "the odd names are not linked"
+    for link in links:
+        assert client.get(html.unescape(link)).status_code == 200, link
+    # A host name with markup never gets in: the form says why, escaped.
+    form = client.post(
+        "/hosts", data={"csrf_token": token, "name": "<b>pve</b>", "address": "10.0.0.1"}
+    )
+    assert form.status_code == 400
+    assert "<b>pve</b>" not in form.text and "&lt;b&gt;pve&lt;/b&gt;" in form.text
 
 
 def test_secrets_are_summarised_and_revealing_is_audited(

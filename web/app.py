@@ -7,8 +7,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -25,6 +27,7 @@ from pvegit.notify import Notifier, all_targets
 from pvegit.scheduler import Scheduler
 from pvegit.status import describe_age
 from pvegit.store import Store
+from pvegit.tarstream import display_path
 from web import api, gitserve
 from web.context import Context, Settings, render
 from web.runner import RunLauncher
@@ -86,10 +89,21 @@ ROUTES = [
 PUBLIC_PATHS = ("/login", "/static")
 
 
+def _printable(value: object) -> object:
+    """Every printed value: names with bytes that are not UTF-8 shown as \\xNN."""
+    if isinstance(value, str) and not isinstance(value, Markup) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return display_path(value)
+    return value
+
+
 def _templates() -> Jinja2Templates:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
+        finalize=_printable,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -100,6 +114,7 @@ def _templates() -> Jinja2Templates:
     environment.filters["age"] = lambda value: (
         describe_age(time.time() - value) + " ago" if value else "never"
     )
+    environment.filters["urlpath"] = lambda value: quote(display_path(str(value)), safe="/")
     environment.filters["seconds"] = lambda value: "—" if value is None else f"{value:.1f} s"
     environment.globals["csrf_token"] = lambda request: csrf_token(request.session)
     return Jinja2Templates(env=environment)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -53,4 +54,8 @@ def run() -> int:
     only. (Set here, not in ``main``, which tests call inside their own process.)
     """
     os.umask(0o077)
+    # A node's file names may hold any byte: print them escaped, never fail on them.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     return main()

@@ -15,6 +15,7 @@ from pvegit.errors import ConfigError, NotFound
 from pvegit.history import PathChange, find_commit, path_history, sync_index
 from pvegit.repo import SYMLINK_MODE, TREE_MODE, HostRepository, is_binary
 from pvegit.store import Host
+from pvegit.tarstream import parse_display_path
 from web.context import context_of, render
 from web.diffs import build_diffs
 from web.guard import action, page
@@ -39,7 +40,7 @@ def _resolve(repository: HostRepository, revision: str) -> str:
 
 def _path(raw: str) -> str:
     try:
-        return normalize_node_path(raw)
+        return normalize_node_path(parse_display_path(raw))
     except ConfigError as err:
         raise HTTPException(404, str(err)) from err
 

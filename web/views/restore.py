@@ -20,6 +20,7 @@ from pvegit.restore import (
     restore_to_node,
 )
 from pvegit.store import Host
+from pvegit.tarstream import parse_display_path
 from pvegit.transport import open_transport
 from web.context import context_of, render
 from web.guard import action, page
@@ -38,7 +39,9 @@ def _form(form: FormData | dict[str, str]) -> dict[str, object]:
 
 def _paths(text: str) -> list[str]:
     paths = [
-        normalize_node_path(line, allow_pvegit=False) for line in text.splitlines() if line.strip()
+        normalize_node_path(parse_display_path(line), allow_pvegit=False)
+        for line in text.splitlines()
+        if line.strip()
     ]
     if not paths:
         raise ConfigError("name at least one path to restore, e.g. /etc/pve/storage.cfg")
