@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 from starlette.testclient import TestClient
 
 from pvegit.demo import DemoNode
@@ -17,6 +22,7 @@ from web.app import create_app
 from web.security import hash_password
 
 PASSWORD = "correct horse battery"
+PVEGIT = (sys.executable, "-m", "pvegit")
 
 
 def pvegit(home: Home, *arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -62,8 +68,6 @@ def test_credentials_never_leak_and_files_are_private(home: Home, tmp_path: Path
     pages = []
     with TestClient(create_app(home, store=store)) as client:
         login = client.get("/login").text
-        import re
-
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)  # type: ignore[union-attr]
         client.post("/login", data={"username": "viewer", "password": PASSWORD, "csrf_token": csrf})
         for url in (
@@ -112,3 +116,73 @@ def test_credentials_never_leak_and_files_are_private(home: Home, tmp_path: Path
             loose.append(f"{path.relative_to(home.root)} {mode:o}")
     allowed = {"ssh/id_ed25519.pub"}  # a public key, readable on purpose
     assert [item for item in loose if item.split()[0] not in allowed] == []
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_logs_carry_no_credentials(home: Home, tmp_path: Path) -> None:
+    """A real `pvegit serve`: logins (good and bad), API calls (good and bad tokens), a
+    snapshot, a clone over HTTP; then its whole log is searched for the credentials."""
+    node = DemoNode(tmp_path / "node", "pve1")
+    node.create()
+    pvegit(home, "host", "add", "pve1", "--address", f"local:{node.root}")
+    pvegit(home, "user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    token = pvegit(home, "token", "add", "ci").stdout.split()[-1]
+    key_body = "".join(home.private_key_path.read_text().splitlines()[1:-1])[:40]
+    address = f"127.0.0.1:{free_port()}"
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [*PVEGIT, "--home", str(home.root), "serve", "--listen", address, "--no-scheduler"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base = f"http://{address}"
+        deadline = time.monotonic() + 60
+        while True:  # wait until it accepts connections (or died)
+            assert server.poll() is None, log.read_text()
+            try:
+                httpx.get(f"{base}/login", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not start listening"
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    server.wait(0.05)
+        with httpx.Client(base_url=base, timeout=60) as client:
+            for password in ("wrong " + PASSWORD, PASSWORD):
+                page = client.get("/login").text
+                csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+                client.post(
+                    "/login", data={"username": "admin", "password": password, "csrf_token": csrf}
+                )
+            assert client.get("/hosts/pve1").status_code == 200
+        bearer = {"Authorization": f"Bearer {token}"}
+        started = httpx.post(f"{base}/api/v1/hosts/pve1/snapshot", headers=bearer, timeout=60)
+        assert started.status_code in (200, 202), started.text
+        run_id = started.json()["run"]
+        status = "running"
+        while status == "running":  # the run's own record says when it is done
+            status = httpx.get(f"{base}/api/v1/runs/{run_id}", headers=bearer).json()["status"]
+        assert status == "changed", status
+        wrong = httpx.get(f"{base}/api/v1/hosts", headers={"Authorization": "Bearer x" + token})
+        assert wrong.status_code == 401
+        with_password = f"http://admin:{PASSWORD.replace(' ', '%20')}@{address}"
+        clone = subprocess.run(
+            ["git", "clone", "-q", f"{with_password}/git/pve1.git", str(tmp_path / "clone")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert clone.returncode == 0, clone.stderr
+    finally:
+        server.terminate()
+        server.wait(60)
+    text = log.read_text(errors="replace")
+    assert "run finished host=pve1" in text  # the log is there and has content
+    for name, secret in {"private key": key_body, "password": PASSWORD, "token": token}.items():
+        assert secret not in text, f"the {name} appears in the serve log"
