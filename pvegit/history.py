@@ -98,7 +98,21 @@ def sync_index(store: Store, repository: HostRepository, host: str) -> int:
             (host, index_key(change.path), position, commit.commit_id, change.change)
             for change in changes
         )
+    if not rows:
+        return 0
     with store.transaction() as connection:
+        # Another thread (a page view, a run) may have indexed some of these meanwhile:
+        # the same commits at the same positions, so skip those.
+        present = {
+            str(row[0])
+            for row in connection.execute(
+                "SELECT commit_id FROM commit_index WHERE host=? AND position>=?",
+                (host, rows[0][3]),
+            )
+        }
+        if present:
+            rows = [row for row in rows if row[1] not in present]
+            paths = [path for path in paths if path[3] not in present]
         connection.executemany("INSERT INTO commit_index VALUES (?,?,?,?,?,?,?,?,?)", rows)
         connection.executemany("INSERT INTO path_index VALUES (?,?,?,?,?)", paths)
     return len(rows)

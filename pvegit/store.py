@@ -239,16 +239,24 @@ class Run:
 class Store:
     """Access to state.db. Safe to share between threads; one writer at a time."""
 
-    def __init__(self, path: Path, *, busy_timeout: float = 30.0, patience: float = 900.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout: float = 30.0,
+        patience: float = 900.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         """Open (or create) state.db.
 
         Another process holding the database (a backup tool, ``sqlite3`` left in
         a transaction, a second pvegit) is waited for: SQLite retries for
         ``busy_timeout`` seconds, then the store logs a warning and tries again,
         up to ``patience`` seconds in all, so a run's record is not lost to a
-        lock held for a while.
+        lock held for a while. ``clock`` stamps runs and records (tests move it).
         """
         self.path = path
+        self._clock = clock
         self.busy_waits = 0
         self._patience = patience
         self._lock = threading.RLock()
@@ -336,7 +344,7 @@ class Store:
     def add_host(self, host: Host) -> Host:
         """Insert a new host; raise ConfigError if the name is taken."""
         validate_host_name(host.name)
-        now = time.time()
+        now = self._clock()
         with self._transaction() as connection:
             if connection.execute("SELECT 1 FROM hosts WHERE name=?", (host.name,)).fetchone():
                 raise ConfigError(f"host {host.name!r} exists already; use 'pvegit host edit'")
@@ -389,7 +397,7 @@ class Store:
         with self._transaction() as connection:
             cursor = connection.execute(
                 f"UPDATE hosts SET {', '.join(columns)}, updated_at=? WHERE name=?",
-                (*values, time.time(), name),
+                (*values, self._clock(), name),
             )
             if cursor.rowcount == 0:
                 raise NotFound(f"no host {name!r}; 'pvegit host list' shows the hosts")
@@ -417,7 +425,7 @@ class Store:
             cursor = connection.execute(
                 "INSERT INTO runs (host, trigger, actor, status, stage, started_at, pid)"
                 " VALUES (?,?,?,'running','queued',?,?)",
-                (host, trigger, actor, time.time(), os.getpid()),
+                (host, trigger, actor, self._clock(), os.getpid()),
             )
             return int(cursor.lastrowid or 0)
 
@@ -444,7 +452,7 @@ class Store:
         """Record a run's outcome. ``failure`` is "transient" (worth retrying) or "permanent"."""
         if status not in RUN_STATUSES or status == "running":
             raise ValueError(status)
-        now = time.time()
+        now = self._clock()
         with self._transaction() as connection:
             connection.execute(
                 "UPDATE runs SET status=?, stage='done', finished_at=?, duration=?-started_at,"
@@ -476,7 +484,7 @@ class Store:
                 "UPDATE runs SET status='failed', stage='done', finished_at=?,"
                 " error='interrupted: the pvegit process running it stopped'"
                 " WHERE host=? AND status='running' AND id<>?",
-                (time.time(), host, keep),
+                (self._clock(), host, keep),
             )
             return cursor.rowcount
 
@@ -560,7 +568,7 @@ class Store:
 
     def add_user(self, name: str, password_hash: str) -> None:
         """Insert a web user; raise ConfigError if the name is taken."""
-        now = time.time()
+        now = self._clock()
         with self._transaction() as connection:
             if connection.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
                 raise ConfigError(f"user {name!r} exists already; use 'pvegit user passwd'")
@@ -573,7 +581,7 @@ class Store:
         with self._transaction() as connection:
             cursor = connection.execute(
                 "UPDATE users SET password_hash=?, updated_at=? WHERE name=?",
-                (password_hash, time.time(), name),
+                (password_hash, self._clock(), name),
             )
             if cursor.rowcount == 0:
                 raise NotFound(f"no user {name!r}; 'pvegit user list' shows the users")
@@ -606,7 +614,7 @@ class Store:
                 connection.execute(
                     "INSERT INTO alerts (host, state, since) VALUES (?,?,?) ON CONFLICT(host)"
                     " DO UPDATE SET state=excluded.state, since=excluded.since",
-                    (host, state, time.time()),
+                    (host, state, self._clock()),
                 )
 
     def add_token(self, name: str, token_hash: str, created_by: str | None) -> None:
@@ -617,14 +625,14 @@ class Store:
                 )
             connection.execute(
                 "INSERT INTO tokens (name, token_hash, created_at, created_by) VALUES (?,?,?,?)",
-                (name, token_hash, time.time(), created_by),
+                (name, token_hash, self._clock(), created_by),
             )
 
     def revoke_token(self, name: str) -> None:
         with self._transaction() as connection:
             cursor = connection.execute(
                 "UPDATE tokens SET revoked_at=? WHERE name=? AND revoked_at IS NULL",
-                (time.time(), name),
+                (self._clock(), name),
             )
             if cursor.rowcount == 0:
                 raise NotFound(f"no active token {name!r}; 'pvegit token list' shows them")
@@ -638,7 +646,7 @@ class Store:
             return None
         with self._transaction() as connection:
             connection.execute(
-                "UPDATE tokens SET last_used=? WHERE token_hash=?", (time.time(), token_hash)
+                "UPDATE tokens SET last_used=? WHERE token_hash=?", (self._clock(), token_hash)
             )
         return str(rows[0]["name"])
 
@@ -655,7 +663,7 @@ class Store:
                 raise ConfigError(f"a notification target named {name!r} exists already")
             connection.execute(
                 "INSERT INTO notify_targets (name, settings, created_at) VALUES (?,?,?)",
-                (name, json.dumps(settings), time.time()),
+                (name, json.dumps(settings), self._clock()),
             )
 
     def remove_notify_target(self, name: str) -> None:
@@ -675,7 +683,7 @@ class Store:
                 "INSERT INTO verifications (host, at, ok, problems) VALUES (?,?,?,?)"
                 " ON CONFLICT(host) DO UPDATE SET at=excluded.at, ok=excluded.ok,"
                 " problems=excluded.problems",
-                (host, time.time(), 0 if problems else 1, json.dumps(list(problems))),
+                (host, self._clock(), 0 if problems else 1, json.dumps(list(problems))),
             )
 
     def verifications(self) -> dict[str, dict[str, Any]]:
@@ -703,7 +711,7 @@ class Store:
         with self._transaction() as connection:
             connection.execute(
                 "INSERT INTO audit (at, actor, action, host, detail) VALUES (?,?,?,?,?)",
-                (time.time(), actor, action, host, json.dumps(detail, sort_keys=True)),
+                (self._clock(), actor, action, host, json.dumps(detail, sort_keys=True)),
             )
 
     def audit_events(

@@ -43,6 +43,7 @@ class RunLauncher:
         self._mirror = mirror
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pvegit-run")
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
         self._active = 0
 
     def active(self) -> int:
@@ -89,6 +90,17 @@ class RunLauncher:
         finally:
             with self._lock:
                 self._active -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no run of this process is queued or running; False on timeout."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
+
+    def wait_fewer(self, count: int, timeout: float | None = None) -> bool:
+        """Block until fewer than ``count`` runs are queued or running."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self._active < count, timeout)
 
     def _push(self, host: str) -> None:
         from pvegit.mirror import push_mirror

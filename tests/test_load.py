@@ -1,0 +1,92 @@
+"""Load and soak, short versions (bench/load.py and bench/soak.py print the full figures)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from faults import seed_from
+from load import run_load, start_serve
+from soak import soak
+from testbed import TestBed, register_node
+
+from pvegit.home import Home
+from pvegit.store import Store
+
+PASSWORD = "load test password"
+
+
+def pvegit(home: Home, *arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pvegit", "--home", str(home.root), *arguments],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_fifty_users_browse_while_twenty_snapshots_run(
+    testbed: TestBed, home: Home, store: Store, tmp_path: Path
+) -> None:
+    nodes = [testbed.start(f"load{number}", node_name="pve1") for number in range(5)]
+    try:
+        hosts = []
+        for node in nodes:
+            for number in range(4):
+                name = f"{node.name}-{number}"
+                register_node(store, home, node, name, categories=("cluster", "network"))
+                hosts.append(name)
+        assert pvegit(home, "snapshot", "--all").returncode == 0
+        for node in nodes:
+            node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + "# one\n")
+        assert pvegit(home, "snapshot", "--all").returncode == 0
+        pvegit(home, "user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+        token = pvegit(home, "token", "add", "load").stdout.split()[-1]
+        (home.root / "pvegit.toml").write_text("[server]\nrun_timeout = 120\n")
+        for node in nodes:
+            node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + "# two\n")
+        server, base = start_serve(home, tmp_path / "serve.log", "--no-scheduler", "--jobs", "4")
+        try:
+            report = run_load(
+                base,
+                password=PASSWORD,
+                token=token,
+                hosts=hosts,
+                snapshot_hosts=hosts,
+                users=50,
+                seconds=float(os.environ.get("PVEGIT_LOAD_SECONDS", "5")),
+                max_requests=5000,
+                seed=seed_from(os.environ.get("PVEGIT_LOAD_SEED")),
+                server_pid=server.pid,
+            )
+        finally:
+            server.terminate()
+            server.wait(60)
+    finally:
+        for node in nodes:
+            node.stop()
+    print(report.summary())
+    assert report.errors == [], report.errors[:20]
+    assert report.requests >= 50, report.summary()
+    assert len(report.runs) == 20, report.summary()
+    assert {run["status"] for run in report.runs} == {"changed"}, report.runs
+    assert all(float(run["duration"]) < 120 for run in report.runs), report.summary()  # type: ignore[arg-type]
+
+
+def test_soak_of_scheduled_runs_keeps_every_change(testbed: TestBed, home: Home) -> None:
+    nodes = [testbed.start(f"soak{number}", node_name="pve1") for number in range(5)]
+    seed = seed_from(os.environ.get("PVEGIT_SOAK_SEED"))
+    print(f"soak: seed {seed}")
+    try:
+        report = soak(home, nodes, per_node=2, rounds=10, seed=seed)
+    finally:
+        for node in nodes:
+            node.stop()
+    print(report.summary())
+    assert report.problems == [], f"{report.summary()}\n" + "\n".join(report.problems[:20])
+    assert report.runs == 100
+    assert report.rss_end - report.rss_warm < 64 * 2**20, report.summary()
