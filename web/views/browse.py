@@ -15,7 +15,7 @@ from pvegit.errors import ConfigError, NotFound
 from pvegit.history import PathChange, find_commit, path_history, sync_index
 from pvegit.repo import SYMLINK_MODE, TREE_MODE, HostRepository, is_binary
 from pvegit.store import Host
-from pvegit.tarstream import parse_display_path
+from pvegit.tarstream import display_path, parse_display_path
 from web.context import context_of, render
 from web.diffs import build_diffs
 from web.guard import action, page
@@ -219,6 +219,8 @@ def history_page(request: Request, user: str) -> Response:
         with HostRepository(repository_path) as repository:
             sync_index(context.store, repository, host.name)
     history = path_history(context.store, host.name, path, limit=200)
+    if not history:
+        raise HTTPException(404, f"/{display_path(path)} was never in {host.name}'s snapshots")
     return render(
         request,
         "history.html",

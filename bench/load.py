@@ -1,0 +1,96 @@
+"""50 web users on a real `pvegit serve` while 20 snapshots run.
+
+20 hosts on simulated nodes, each with some history; the users (own sessions,
+logged in first) browse dashboards, host timelines, commits, comparisons,
+trees and file histories for --seconds or --max-requests, whichever ends
+first, while snapshots of all 20 hosts are started through the API. Prints
+page times (p50/p95/p99, per page), errors, run durations against the run
+time limit, and the server's RSS before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import new_home, require_testbed
+from faults import seed_from
+from load import run_load, start_serve
+from testbed import register_node
+
+PASSWORD = "load test password"
+RUN_TIMEOUT = 120
+
+
+def pvegit(home_root: Path, *arguments: str, stdin: str = "") -> str:
+    completed = subprocess.run(
+        [sys.executable, "-m", "pvegit", "--home", str(home_root), *arguments],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return completed.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--max-requests", type=int, default=100_000)
+    parser.add_argument("--nodes", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=4)
+    parser.add_argument("--seed", default=None)
+    arguments = parser.parse_args()
+    seed = seed_from(arguments.seed)
+    print(f"seed {seed}")
+    bed = require_testbed()
+    try:
+        nodes = [bed.start(f"l{number:02d}", node_name="pve1") for number in range(arguments.nodes)]
+        home, store = new_home()
+        hosts = []
+        for node in nodes:
+            register_node(store, home, node, node.name, categories=("cluster", "network"))
+            hosts.append(node.name)
+        pvegit(home.root, "snapshot", "--all")
+        for node in nodes:
+            node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + "# one\n")
+        pvegit(home.root, "snapshot", "--all")
+        pvegit(home.root, "user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+        token = pvegit(home.root, "token", "add", "load").split()[-1]
+        (home.root / "pvegit.toml").write_text(f"[server]\nrun_timeout = {RUN_TIMEOUT}\n")
+        for node in nodes:
+            node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + "# two\n")
+        log = Path(tempfile.mkdtemp()) / "serve.log"
+        server, base = start_serve(home, log, "--no-scheduler", "--jobs", str(arguments.jobs))
+        try:
+            report = run_load(
+                base,
+                password=PASSWORD,
+                token=token,
+                hosts=hosts,
+                snapshot_hosts=hosts[:20],
+                users=arguments.users,
+                seconds=arguments.seconds,
+                max_requests=arguments.max_requests,
+                seed=seed,
+                server_pid=server.pid,
+            )
+        finally:
+            server.terminate()
+            server.wait(60)
+        print(report.summary())
+        slow = [run for run in report.runs if float(run["duration"] or 0) >= RUN_TIMEOUT]  # type: ignore[arg-type]
+        print(f"runs at or past the {RUN_TIMEOUT} s limit: {len(slow)}")
+        for error in report.errors[:20]:
+            print("ERROR:", error)
+        raise SystemExit(1 if report.errors or slow else 0)
+    finally:
+        bed.stop_all()
+
+
+if __name__ == "__main__":
+    main()
