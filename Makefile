@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench deps clean
+.PHONY: demo test lint bench drills deps clean
 
 $(BIN)/pvegit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ bench: $(BIN)/pvegit deps
 	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/repo_growth.py
 	$(BIN)/python bench/web_speed.py
+
+# The reliability drills at full length (docs/reliability.md): ~10 minutes, as root.
+drills: $(BIN)/pvegit deps
+	$(BIN)/python bench/fuzz_tar.py --seconds 60
+	$(BIN)/python bench/kill_loop.py --kills 50
+	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/load.py --seconds 60
 
 clean:
 	rm -rf $(VENV) pvegit-home .pytest_cache .mypy_cache .ruff_cache

@@ -182,6 +182,8 @@ def read_tar_stream(
         if reader.count == 0:
             return result  # nothing matched on the node: an empty stream
         raise CollectError(f"the node's tar stream is not a tar archive ({err})") from err
+    except (ValueError, OverflowError) as err:  # tarfile decoding a damaged first header
+        raise CollectError(f"the node's tar stream is corrupt ({err})") from err
     try:
         with archive:
             for count, member in enumerate(archive, 1):
@@ -194,7 +196,8 @@ def read_tar_stream(
                 if on_member is not None and count % 25 == 0:
                     on_member(count)
             _check_end_of_archive(reader, archive.offset)
-    except (tarfile.TarError, EOFError, OSError) as err:
+    except (tarfile.TarError, EOFError, OSError, ValueError, OverflowError) as err:
+        # ValueError: tarfile decoding a damaged pax record (found by bench/fuzz_tar.py)
         raise CollectError(f"the node's tar stream broke off or is corrupt ({err})") from err
     _drop_conflicts(result)
     return result

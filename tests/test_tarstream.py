@@ -191,3 +191,19 @@ def test_a_header_claiming_a_huge_size_fails_at_once() -> None:
     header[148:155] = b"%06o\0" % sum(header)
     with pytest.raises(CollectError, match=r"claims more data|corrupt"):
         read(bytes(header) + b"\0" * 1024, requested=("nothing",))
+
+
+def test_a_pax_record_with_undecodable_bytes_is_a_collect_error() -> None:
+    """Found by bench/fuzz_tar.py: tarfile raised UnicodeDecodeError on this."""
+    record = b"hdrcharset=\xb7\xb7BINARY\n"
+    length = len(record) + 3
+    data = b"%d " % length + record
+    assert len(data) == length
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type = tarfile.XHDTYPE
+    header.size = len(data)
+    raw = header.tobuf(tarfile.USTAR_FORMAT)
+    padded = data + b"\0" * (-len(data) % 512)
+    stream = raw + padded + make_tar([(member("etc/hosts"), b"x")])
+    with pytest.raises(CollectError, match="corrupt"):
+        read(stream)
