@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import add_ssh_host, git
+from faults import damage_report
 from testbed import BACKUP_USER, ROOT_PASSWORD, Node, TestBed
 
 from pvegit.home import Home
@@ -247,6 +248,9 @@ def test_stream_cut_midway_fails_without_commit(
     result = cli("snapshot", "pve1")
     assert result.code == 1 and "broke off" in result.err
     assert commits(home) == 1
+    assert damage_report(home, store) == []
+    node.sh("rm /usr/sbin/tar")
+    assert cli("snapshot", "pve1").code == 0
 
 
 def test_concurrent_snapshots_of_one_host_are_serialized(
@@ -407,6 +411,7 @@ def test_frozen_node_fails_within_the_time_limit(
     run = outcome[0]
     assert run.status == "failed" and "stopped sending" in (run.error or "")  # type: ignore[attr-defined]
     assert elapsed < 15
+    assert damage_report(home, store) == []
     assert take_snapshot(home, store, ssh_host).status == "unchanged"
 
 
@@ -453,7 +458,9 @@ def test_a_hung_run_is_cut_off_by_its_time_limit(
         elapsed = time.monotonic() - started
     assert run.status == "failed" and "cut off after its time limit of 2 s" in (run.error or "")
     assert run.failure == "transient" and elapsed < 15
+    assert damage_report(home, store) == []
     assert take_snapshot(home, store, ssh_host).status == "changed"
+    assert damage_report(home, store) == []
 
 
 def test_export_has_a_recovery_runbook(
