@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
+import logging
 import os
 import re
 import time
@@ -28,6 +29,8 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from pvegit.errors import ConfigError, NotFound, PvegitError
+
+_log = logging.getLogger(__name__)
 
 BRANCH = Ref(b"refs/heads/main")
 FILE_MODE = 0o100644
@@ -439,14 +442,27 @@ class HostRepository:
                     (directory / name).unlink()
 
     def remove_stale_temporaries(self) -> int:
-        """Delete temporary pack files a killed process left (call with the host's lock)."""
+        """Delete what a killed writer left: temporary packs and ref lock files.
+
+        Call only with the host's lock held: then no other writer is alive, and a
+        ``refs/heads/main.lock`` is debris that would otherwise fail every later
+        commit (found by bench/kill_loop.py).
+        """
         directory = self.path / "objects" / "pack"
+        debris = [directory / name for name in self._pack_dir_names() if name.startswith("tmp")]
+        debris += [path for path in (self.path / "refs").rglob("*.lock") if path.is_file()]
+        debris += [
+            self.path / name
+            for name in ("packed-refs.lock", "HEAD.lock", "config.lock")
+            if (self.path / name).is_file()
+        ]
         removed = 0
-        for name in self._pack_dir_names():
-            if name.startswith("tmp"):
-                with contextlib.suppress(OSError):
-                    (directory / name).unlink()
-                    removed += 1
+        for path in debris:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+        if removed:
+            _log.warning("%s: removed %d file(s) a killed run left", self.path.name, removed)
         return removed
 
     def _tighten_packs(self) -> None:

@@ -91,14 +91,16 @@ class LoadReport:
     runs: list[dict[str, object]] = field(default_factory=list)
     rss_start: int = 0
     rss_end: int = 0
+    alone: dict[str, list[float]] = field(default_factory=dict)  # one user, nothing running
 
     @property
     def requests(self) -> int:
         return sum(len(times) for times in self.timings.values())
 
-    def percentile(self, share: float, kind: str | None = None) -> float:
+    def percentile(self, share: float, kind: str | None = None, *, alone: bool = False) -> float:
+        timings = self.alone if alone else self.timings
         times = sorted(
-            self.timings.get(kind, []) if kind else [t for ts in self.timings.values() for t in ts]
+            timings.get(kind, []) if kind else [t for ts in timings.values() for t in ts]
         )
         if not times:
             return 0.0
@@ -113,6 +115,11 @@ class LoadReport:
             f"page time p50 {self.percentile(0.5) * 1000:.0f} ms, "
             f"p95 {self.percentile(0.95) * 1000:.0f} ms, p99 {self.percentile(0.99) * 1000:.0f} ms",
         ]
+        lines.append(
+            f"baseline, one user alone: p50 {self.percentile(0.5, alone=True) * 1000:.0f} ms, "
+            f"p95 {self.percentile(0.95, alone=True) * 1000:.0f} ms; p95 under load / alone = "
+            f"{self.percentile(0.95) / max(self.percentile(0.95, alone=True), 1e-9):.1f}x"
+        )
         for kind in sorted(self.timings):
             lines.append(
                 f"  {kind:<13} n={len(self.timings[kind]):>5}  "
@@ -204,12 +211,19 @@ def run_load(
     report.rss_start = process_rss(server_pid)
     pages = pages_for(hosts)
     budget = [max_requests]
+    rng = random.Random(seed)
 
     async def everything() -> float:
         clients = [httpx.AsyncClient(base_url=base, timeout=120) for _ in range(users)]
         try:
             # Logging in (scrypt, on purpose slow) is not part of the browsing figures.
             await asyncio.gather(*(_login(client, password, report) for client in clients))
+            # The baseline in the same run: one user, every page twice, nothing else going on.
+            alone = LoadReport(1)
+            for kind, url in pages + pages:
+                await _browse(clients[0], [(kind, url)], rng, time.monotonic() + 60, [1], alone)
+            report.alone = alone.timings
+            report.errors += alone.errors
             started = time.perf_counter()
             deadline = time.monotonic() + seconds
             browsing = [

@@ -160,5 +160,5 @@ READ = "import sys; sys.stdout.buffer.write(open(bytes.fromhex(sys.argv[1]), 'rb
 
 def read_on(node: Node, path: bytes) -> bytes:
     """Read a file on the node by a name that may hold any byte (passed hex-encoded)."""
-    command = ["nsenter", "-t", str(node.pid), "-m", "-u", "--", "python3", "-c", READ]
+    command = ["nsenter", "-t", str(node.pid), "-m", "-u", "--", "/usr/bin/python3", "-c", READ]
     return subprocess.run([*command, path.hex()], capture_output=True, check=True).stdout

@@ -127,3 +127,20 @@ def test_lock_serializes_threads_and_times_out(tmp_path: Path) -> None:
     thread.join()
     with exclusive(lock, timeout=1, what="h"):
         pass
+
+
+def test_debris_of_a_killed_writer_is_removed(tmp_path: Path) -> None:
+    """A kill while dulwich held refs/heads/main.lock failed every later commit."""
+    from pvegit.repo import prepare_tree
+
+    with HostRepository(tmp_path / "h.git", create=True) as repository:
+        first = repository.commit_tree(
+            prepare_tree({"etc/a": (0o100644, b"1")}), message="a", author="t <t@t>", parent=None
+        )
+        (tmp_path / "h.git/refs/heads/main.lock").write_text("0" * 40 + "\n")
+        (tmp_path / "h.git/objects/pack/tmpabc.pack").write_bytes(b"PACK")
+        assert repository.remove_stale_temporaries() == 2
+        second = repository.commit_tree(
+            prepare_tree({"etc/a": (0o100644, b"2")}), message="b", author="t <t@t>", parent=first
+        )
+        assert repository.head() == second

@@ -131,6 +131,7 @@ def cmd_gc(arguments: argparse.Namespace) -> int:
             exclusive(home.lock_path(name), timeout=LOCK_TIMEOUT, what=name),
             HostRepository(home.repo_path(name)) as repository,
         ):
+            repository.remove_stale_temporaries()
             before, after = repository.compact()
         store.audit(actor(), "gc", name, before=before, after=after)
         print(f"{name}: {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB")
