@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from pvegit.home import Home
 
@@ -49,9 +49,9 @@ def start_serve(home: Home, log: Path, *arguments: str) -> tuple[subprocess.Pope
         if server.poll() is not None:
             raise RuntimeError(f"pvegit serve exited: {log.read_text()}")
         try:
-            httpx.get(f"http://{address}/login", timeout=5)
+            httpx2.get(f"http://{address}/login", timeout=5)
             return server, f"http://{address}"
-        except httpx.TransportError:
+        except httpx2.TransportError:
             if time.monotonic() > deadline:
                 server.kill()
                 raise RuntimeError("pvegit serve did not start listening") from None
@@ -136,7 +136,7 @@ class LoadReport:
         return "\n".join(lines)
 
 
-async def _login(client: httpx.AsyncClient, password: str, report: LoadReport) -> None:
+async def _login(client: httpx2.AsyncClient, password: str, report: LoadReport) -> None:
     page = await client.get("/login")
     match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert match, "no CSRF token on the login page"
@@ -148,7 +148,7 @@ async def _login(client: httpx.AsyncClient, password: str, report: LoadReport) -
 
 
 async def _browse(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     pages: list[tuple[str, str]],
     rng: random.Random,
     deadline: float,
@@ -162,12 +162,12 @@ async def _browse(
         try:
             try:
                 response = await client.get(url)
-            except (httpx.ReadError, httpx.RemoteProtocolError):
+            except (httpx2.ReadError, httpx2.RemoteProtocolError):
                 # The server closed an idle keep-alive connection as the request went
                 # out: a browser sends it again on a new connection, so do we.
                 report.reconnects += 1
                 response = await client.get(url)
-        except httpx.HTTPError as err:
+        except httpx2.HTTPError as err:
             report.errors.append(f"{url}: {type(err).__name__}: {err}")
             continue
         report.timings.setdefault(kind, []).append(time.perf_counter() - began)
@@ -177,7 +177,7 @@ async def _browse(
 
 async def _snapshots(base: str, token: str, hosts: list[str], report: LoadReport) -> None:
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base, timeout=120, headers=headers) as client:
+    async with httpx2.AsyncClient(base_url=base, timeout=120, headers=headers) as client:
         ids = []
         for host in hosts:
             answer = await client.post(f"/api/v1/hosts/{host}/snapshot")
@@ -214,7 +214,7 @@ def run_load(
     rng = random.Random(seed)
 
     async def everything() -> float:
-        clients = [httpx.AsyncClient(base_url=base, timeout=120) for _ in range(users)]
+        clients = [httpx2.AsyncClient(base_url=base, timeout=120) for _ in range(users)]
         try:
             # Logging in (scrypt, on purpose slow) is not part of the browsing figures.
             await asyncio.gather(*(_login(client, password, report) for client in clients))

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 from starlette.testclient import TestClient
 
 from pvegit.demo import DemoNode
@@ -147,13 +147,13 @@ def test_serve_logs_carry_no_credentials(home: Home, tmp_path: Path) -> None:
         while True:  # wait until it accepts connections (or died)
             assert server.poll() is None, log.read_text()
             try:
-                httpx.get(f"{base}/login", timeout=5)
+                httpx2.get(f"{base}/login", timeout=5)
                 break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 assert time.monotonic() < deadline, "serve did not start listening"
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     server.wait(0.05)
-        with httpx.Client(base_url=base, timeout=60) as client:
+        with httpx2.Client(base_url=base, timeout=60) as client:
             for password in ("wrong " + PASSWORD, PASSWORD):
                 page = client.get("/login").text
                 csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
@@ -162,14 +162,14 @@ def test_serve_logs_carry_no_credentials(home: Home, tmp_path: Path) -> None:
                 )
             assert client.get("/hosts/pve1").status_code == 200
         bearer = {"Authorization": f"Bearer {token}"}
-        started = httpx.post(f"{base}/api/v1/hosts/pve1/snapshot", headers=bearer, timeout=60)
+        started = httpx2.post(f"{base}/api/v1/hosts/pve1/snapshot", headers=bearer, timeout=60)
         assert started.status_code in (200, 202), started.text
         run_id = started.json()["run"]
         status = "running"
         while status == "running":  # the run's own record says when it is done
-            status = httpx.get(f"{base}/api/v1/runs/{run_id}", headers=bearer).json()["status"]
+            status = httpx2.get(f"{base}/api/v1/runs/{run_id}", headers=bearer).json()["status"]
         assert status == "changed", status
-        wrong = httpx.get(f"{base}/api/v1/hosts", headers={"Authorization": "Bearer x" + token})
+        wrong = httpx2.get(f"{base}/api/v1/hosts", headers={"Authorization": "Bearer x" + token})
         assert wrong.status_code == 401
         with_password = f"http://admin:{PASSWORD.replace(' ', '%20')}@{address}"
         clone = subprocess.run(

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from appserver import running
 from starlette.routing import Mount, Route
@@ -315,7 +315,7 @@ def test_traversal_in_every_path_parameter_is_a_404(
     cases = traversal_cases()
     assert len(cases) > 30
     app = create_app(home, Settings(concurrency=2), store=app_store)
-    with running(app) as server, httpx.Client(base_url=f"http://{server}") as browser:
+    with running(app) as server, httpx2.Client(base_url=f"http://{server}") as browser:
         page = browser.get("/login")
         browser.post(
             "/login",
