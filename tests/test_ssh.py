@@ -253,6 +253,35 @@ def test_stream_cut_midway_fails_without_commit(
     assert cli("snapshot", "pve1").code == 0
 
 
+SESSION_KILLER = """#!/bin/sh
+# Send 3 KiB of the real stream, then kill this SSH session's sshd: the TCP
+# connection dies mid-stream, as when a node reboots or its network goes.
+/usr/bin/tar "$@" | head -c 3072
+p=$PPID
+while [ "$(cat /proc/$p/comm)" != sshd ]; do p=$(cut -d' ' -f4 /proc/$p/stat); done
+kill -9 $p
+"""
+
+
+def test_connection_killed_mid_stream_fails_without_commit(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,  # type: ignore[no-untyped-def]
+) -> None:
+    add_ssh_host(store, home, node, "pve1", categories=("network",))
+    assert cli("snapshot", "pve1").code == 0
+    node.write("/etc/network/interfaces", node.read("/etc/network/interfaces") + "# new\n")
+    node.write("/usr/sbin/tar", SESSION_KILLER, mode=0o755)
+    result = cli("snapshot", "pve1")
+    assert result.code == 1, result.out + result.err
+    assert "broke off" in result.err and "nothing from this run was committed" in result.err
+    assert commits(home) == 1
+    assert damage_report(home, store) == []
+    node.sh("rm /usr/sbin/tar")
+    assert cli("snapshot", "pve1").code == 0 and commits(home) == 2
+
+
 def test_concurrent_snapshots_of_one_host_are_serialized(
     home: Home,
     node: Node,
