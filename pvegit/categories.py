@@ -43,6 +43,8 @@ RUNTIME_EXCLUDES: tuple[str, ...] = (
     "etc/**/*.dpkg-old",
     "etc/**/*.dpkg-dist",
     "etc/**/*.swp",
+    # A restore's temporary file, left when the restore was interrupted.
+    "**/.pvegit-restore.*",
 )
 
 # Secret material: only collected when the `secrets` category is chosen, and

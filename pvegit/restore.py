@@ -192,6 +192,13 @@ def write_script(plan: RestorePlan, root: str = "/") -> str:
         "failed=0",
         'report() { printf "pvegit-restore %s %s\\n" "$1" "$2"; }',
     ]
+    # Temporary files an interrupted restore left (never renamed into place): an
+    # hour old means no restore is still writing them.
+    for directory in sorted({os.path.dirname(step.path) or "." for step in plan.writes}):
+        lines.append(
+            f"find {shlex.quote('./' + directory)} -maxdepth 1 -type f -name '.pvegit-restore.*' "
+            "-mmin +60 -exec rm -f -- {} + 2>/dev/null"
+        )
     for number, step in enumerate(plan.writes):
         path = step.path  # relative to the root the script changed into
         quoted = shlex.quote(path)

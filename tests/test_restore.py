@@ -313,3 +313,23 @@ def test_to_dir_wants_an_empty_directory(
     (target / "etc").symlink_to("/etc")  # would carry the files into the real /etc
     result = cli("restore", "pve1", "HEAD", "--to-dir", str(target))
     assert result.code == 1 and "not an empty directory" in result.err
+
+
+def test_temporary_files_of_an_interrupted_restore_are_cleaned_up(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,
+    ssh_host: Host,  # type: ignore[no-untyped-def]
+) -> None:
+    assert take_snapshot(home, store, ssh_host).status == "changed"
+    node.write("/etc/pve/storage.cfg", "dir: broken\n")
+    node.write("/etc/pve/.pvegit-restore.OLD123", "left by a restore killed long ago\n")
+    node.sh("touch -d '2 hours ago' /etc/pve/.pvegit-restore.OLD123")
+    node.write("/etc/pve/.pvegit-restore.NEW456", "maybe another restore, right now\n")
+    done = restore(cli, "HEAD~0", "/etc/pve/storage.cfg", "--yes")
+    assert done.code == 0, done.out + done.err
+    left = node.sh("ls -a /etc/pve").stdout.split()
+    assert ".pvegit-restore.OLD123" not in left and ".pvegit-restore.NEW456" in left
+    tree = git("--git-dir", str(home.repo_path("pve1")), "ls-tree", "--name-only", "HEAD:etc/pve")
+    assert ".pvegit-restore" not in tree  # never snapshotted
