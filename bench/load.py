@@ -11,29 +11,14 @@ time limit, and the server's RSS before and after.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from common import new_home, require_testbed
 from faults import seed_from
-from load import run_load, start_serve
-from testbed import register_node
+from load import RUN_TIMEOUT, prepare_fleet, run_load, start_serve
 
 PASSWORD = "load test password"
-RUN_TIMEOUT = 120
-
-
-def pvegit(home_root: Path, *arguments: str, stdin: str = "") -> str:
-    completed = subprocess.run(
-        [sys.executable, "-m", "pvegit", "--home", str(home_root), *arguments],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return completed.stdout
 
 
 def main() -> None:
@@ -51,19 +36,7 @@ def main() -> None:
     try:
         nodes = [bed.start(f"l{number:02d}", node_name="pve1") for number in range(arguments.nodes)]
         home, store = new_home()
-        hosts = []
-        for node in nodes:
-            register_node(store, home, node, node.name, categories=("cluster", "network"))
-            hosts.append(node.name)
-        pvegit(home.root, "snapshot", "--all")
-        for node in nodes:
-            node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + "# one\n")
-        pvegit(home.root, "snapshot", "--all")
-        pvegit(home.root, "user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n")
-        token = pvegit(home.root, "token", "add", "load").split()[-1]
-        (home.root / "pvegit.toml").write_text(f"[server]\nrun_timeout = {RUN_TIMEOUT}\n")
-        for node in nodes:
-            node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + "# two\n")
+        hosts, token = prepare_fleet(home, store, nodes, per_node=1, password=PASSWORD)
         log = Path(tempfile.mkdtemp()) / "serve.log"
         server, base = start_serve(home, log, "--no-scheduler", "--jobs", str(arguments.jobs))
         try:

@@ -23,10 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx2
+from testbed import Node, register_node
 
 from pvegit.home import Home
+from pvegit.store import Store
 
 PVEGIT = (sys.executable, "-m", "pvegit")
+RUN_TIMEOUT = 120  # the run time limit prepare_fleet sets
 
 
 def free_port() -> int:
@@ -57,6 +60,42 @@ def start_serve(home: Home, log: Path, *arguments: str) -> tuple[subprocess.Pope
                 raise RuntimeError("pvegit serve did not start listening") from None
             with contextlib.suppress(subprocess.TimeoutExpired):
                 server.wait(0.05)
+
+
+def pvegit(home: Home, *arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """`pvegit --home HOME ...` in a fresh process, as an admin runs it."""
+    return subprocess.run(
+        [*PVEGIT, "--home", str(home.root), *arguments],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def prepare_fleet(
+    home: Home, store: Store, nodes: list[Node], *, per_node: int, password: str
+) -> tuple[list[str], str]:
+    """Hosts on ``nodes`` with two commits each, an admin, an API token, a 120 s run
+    limit, and a change waiting on every node; returns (host names, token)."""
+    hosts = []
+    for node in nodes:
+        for number in range(per_node):
+            name = f"{node.name}-{number}"
+            register_node(store, home, node, name, categories=("cluster", "network"))
+            hosts.append(name)
+    for mark in ("one", "two", "three"):
+        if mark != "one":
+            done = pvegit(home, "snapshot", "--all")
+            if done.returncode != 0:
+                raise RuntimeError(f"snapshot --all failed: {done.stdout}{done.stderr}")
+        for node in nodes:
+            node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + f"# {mark}\n")
+    pvegit(home, "user", "add", "admin", "--password-stdin", stdin=password + "\n")
+    token = pvegit(home, "token", "add", "load").stdout.split()[-1]
+    (home.root / "pvegit.toml").write_text(f"[server]\nrun_timeout = {RUN_TIMEOUT}\n")
+    return hosts, token
 
 
 def process_rss(pid: int) -> int:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from faults import seed_from
-from load import run_load, start_serve
+from load import RUN_TIMEOUT, prepare_fleet, run_load, start_serve
 from soak import soak
-from testbed import TestBed, register_node
+from testbed import TestBed
 
 from pvegit.home import Home
 from pvegit.store import Store
@@ -18,37 +16,12 @@ from pvegit.store import Store
 PASSWORD = "load test password"
 
 
-def pvegit(home: Home, *arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pvegit", "--home", str(home.root), *arguments],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_fifty_users_browse_while_twenty_snapshots_run(
     testbed: TestBed, home: Home, store: Store, tmp_path: Path
 ) -> None:
     nodes = [testbed.start(f"load{number}", node_name="pve1") for number in range(5)]
     try:
-        hosts = []
-        for node in nodes:
-            for number in range(4):
-                name = f"{node.name}-{number}"
-                register_node(store, home, node, name, categories=("cluster", "network"))
-                hosts.append(name)
-        assert pvegit(home, "snapshot", "--all").returncode == 0
-        for node in nodes:
-            node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + "# one\n")
-        assert pvegit(home, "snapshot", "--all").returncode == 0
-        pvegit(home, "user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n")
-        token = pvegit(home, "token", "add", "load").stdout.split()[-1]
-        (home.root / "pvegit.toml").write_text("[server]\nrun_timeout = 120\n")
-        for node in nodes:
-            node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + "# two\n")
+        hosts, token = prepare_fleet(home, store, nodes, per_node=4, password=PASSWORD)
         server, base = start_serve(home, tmp_path / "serve.log", "--no-scheduler", "--jobs", "4")
         try:
             report = run_load(
@@ -74,7 +47,7 @@ def test_fifty_users_browse_while_twenty_snapshots_run(
     assert report.requests >= 50, report.summary()
     assert len(report.runs) == 20, report.summary()
     assert {run["status"] for run in report.runs} == {"changed"}, report.runs
-    assert all(float(run["duration"]) < 120 for run in report.runs), report.summary()  # type: ignore[arg-type]
+    assert all(float(run["duration"]) < RUN_TIMEOUT for run in report.runs), report.summary()  # type: ignore[arg-type]
 
 
 def test_soak_of_scheduled_runs_keeps_every_change(testbed: TestBed, home: Home) -> None:
