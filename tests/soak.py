@@ -16,6 +16,7 @@ import gc
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from faults import GUEST_DIR, damage_report
@@ -79,6 +80,7 @@ def soak(
     seed: int,
     concurrency: int = 4,
     log: bool = False,
+    on_round: Callable[[int], None] | None = None,
 ) -> SoakReport:
     rng = random.Random(seed)
     clock = SteppedClock()
@@ -122,6 +124,8 @@ def soak(
             if round_number == 0:
                 gc.collect()
                 report.rss_warm = rss_bytes()
+            if on_round is not None:
+                on_round(round_number)
             if log and (round_number + 1) % 10 == 0:
                 print(f"round {round_number + 1}/{rounds}: RSS {rss_bytes() / 2**20:.1f} MiB")
     finally:
