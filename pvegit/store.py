@@ -243,7 +243,7 @@ class Store:
         self,
         path: Path,
         *,
-        busy_timeout: float = 30.0,
+        busy_timeout: float = 2.0,
         patience: float = 900.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -258,6 +258,7 @@ class Store:
         self.path = path
         self._clock = clock
         self.busy_waits = 0
+        self._next_busy_log = 0.0
         self._patience = patience
         self._lock = threading.RLock()
         try:
@@ -268,11 +269,11 @@ class Store:
             if fresh:
                 os.chmod(path, 0o600)
             self._connection.row_factory = sqlite3.Row
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA synchronous=NORMAL")
             self._connection.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            self._connection.executescript(SCHEMA)
-            self._migrate()
+            self._patiently(lambda: self._connection.execute("PRAGMA journal_mode=WAL"))
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._patiently(lambda: self._connection.executescript(SCHEMA))
+            self._patiently(self._migrate)
         except sqlite3.Error as err:
             if _disk_is_full(err, path):
                 raise StorageError(full_message(path.parent)) from err
@@ -297,47 +298,77 @@ class Store:
         """Read rows (for modules built on the store, e.g. the commit index)."""
         return self._query(sql, parameters)
 
+    def _error(self, err: sqlite3.Error) -> PvegitError:
+        if _disk_is_full(err, self.path):
+            return StorageError(full_message(self.path.parent))
+        return PvegitError(f"state database {self.path}: {err}")
+
+    def _waited(self, err: sqlite3.OperationalError, deadline: float) -> None:
+        """After a try that found the database locked: raise if that is not it, or
+        patience ran out; else count it (logged once every 30 s) and let the caller retry."""
+        if ("locked" not in str(err) and "busy" not in str(err)) or time.monotonic() > deadline:
+            raise err
+        self.busy_waits += 1
+        if time.monotonic() >= self._next_busy_log:
+            self._next_busy_log = time.monotonic() + 30
+            _log.warning(
+                "state database %s is locked by another process; still waiting"
+                " (close the other program's transaction to let pvegit go on)",
+                self.path,
+            )
+
     def _patiently(self, operation: Callable[[], _T]) -> _T:
-        """Run ``operation``; while the database is locked by someone else, try again."""
+        """Run ``operation`` under the store's lock. While another process holds the
+        database, the lock is let go between tries (each try waits ``busy_timeout``
+        in SQLite), so this process' other threads are not held up meanwhile."""
         deadline = time.monotonic() + self._patience
         while True:
+            with self._lock:
+                try:
+                    return operation()
+                except sqlite3.OperationalError as err:
+                    failure = err
+            self._waited(failure, deadline)
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE, patiently; returns holding the store's lock."""
+        deadline = time.monotonic() + self._patience
+        while True:
+            self._lock.acquire()
             try:
-                return operation()
+                self._connection.execute("BEGIN IMMEDIATE")
+                return
             except sqlite3.OperationalError as err:
-                busy = "locked" in str(err) or "busy" in str(err)
-                if not busy or time.monotonic() >= deadline:
-                    raise
-                self.busy_waits += 1
-                _log.warning(
-                    "state database %s is locked by another process; still waiting"
-                    " (close the other program's transaction to let pvegit go on)",
-                    self.path,
-                )
+                self._lock.release()
+                failure = err
+            except BaseException:
+                self._lock.release()
+                raise
+            self._waited(failure, deadline)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        try:
+            self._begin()
+        except sqlite3.Error as err:
+            raise self._error(err) from err
+        try:
             try:
-                self._patiently(lambda: self._connection.execute("BEGIN IMMEDIATE"))
-                try:
-                    yield self._connection
-                except BaseException:
-                    self._connection.execute("ROLLBACK")
-                    raise
-                self._connection.execute("COMMIT")
-            except sqlite3.Error as err:
-                if _disk_is_full(err, self.path):
-                    raise StorageError(full_message(self.path.parent)) from err
-                raise PvegitError(f"state database {self.path}: {err}") from err
+                yield self._connection
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise self._error(err) from err
+        finally:
+            self._lock.release()
 
     def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            try:
-                return self._patiently(lambda: self._connection.execute(sql, parameters).fetchall())
-            except sqlite3.Error as err:
-                if _disk_is_full(err, self.path):
-                    raise StorageError(full_message(self.path.parent)) from err
-                raise PvegitError(f"state database {self.path}: {err}") from err
+        try:
+            return self._patiently(lambda: self._connection.execute(sql, parameters).fetchall())
+        except sqlite3.Error as err:
+            raise self._error(err) from err
 
     # -- hosts ---------------------------------------------------------------
 

@@ -195,6 +195,9 @@ def test_locked_state_database_is_waited_for(
     while patient.busy_waits < 3 and time.monotonic() < deadline:
         worker.join(0.05)  # the run is blocked on the lock; watch its retry count
     assert patient.busy_waits >= 3 and not finished, "the run did not wait for the lock"
+    began = time.monotonic()  # meanwhile the process' other threads still read (pages)
+    assert [host.name for host in patient.hosts()] == ["pve1"]
+    assert time.monotonic() - began < 5
     holder.stdin.write("\n")
     holder.stdin.close()
     assert holder.wait(30) == 0
