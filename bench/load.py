@@ -14,9 +14,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from appserver import start_serve
 from common import new_home, require_testbed
 from faults import seed_from
-from load import RUN_TIMEOUT, prepare_fleet, run_load, start_serve
+from load import RUN_TIMEOUT, prepare_fleet, run_load
 
 PASSWORD = "load test password"
 

@@ -11,67 +11,20 @@ error, and how long each run took against its time limit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx2
+from appserver import pvegit_process
 from testbed import Node, register_node
 
 from pvegit.home import Home
 from pvegit.store import Store
 
-PVEGIT = (sys.executable, "-m", "pvegit")
 RUN_TIMEOUT = 120  # the run time limit prepare_fleet sets
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_serve(home: Home, log: Path, *arguments: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`pvegit serve` on a free loopback port; returns when it accepts connections."""
-    address = f"127.0.0.1:{free_port()}"
-    with open(log, "wb") as output:
-        server = subprocess.Popen(
-            [*PVEGIT, "--home", str(home.root), "serve", "--listen", address, *arguments],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        if server.poll() is not None:
-            raise RuntimeError(f"pvegit serve exited: {log.read_text()}")
-        try:
-            httpx2.get(f"http://{address}/login", timeout=5)
-            return server, f"http://{address}"
-        except httpx2.TransportError:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError("pvegit serve did not start listening") from None
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.wait(0.05)
-
-
-def pvegit(home: Home, *arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """`pvegit --home HOME ...` in a fresh process, as an admin runs it."""
-    return subprocess.run(
-        [*PVEGIT, "--home", str(home.root), *arguments],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def prepare_fleet(
@@ -87,13 +40,13 @@ def prepare_fleet(
             hosts.append(name)
     for mark in ("one", "two", "three"):
         if mark != "one":
-            done = pvegit(home, "snapshot", "--all")
+            done = pvegit_process(home, "snapshot", "--all", timeout=300)
             if done.returncode != 0:
                 raise RuntimeError(f"snapshot --all failed: {done.stdout}{done.stderr}")
         for node in nodes:
             node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + f"# {mark}\n")
-    pvegit(home, "user", "add", "admin", "--password-stdin", stdin=password + "\n")
-    token = pvegit(home, "token", "add", "load").stdout.split()[-1]
+    pvegit_process(home, "user", "add", "admin", "--password-stdin", stdin=password + "\n")
+    token = pvegit_process(home, "token", "add", "load").stdout.split()[-1]
     (home.root / "pvegit.toml").write_text(f"[server]\nrun_timeout = {RUN_TIMEOUT}\n")
     return hosts, token
 

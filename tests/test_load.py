@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from appserver import start_serve
 from faults import seed_from
-from load import RUN_TIMEOUT, prepare_fleet, run_load, start_serve
+from load import RUN_TIMEOUT, prepare_fleet, run_load
 from soak import soak
 from testbed import TestBed
 

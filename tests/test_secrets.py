@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import socket
 import stat
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx2
+from appserver import pvegit_process, start_serve
 from starlette.testclient import TestClient
 
 from pvegit.demo import DemoNode
@@ -22,24 +19,13 @@ from web.app import create_app
 from web.security import hash_password
 
 PASSWORD = "correct horse battery"
-PVEGIT = (sys.executable, "-m", "pvegit")
-
-
-def pvegit(home: Home, *arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pvegit", "--home", str(home.root), *arguments],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_credentials_never_leak_and_files_are_private(home: Home, tmp_path: Path) -> None:
     node = DemoNode(tmp_path / "node", "pve1")
     node.create()
     outputs = [
-        pvegit(
+        pvegit_process(
             home,
             "host",
             "add",
@@ -51,13 +37,13 @@ def test_credentials_never_leak_and_files_are_private(home: Home, tmp_path: Path
             "--category",
             "secrets",
         ),
-        pvegit(home, "user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n"),
-        pvegit(home, "snapshot", "pve1"),
-        pvegit(home, "log", "pve1"),
-        pvegit(home, "runs", "--json"),
-        pvegit(home, "host", "show", "pve1", "--json"),
+        pvegit_process(home, "user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n"),
+        pvegit_process(home, "snapshot", "pve1"),
+        pvegit_process(home, "log", "pve1"),
+        pvegit_process(home, "runs", "--json"),
+        pvegit_process(home, "host", "show", "pve1", "--json"),
     ]
-    token_output = pvegit(home, "token", "add", "ci")
+    token_output = pvegit_process(home, "token", "add", "ci")
     token = token_output.stdout.split()[-1]
     private_key = home.private_key_path.read_text()
     key_body = "".join(private_key.splitlines()[1:-1])[:40]
@@ -118,41 +104,19 @@ def test_credentials_never_leak_and_files_are_private(home: Home, tmp_path: Path
     assert [item for item in loose if item.split()[0] not in allowed] == []
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_serve_logs_carry_no_credentials(home: Home, tmp_path: Path) -> None:
     """A real `pvegit serve`: logins (good and bad), API calls (good and bad tokens), a
     snapshot, a clone over HTTP; then its whole log is searched for the credentials."""
     node = DemoNode(tmp_path / "node", "pve1")
     node.create()
-    pvegit(home, "host", "add", "pve1", "--address", f"local:{node.root}")
-    pvegit(home, "user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n")
-    token = pvegit(home, "token", "add", "ci").stdout.split()[-1]
+    pvegit_process(home, "host", "add", "pve1", "--address", f"local:{node.root}")
+    pvegit_process(home, "user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    token = pvegit_process(home, "token", "add", "ci").stdout.split()[-1]
     key_body = "".join(home.private_key_path.read_text().splitlines()[1:-1])[:40]
-    address = f"127.0.0.1:{free_port()}"
     log = tmp_path / "serve.log"
-    with open(log, "wb") as output:
-        server = subprocess.Popen(
-            [*PVEGIT, "--home", str(home.root), "serve", "--listen", address, "--no-scheduler"],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    server, base = start_serve(home, log, "--no-scheduler")
+    address = base.removeprefix("http://")
     try:
-        base = f"http://{address}"
-        deadline = time.monotonic() + 60
-        while True:  # wait until it accepts connections (or died)
-            assert server.poll() is None, log.read_text()
-            try:
-                httpx2.get(f"{base}/login", timeout=5)
-                break
-            except httpx2.TransportError:
-                assert time.monotonic() < deadline, "serve did not start listening"
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    server.wait(0.05)
         with httpx2.Client(base_url=base, timeout=60) as client:
             for password in ("wrong " + PASSWORD, PASSWORD):
                 page = client.get("/login").text

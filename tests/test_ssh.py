@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from appserver import pvegit_process
 from conftest import add_ssh_host, git
 from faults import damage_report
 from testbed import BACKUP_USER, ROOT_PASSWORD, Node, TestBed
@@ -362,19 +363,6 @@ def test_killed_mid_run_leaves_a_valid_repo(
     assert commits(home) == 2
 
 
-def pvegit_process(
-    home: Home, *arguments: str, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    """`pvegit --home HOME ...` in a fresh process, as an admin runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "pvegit", "--home", str(home.root), *arguments],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def install_key(home: Home, node: Node, password: str) -> subprocess.CompletedProcess[str]:
     return pvegit_process(
         home,
@@ -390,6 +378,7 @@ def install_key(home: Home, node: Node, password: str) -> subprocess.CompletedPr
         "--fingerprint",
         node.fingerprint,
         stdin=password + "\n",
+        timeout=60,
     )
 
 
@@ -401,7 +390,7 @@ def test_install_key_with_a_password_once(home: Home, node: Node) -> None:
     assert "key login works" in completed.stdout
     assert home.public_key() in node.read("/etc/pve/priv/authorized_keys")
     assert ROOT_PASSWORD.encode() not in home.state_path.read_bytes()
-    tested = pvegit_process(home, "host", "test", "pve1")
+    tested = pvegit_process(home, "host", "test", "pve1", timeout=60)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "PVE version: pve-manager/8.2.4" in tested.stdout
     assert "/etc/pve is mounted" in tested.stdout
