@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pvegit.repo import Commit, HostRepository
 from pvegit.store import Store
+from pvegit.tarstream import escape_undecodable
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,6 @@ class PathChange:
 
     commit: IndexedCommit
     change: str  # added, modified, deleted
-
-
-def index_key(path: str) -> str:
-    """A path as SQLite can hold it: bytes that are not UTF-8 become \\xNN escapes."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def sync_index(store: Store, repository: HostRepository, host: str) -> int:
@@ -95,7 +91,7 @@ def sync_index(store: Store, repository: HostRepository, host: str) -> int:
             )
         )
         paths.extend(
-            (host, index_key(change.path), position, commit.commit_id, change.change)
+            (host, escape_undecodable(change.path), position, commit.commit_id, change.change)
             for change in changes
         )
     if not rows:
@@ -171,12 +167,13 @@ def find_commit(store: Store, host: str, commit_id: str) -> IndexedCommit | None
 
 def path_history(store: Store, host: str, path: str, *, limit: int = 100) -> list[PathChange]:
     """Commits that changed ``path`` (or anything below it), newest first."""
+    key = escape_undecodable(path)  # as the index holds paths
     rows = store.query(
         "SELECT c.*, p.change AS path_change FROM path_index p JOIN commit_index c"
         " ON c.host = p.host AND c.commit_id = p.commit_id"
         " WHERE p.host=? AND (p.path=? OR (p.path > ? AND p.path < ?))"
         " ORDER BY p.position DESC LIMIT ?",
-        (host, index_key(path), index_key(path) + "/", index_key(path) + "0", limit),
+        (host, key, key + "/", key + "0", limit),
     )
     seen: set[str] = set()
     out = []

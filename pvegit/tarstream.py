@@ -110,13 +110,19 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ESCAPE = re.compile(r"\\x([0-1][0-9a-fA-F]|7[fF]|[89a-fA-F][0-9a-fA-F])")
 
 
+def escape_undecodable(path: str) -> str:
+    """``path`` as valid UTF-8: the bytes that are not UTF-8 (held as surrogate escapes)
+    written as \\xNN."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def display_path(path: str) -> str:
     """A path fit for messages, logs and URLs: one line, valid UTF-8.
 
     Control characters (a newline in a name) and bytes that are not UTF-8 are
     shown as \\xNN; parse_display_path turns them back.
     """
-    shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    shown = escape_undecodable(path)
     return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", shown)
 
 

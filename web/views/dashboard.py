@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pvegit.diskspace import disk_space, low_space_warning
+from pvegit.diskspace import Space, disk_space, low_space_warning
 from pvegit.history import IndexedCommit, last_change, recent_changes
+from pvegit.home import Home
 from pvegit.scheduler import next_due
 from pvegit.status import HostStatus, host_status
 from pvegit.store import Host, Run
@@ -33,12 +32,15 @@ class HostRow:
 @dataclass(frozen=True)
 class Storage:
     repos_bytes: int
-    free_bytes: int
-    total_bytes: int
+    disk: Space  # the disk holding $PVEGIT_HOME
+
+    @property
+    def free_bytes(self) -> int:
+        return self.disk.free
 
     @property
     def free_share(self) -> float:
-        return self.free_bytes / self.total_bytes if self.total_bytes else 0.0
+        return self.disk.free_percent / 100
 
 
 _storage_cache: dict[str, tuple[float, Storage]] = {}
@@ -46,17 +48,16 @@ _storage_lock = threading.Lock()
 _STORAGE_SECONDS = 60.0
 
 
-def storage_of(repos: Path) -> Storage:
+def storage_of(home: Home) -> Storage:
     """Bytes used by the repositories and free on their disk (walked at most once a minute)."""
     with _storage_lock:
-        cached = _storage_cache.get(str(repos))
+        cached = _storage_cache.get(str(home.root))
         if cached and time.monotonic() - cached[0] < _STORAGE_SECONDS:
             return cached[1]
-    used = sum(item.stat().st_size for item in repos.rglob("*") if item.is_file())
-    disk = shutil.disk_usage(repos)
-    storage = Storage(used, disk.free, disk.total)
+    used = sum(item.stat().st_size for item in home.repos_dir.rglob("*") if item.is_file())
+    storage = Storage(used, disk_space(home.root))
     with _storage_lock:
-        _storage_cache[str(repos)] = (time.monotonic(), storage)
+        _storage_cache[str(home.root)] = (time.monotonic(), storage)
     return storage
 
 
@@ -94,6 +95,7 @@ def dashboard(request: Request, user: str) -> Response:
     rows = fleet_rows(request)
     counts = {kind: sum(1 for row in rows if row.status.kind == kind) for kind in CARD_KINDS}
     running: list[Run] = context.store.running_runs()
+    storage = storage_of(context.home)
     return render(
         request,
         "dashboard.html",
@@ -103,10 +105,8 @@ def dashboard(request: Request, user: str) -> Response:
             "counts": counts,
             "running": running,
             "recent": recent_changes(context.store, limit=10),
-            "storage": storage_of(context.home.repos_dir),
-            "storage_warning": low_space_warning(
-                disk_space(context.home.root), context.config.storage_warn_percent
-            ),
+            "storage": storage,
+            "storage_warning": low_space_warning(storage.disk, context.config.storage_warn_percent),
             "storage_reserve_mb": context.config.storage_reserve_mb,
         },
     )
