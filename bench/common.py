@@ -12,6 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+# Re-exported: bench scripts find tests/ modules only once common is imported.
+from appserver import start_serve as start_serve
 from testbed import Node, TestBed, register_node
 
 from pvegit.home import Home

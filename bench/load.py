@@ -14,8 +14,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from appserver import start_serve
-from common import new_home, require_testbed
+from common import new_home, require_testbed, start_serve
 from faults import seed_from
 from load import RUN_TIMEOUT, prepare_fleet, run_load
 
