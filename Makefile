@@ -11,13 +11,19 @@ $(BIN)/pvegit: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Debian packages the tests need: real OpenSSH servers for the simulated
-# Proxmox nodes, Chromium for the browser tests. Installed only as root, when missing.
+# What the tests need: real OpenSSH servers for the simulated Proxmox nodes,
+# Chromium for the browser tests (Debian packages), and Proxmox's own pmxcfs for
+# their /etc/pve, built from ../shared/pmxcfs when it is beside this clone.
+# Installed only as root, when missing.
+PMXCFS_SOURCE ?= ../shared/pmxcfs
 deps:
 	@if [ "$$(id -u)" = 0 ] && { ! [ -x /usr/sbin/sshd ] || ! command -v chromium >/dev/null; }; then \
 		apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			openssh-server openssh-client openssl chromium >/dev/null; \
+	fi
+	@if [ "$$(id -u)" = 0 ] && [ -f $(PMXCFS_SOURCE)/build.sh ]; then \
+		echo "pmxcfs: $$(sh $(PMXCFS_SOURCE)/build.sh)"; \
 	fi
 
 # A demo node with some history, an admin with a one-time password, the web UI.

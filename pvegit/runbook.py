@@ -133,12 +133,19 @@ def recovery_runbook(repository: HostRepository, commit_id: str, host_name: str)
    chmod 0600 /var/lib/pve-cluster/config.db
    ```
 
-   **Method B** (files): start pmxcfs locally, copy the /etc/pve files in, stop it:
+   **Method B** (files): start pmxcfs locally, copy the /etc/pve files in, stop it.
+   Copy directories and files only: pmxcfs makes its own links (`local`,
+   `qemu-server`, `lxc`, `openvz`), sets owners and modes itself and refuses
+   chmod, chown and new links (a plain `cp -a` or `cp -r` fails on them):
 
    ```sh
    pmxcfs -l
-   tar -xzf {host_name}.tar.gz -C /tmp/restore etc/pve && cp -r /tmp/restore/etc/pve/. /etc/pve/
-   killall pmxcfs
+   mkdir -p /tmp/restore && tar -xzf {host_name}.tar.gz -C /tmp/restore etc/pve
+   cd /tmp/restore/etc/pve
+   find . -mindepth 1 -type d -exec mkdir -p /etc/pve/{{}} \\;
+   find . -type f -exec cp {{}} /etc/pve/{{}} \\;
+   cd / && pid=$(cat /var/run/pve-cluster.pid) && kill $pid
+   while kill -0 $pid 2>/dev/null; do sleep 0.2; done   # stopped: it has unmounted /etc/pve
    ```
 5. Put back the rest of the configuration, **except** what is bound to the old
    hardware (`/etc/fstab`, `/etc/zfs/zpool.cache`, `/etc/kernel/proxmox-boot-uuids`,

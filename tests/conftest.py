@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from testbed import Node, TestBed, register_node
+from testbed import Node, TestBed, find_pmxcfs, register_node, shared_pmxcfs_source
 
 from pvegit.cli import main
 from pvegit.home import Home
@@ -64,6 +64,13 @@ def git(*arguments: str, cwd: Path | None = None) -> str:
     return completed.stdout
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Said once at the top of the run: what plays pmxcfs on the simulated nodes."""
+    if TestBed.available() is not None:
+        return f"simulated nodes: not available here ({TestBed.available()})"
+    return TestBed(Path("/nonexistent")).describe()
+
+
 @pytest.fixture(scope="session")
 def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestBed]:
     why_not = TestBed.available()
@@ -71,9 +78,23 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestBed]:
         if os.environ.get("PVEGIT_REQUIRE_SSHD"):
             pytest.fail(f"PVEGIT_REQUIRE_SSHD is set but {why_not}")
         pytest.skip(why_not)
+    if os.environ.get("PVEGIT_REQUIRE_PMXCFS") and find_pmxcfs() is None:
+        source = shared_pmxcfs_source()
+        pytest.fail(
+            "PVEGIT_REQUIRE_PMXCFS is set but Proxmox's pmxcfs is not built: "
+            + (f"run {source}/build.sh as root" if source else "../shared/pmxcfs is missing")
+        )
     bed = TestBed(tmp_path_factory.mktemp("testbed"))
     yield bed
     bed.stop_all()
+
+
+@pytest.fixture
+def real_pmxcfs(testbed: TestBed) -> str:
+    """For tests of what Proxmox's own pmxcfs does: its binary, or a skip without it."""
+    if testbed.pmxcfs is None:
+        pytest.skip(testbed.describe())
+    return testbed.pmxcfs
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import textwrap
 from pathlib import Path
 
 from conftest import git
@@ -226,6 +228,40 @@ def _blob(home: Home, path: str) -> bytes:
     ).stdout
 
 
+def runbook_steps(runbook: str) -> list[str]:
+    """The shell blocks of RECOVERY.md's "Step by step", in order."""
+    steps = runbook.split("## Step by step", 1)[1]
+    return [
+        textwrap.dedent(block).strip() for block in re.findall(r"```sh\n(.*?)```", steps, re.DOTALL)
+    ]
+
+
+def follow(node: Node, block: str, where: str) -> None:
+    """Run one runbook block on ``node`` as the admin would, in one shell started in
+    ``where`` (the archive's folder). The service manager's lines become the test bed's
+    own: the nodes have no systemd."""
+    pending: list[str] = [f"set -e; cd {where}"]
+
+    def flush() -> None:
+        if len(pending) > 1:
+            node.sh("\n".join(pending))
+        del pending[1:]
+
+    for line in block.splitlines():
+        command = line.split("  #", 1)[0].strip()
+        if command == "systemctl stop pve-cluster":
+            flush()
+            node.stop_pmxcfs()
+        elif command == "systemctl start pve-cluster":
+            flush()
+            node.start_pmxcfs()
+        elif command.startswith("hostnamectl set-hostname"):
+            assert node.sh("hostname").stdout.strip() == command.split()[-1]
+        elif command:
+            pending.append(command)
+    flush()
+
+
 def test_rebuild_drill_on_a_blank_node(
     cli,
     home: Home,
@@ -233,9 +269,11 @@ def test_rebuild_drill_on_a_blank_node(
     node: Node,
     ssh_host: Host,
     testbed,
+    real_pmxcfs: str,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    """Export a node, follow RECOVERY.md's file steps on a blank node, compare."""
+    """Export a node, follow RECOVERY.md (method B) on a blank node with Proxmox's pmxcfs,
+    snapshot it, compare: identical."""
     import shutil
     import tarfile
 
@@ -247,21 +285,13 @@ def test_rebuild_drill_on_a_blank_node(
     with tarfile.open(archive) as opened:
         runbook = opened.extractfile("RECOVERY.md").read().decode()  # type: ignore[union-attr]
     assert "Method B" in runbook
-    blank = testbed.start("rebuilt", node_name="blank")
-    tarball = f"{blank.directory}/pve1.tar.gz"
-    shutil.copy(archive, tarball)  # where the node's shell can reach it
-    # The runbook's steps 2, 4 (method B, with pmxcfs already serving) and 5.
-    blank.sh(f"tar -xzpf {tarball} -C / etc/hostname etc/hosts")
-    blank.sh(
-        f"mkdir -p /tmp/restore && tar -xzf {tarball} -C /tmp/restore && "
-        "cp -r /tmp/restore/etc/pve/. /etc/pve/"
-    )
-    blank.sh(
-        "cp /tmp/restore/etc/network/interfaces /etc/network/interfaces.new && "
-        "mkdir -p /etc/apt/sources.list.d && "
-        "cp -a /tmp/restore/etc/apt/sources.list.d/. /etc/apt/sources.list.d/ && "
-        "cp -a /tmp/restore/etc/vzdump.conf /etc/vzdump.conf"
-    )
+    identity, stop, method_a, method_b, rest, start = runbook_steps(runbook)[:6]
+    assert "config.db" in method_a and "pmxcfs -l" in method_b
+    blank = testbed.start("rebuilt", node_name="blank")  # a fresh install named pve1
+    shutil.copy(archive, blank.directory / "pve1.tar.gz")  # where the node's shell can reach it
+    for block in (identity, stop, method_b, rest, start):
+        follow(blank, block, str(blank.directory))
+    assert blank.pmxcfs_pid() is not None  # serving again, on the files put back
     register_node(
         store, home, blank, "rebuilt", categories=("cluster", "network", "storage", "system")
     )
@@ -271,7 +301,9 @@ def test_rebuild_drill_on_a_blank_node(
         listing = git("--git-dir", str(home.repo_path(name)), "ls-tree", "-r", "HEAD", path)
         return {line.split("\t")[1]: line.split()[2] for line in listing.splitlines()}
 
-    assert tree("rebuilt", "etc/pve") == tree("pve1", "etc/pve")
+    rebuilt, original = tree("rebuilt", "etc/pve"), tree("pve1", "etc/pve")
+    assert rebuilt == original
+    assert len(original) > 200 and "etc/pve/local" in original  # the links, made by pmxcfs
     for path in ("etc/hostname", "etc/hosts", "etc/vzdump.conf", "etc/apt/sources.list.d"):
         assert tree("rebuilt", path) == tree("pve1", path), path
     assert (
@@ -290,13 +322,18 @@ def test_pmxcfs_write_errors_are_put_in_plain_words(
 ) -> None:
     take_snapshot(home, store, ssh_host)
     node.write("/etc/pve/storage.cfg", "dir: changed\n")
-    # Without quorum pmxcfs turns read-only; here the mount itself is made read-only.
-    node.sh("mount -o remount,ro /etc/pve")
+    if node.pmxcfs:
+        # Proxmox's pmxcfs without quorum: /etc/pve readable, every write refused (EACCES).
+        node.lose_quorum()
+        expected = "/etc/pve/storage.cfg: pmxcfs refused the write: no quorum?"
+    else:
+        node.sh("mount -o remount,ro /etc/pve")  # the stand-in: a read-only mount
+        expected = "/etc/pve/storage.cfg: the file system is read-only"
     result = restore(cli, "HEAD", "/etc/pve/storage.cfg", "--yes")
     assert result.code == 1
-    assert "/etc/pve/storage.cfg: the file system is read-only" in result.err
+    assert expected in result.err, result.err
     assert node.read("/etc/pve/storage.cfg") == "dir: changed\n"
-    node.sh("mount -o remount,rw /etc/pve")
+    assert ".pvegit-restore" not in node.sh("ls -a /etc/pve").stdout  # no temporary left
 
 
 def test_to_dir_wants_an_empty_directory(

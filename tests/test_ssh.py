@@ -51,15 +51,50 @@ def test_first_snapshot_is_a_clonable_repository(
     assert git("log", "--format=%s", cwd=clone).startswith("pve1: first snapshot")
 
 
+def pve_write(node: Node, path: str, content: str) -> None:
+    """Write a file the way PVE does (PVE::Tools::file_set_contents): PATH.tmp.PID, rename."""
+    node.write(f"{path}.tmp.4242", content)
+    node.sh(f"mv -f {path}.tmp.4242 {path}")
+
+
 def test_idle_node_makes_no_commit(cli, home: Home, node: Node, ssh_host: Host) -> None:  # type: ignore[no-untyped-def]
     assert cli("snapshot", "pve1").code == 0
-    node.write("/etc/pve/.version", '{"version": 413}\n')
-    node.write("/etc/pve/nodes/pve1/lrm_status", '{"timestamp": 1700000100}\n')
-    node.write("/etc/pve/.clusterlog", '{"data": [1]}\n')
+    before = node.read("/etc/pve/.version")
+    # What a running node rewrites on its own: the LRM's and the HA manager's status,
+    # cluster locks, the rotating auth key (and pmxcfs's status files with each write).
+    pve_write(node, "/etc/pve/nodes/pve1/lrm_status", '{"timestamp": 1700000100}\n')
+    pve_write(node, "/etc/pve/ha/manager_status", '{"master_node":"pve1","timestamp":2}\n')
+    node.sh("mkdir -p /etc/pve/priv/lock/file-storage_cfg")
+    pve_write(node, "/etc/pve/authkey.pub", "-----BEGIN PUBLIC KEY-----\nrotated\n")
+    if node.pmxcfs:
+        assert node.read("/etc/pve/.version") != before  # pmxcfs counted the writes
+    else:  # the stand-in's status files are plain files: change them by hand
+        node.write("/etc/pve/.version", '{"version": 413}\n')
+        node.write("/etc/pve/.clusterlog", '{"data": [1]}\n')
     for _ in range(2):  # qm/pct/pvecm/pvesm/zpool print fresh noise every time
         result = cli("snapshot", "pve1")
         assert result.code == 0 and "unchanged" in result.out, result.out + result.err
     assert commits(home) == 1
+
+
+def test_an_edit_written_like_pve_writes_it_is_one_commit(
+    cli,
+    home: Home,
+    node: Node,
+    ssh_host: Host,  # type: ignore[no-untyped-def]
+) -> None:
+    assert cli("snapshot", "pve1").code == 0
+    pve_write(node, "/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + "\ndir: x\n")
+    result = cli("snapshot", "pve1")
+    assert result.code == 0 and "(1 changed" in result.out, result.out + result.err
+    repository = str(home.repo_path("pve1"))
+    assert git("--git-dir", repository, "log", "-1", "--format=%s") == (
+        "pve1: 1 file changed: storage.cfg\n"
+    )
+    assert git("--git-dir", repository, "show", "--name-only", "--format=", "HEAD") == (
+        "etc/pve/storage.cfg\n"
+    )
+    assert commits(home) == 2
 
 
 def test_edits_deletions_and_modes(cli, home: Home, node: Node, ssh_host: Host) -> None:  # type: ignore[no-untyped-def]

@@ -4,27 +4,36 @@ Each node is an ``sshd`` in its own mount + UTS namespace, listening on its
 own loopback address (127.x.y.z) and showing a realistic PVE 8 file tree at
 the real paths:
 
+* ``/etc/pve`` is **Proxmox's own pmxcfs** (built by ../shared/pmxcfs/build.sh
+  from the pve-cluster source), running in local mode (``pmxcfs -l``) in the
+  node's mount namespace and a network namespace of its own, on the node's own
+  ``/var/lib/pve-cluster/config.db``. The fixture's /etc/pve was written into a
+  pmxcfs through its mount, as an admin or the API would. Without the built
+  pmxcfs (a plain clone elsewhere) /etc/pve is a stand-in overlay mount that
+  plays pmxcfs from our notes; ``describe()`` says which one runs;
 * ``/etc`` is an overlay of the node's fixture over the machine's /etc, so the
   node has its own passwd (with a ``pvebackup`` user in ``www-data``), SSH
   host key and configuration, and nothing written over SSH reaches the real
   machine;
-* ``/etc/pve`` is a separate overlay mount, as pmxcfs is a separate (FUSE)
-  mount: unmounting it leaves the empty plain directory a node shows when
-  pmxcfs is down;
 * ``/usr/sbin`` carries stand-ins for ``pveversion``, ``qm``, ``pct``,
   ``pvecm``, ``pvesm``, ``zpool`` and ``zfs`` whose output has the noise the
   real ones have (PIDs, run states, dates, counters);
-* ``/root``, ``/home``, ``/var/spool``, ``/usr/local/bin`` are the node's own.
+* ``/root``, ``/home``, ``/var/spool``, ``/usr/local/bin``, ``/var/lib`` (an
+  overlay) and ``/run`` (a tmpfs) are the node's own.
 
-Needs root (mount namespaces, overlay mounts) and OpenSSH's sshd. Used by
-the tests and by the benchmarks under bench/.
+Needs root (mount namespaces, overlay mounts, FUSE) and OpenSSH's sshd. Used
+by the tests and by the benchmarks under bench/.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import select
 import selectors
+import shlex
+import shutil
 import signal
 import socket
 import sqlite3
@@ -43,6 +52,12 @@ from pvegit.sshclient import scan_host_key
 from pvegit.store import Host, Store
 
 SSHD = "/usr/sbin/sshd"
+# Where ../shared/pmxcfs/build.sh puts the binary; $PVEGIT_PMXCFS overrides it.
+PMXCFS_VERSION = "8.1.3"
+DEFAULT_PMXCFS = f"/var/cache/pmxcfs-{PMXCFS_VERSION}/pmxcfs"
+# The status files and built-in links pmxcfs makes itself (writing them fails).
+PMXCFS_OWNED = (".version", ".members", ".vmlist", ".clusterlog", ".rrd", ".debug")
+PMXCFS_LINKS = ("local", "qemu-server", "lxc", "openvz")
 ROOT_PASSWORD = "pve-root-password"
 BACKUP_USER = "pvebackup"
 BACKUP_UID = 3901
@@ -192,15 +207,86 @@ def make_config_db(pve: Path, database: Path) -> None:
     connection.close()
 
 
-def _blank_items() -> list[Any]:
-    """A node just installed: empty /etc/pve (pmxcfs up), SSH, nothing else configured."""
+def find_pmxcfs() -> str | None:
+    """The pmxcfs binary to run on the nodes: $PVEGIT_PMXCFS, else build.sh's output."""
+    explicit = os.environ.get("PVEGIT_PMXCFS")
+    if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise RuntimeError(f"PVEGIT_PMXCFS={explicit} is not an executable pmxcfs")
+        return explicit
+    return DEFAULT_PMXCFS if os.access(DEFAULT_PMXCFS, os.X_OK) else None
+
+
+def shared_pmxcfs_source() -> Path | None:
+    """../shared/pmxcfs beside the project (the pve-cluster source and build.sh), if present."""
+    candidate = Path(__file__).resolve().parent.parent.parent / "shared" / "pmxcfs" / "build.sh"
+    return candidate.parent if candidate.is_file() else None
+
+
+def _wait_for_exit(pid: int, timeout: float) -> bool:
+    """Block until process ``pid`` has exited (True) or ``timeout`` passed (False)."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        readable, _, _ = select.select([handle], [], [], timeout)
+        return bool(readable)
+    finally:
+        os.close(handle)
+
+
+def _pmxcfs_writes(fixture: Path) -> str:
+    """Shell lines that write the fixture's /etc/pve through a pmxcfs mount.
+
+    Directories first, then files, as an admin or the API would; the status
+    files and the built-in links are pmxcfs's own and are left to it.
+    """
+    source = fixture / "etc/pve"
+    lines = ["set -e"]
+    directories, files = [], []
+    for directory, subdirectories, names in os.walk(source):
+        current = Path(directory)
+        relative = current.relative_to(source)
+        for name in sorted(subdirectories):
+            if not (current / name).is_symlink():
+                directories.append(relative / name)
+        for name in sorted(names):
+            path = current / name
+            if path.is_symlink() or (relative == Path(".") and name in PMXCFS_OWNED):
+                continue
+            files.append(relative / name)
+    for relative in sorted(directories):
+        lines.append(f"mkdir -p {shlex.quote(f'/etc/pve/{relative}')}")
+    for relative in files:
+        lines.append(
+            f"cat {shlex.quote(str(source / relative))} > {shlex.quote(f'/etc/pve/{relative}')}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _blank_items(hostname: str) -> list[Any]:
+    """A node just installed as ``hostname``: pmxcfs up with only what pve-cluster sets up
+    (priv/, the node's own folders), SSH, nothing else configured."""
     from pvegit.demo import _Item
 
+    def pve(path: str, content: str | None, mode: int) -> Any:
+        return _Item(f"etc/pve/{path}" if path else "etc/pve", content, mode, 0, WWW_DATA_GID)
+
     return [
-        _Item("etc/pve", None, 0o755, 0, WWW_DATA_GID),
-        _Item("etc/pve/.version", '{"version": 1}\n', 0o640, 0, WWW_DATA_GID),
-        _Item("etc/pve/priv", None, 0o700, 0, WWW_DATA_GID),
-        _Item("etc/pve/priv/authorized_keys", "", 0o600, 0, WWW_DATA_GID),
+        pve("", None, 0o755),
+        pve(".version", '{"version": 1}\n', 0o640),  # the stand-in's: pmxcfs makes its own
+        pve("priv", None, 0o700),
+        pve("priv/authorized_keys", "", 0o600),
+        pve("nodes", None, 0o750),
+        pve(f"nodes/{hostname}", None, 0o750),
+        pve(f"nodes/{hostname}/qemu-server", None, 0o750),
+        pve(f"nodes/{hostname}/lxc", None, 0o750),
+        pve(f"nodes/{hostname}/openvz", None, 0o750),
+        pve(f"nodes/{hostname}/priv", None, 0o700),
+        _Item("etc/hostname", f"{hostname}\n", 0o644),
+        # pmxcfs will not start unless the host name resolves to a non-loopback address.
+        _Item("etc/hosts", f"127.0.0.1 localhost\n10.20.0.11 {hostname}.lab {hostname}\n", 0o644),
         _Item("etc/network", None, 0o755),
         _Item("etc/network/interfaces", "auto lo\niface lo inet loopback\n", 0o644),
         _Item("etc/ssh", None, 0o755),
@@ -228,6 +314,7 @@ class Node:
     port: int
     directory: Path
     process: subprocess.Popen[bytes]
+    pmxcfs: str | None = None  # the pmxcfs binary serving /etc/pve; None: the stand-in
     log: list[str] = field(default_factory=list)
     drainer: threading.Thread | None = None
 
@@ -258,7 +345,10 @@ class Node:
             check=False,
         )
         if check and result.returncode != 0:
-            raise RuntimeError(f"{self.name}: {script!r} failed: {result.stderr}")
+            raise RuntimeError(
+                f"{self.name}: {script!r} failed (exit {result.returncode}): {result.stderr}"
+                + (f"\n(it printed: {result.stdout[-2000:]})" if result.stdout else "")
+            )
         return result
 
     def write(self, path: str, content: str | bytes, mode: int | None = None) -> None:
@@ -318,17 +408,77 @@ class Node:
             ).start()
             self.sh(f"rm -f /usr/sbin/tar {marker}")
 
-    def stop_pmxcfs(self) -> None:
-        self.sh("umount /etc/pve")
+    @property
+    def data_directory(self) -> Path:
+        """The node's /var/lib/pve-cluster as seen from the machine (pmxcfs's config.db)."""
+        return self.directory / "upper/varlib/pve-cluster"
 
-    def start_pmxcfs(self) -> None:
-        self.sh(_pve_mount(self.directory))
+    def pmxcfs_pid(self) -> int | None:
+        """The running pmxcfs's pid (from its pid file on the node), or None."""
+        if self.pmxcfs is None:
+            return None
+        answer = self.sh("cat /run/pve-cluster.pid 2>/dev/null", check=False).stdout.strip()
+        if not answer.isdigit() or not os.path.exists(f"/proc/{answer}"):
+            return None
+        return int(answer)
+
+    def stop_pmxcfs(self) -> None:
+        """Stop pmxcfs cleanly (systemctl stop pve-cluster): /etc/pve becomes the plain
+        empty directory under it."""
+        if self.pmxcfs is None:
+            self.sh("umount /etc/pve")
+            return
+        pid = self.pmxcfs_pid()
+        if pid is None:
+            raise RuntimeError(f"{self.name}: pmxcfs is not running")
+        os.kill(pid, signal.SIGCONT)
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_for_exit(pid, 30):
+            raise RuntimeError(f"{self.name}: pmxcfs did not stop within 30 s")
+
+    def kill_pmxcfs(self, number: int = signal.SIGKILL) -> None:
+        """Crash pmxcfs (kill -9, like a segfault or the OOM killer): its FUSE mount stays,
+        and every access to /etc/pve fails with ENOTCONN."""
+        pid = self.pmxcfs_pid()
+        if pid is None:
+            raise RuntimeError(f"{self.name}: no real pmxcfs is running")
+        os.kill(pid, number)
+        if number == signal.SIGKILL and not _wait_for_exit(pid, 30):
+            raise RuntimeError(f"{self.name}: pmxcfs survived SIGKILL for 30 s")
+
+    def freeze_pmxcfs(self) -> None:
+        """Hang pmxcfs (SIGSTOP): every access to /etc/pve blocks until ``thaw_pmxcfs``."""
+        self.kill_pmxcfs(signal.SIGSTOP)
+
+    def thaw_pmxcfs(self) -> None:
+        self.kill_pmxcfs(signal.SIGCONT)
+
+    def start_pmxcfs(self, *, quorate: bool = True) -> None:
+        """Start pmxcfs again (after a stop or a crash): it mounts itself on /etc/pve.
+
+        ``quorate=False`` starts it as a cluster member whose corosync is not
+        there (no ``-l``): it serves /etc/pve read-only, as a node that lost
+        quorum does (writes fail with EACCES).
+        """
+        if self.pmxcfs is None:
+            self.sh(_pve_mount(self.directory))
+            return
+        # A crashed one left its dead FUSE mount; pmxcfs force-unmounts what is there,
+        # a lazy unmount first makes that certain.
+        self.sh("if ! ls /etc/pve >/dev/null 2>&1; then umount -l /etc/pve; fi", check=False)
+        self.sh(_pmxcfs_start(self.pmxcfs, local=quorate))
+
+    def lose_quorum(self) -> None:
+        """Restart pmxcfs without quorum: /etc/pve stays readable, every write is refused."""
+        self.stop_pmxcfs()
+        self.start_pmxcfs(quorate=False)
 
     def signal(self, number: int) -> None:
         """Send a signal to the node's sshd and all its sessions."""
         os.killpg(self.process.pid, number)
 
     def stop(self) -> None:
+        pmxcfs = self.pmxcfs_pid() if self.process.poll() is None else None
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGCONT)
@@ -340,10 +490,24 @@ class Node:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        if pmxcfs is not None:  # a daemon in a session of its own: not in sshd's group
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pmxcfs, signal.SIGCONT)
+                os.kill(pmxcfs, signal.SIGKILL)
+            _wait_for_exit(pmxcfs, 30)
         if self.drainer is not None:
             self.drainer.join(timeout=10)
         if self.process.stderr is not None:
             self.process.stderr.close()
+
+
+def _pmxcfs_start(binary: str, *, local: bool = True) -> str:
+    """Start pmxcfs in local mode (``-l``) in a network namespace of its own (its libqb
+    socket "pve2" is per network namespace). Daemonized, it returns once it serves
+    /etc/pve. Without ``local`` and with a corosync.conf it waits for a corosync that
+    never comes: no quorum."""
+    option = " -l" if local else ""
+    return f"mkdir -p /var/lib/pve-cluster /run/pve-cluster && unshare --net {binary}{option}\n"
 
 
 def _pve_mount(directory: Path) -> str:
@@ -358,10 +522,15 @@ class TestBed:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *, pmxcfs: str | bool | None = True) -> None:
+        """``pmxcfs``: True finds the built pmxcfs (``find_pmxcfs``), a path uses that
+        binary, False/None uses the stand-in overlay for /etc/pve."""
         self.base = base
         self.nodes: list[Node] = []
         self._counter = itertools.count()
+        self.pmxcfs: str | None = find_pmxcfs() if pmxcfs is True else (pmxcfs or None)
+        self._databases: dict[tuple[str, str], Path] = {}
+        self._database_lock = threading.Lock()
 
     @staticmethod
     def available() -> str | None:
@@ -373,29 +542,100 @@ class TestBed:
                 return f"{tool} is missing (apt-get install openssh-server util-linux)"
         return None
 
-    def _fixture(self, node_name: str) -> Path:
-        template = self.base / f"template-{node_name}"
-        if not template.exists():
-            staging = self.base / f"staging-{node_name}"
-            if node_name == "blank":
-                write_items(staging, _blank_items())
-            else:
-                write_items(staging, node_items(node_name))
-            staging.rename(template)
+    def describe(self) -> str:
+        """One line: what serves /etc/pve on the simulated nodes."""
+        if self.pmxcfs:
+            return f"/etc/pve on the simulated nodes: Proxmox's pmxcfs ({self.pmxcfs})"
+        source = shared_pmxcfs_source()
+        why = (
+            f"not built: run {source}/build.sh as root"
+            if source
+            else "../shared/pmxcfs is not beside this clone"
+        )
+        return (
+            "/etc/pve on the simulated nodes: a STAND-IN overlay, not Proxmox's pmxcfs "
+            f"({why}); the tests that need the real pmxcfs are skipped"
+        )
+
+    def _fixture(self, node_name: str, hostname: str) -> Path:
+        key = f"{node_name}-{hostname}" if node_name == "blank" else node_name
+        template = self.base / f"template-{key}"
+        with self._database_lock:
+            if not template.exists():
+                staging = self.base / f"staging-{key}"
+                if node_name == "blank":
+                    write_items(staging, _blank_items(hostname))
+                else:
+                    write_items(staging, node_items(node_name))
+                staging.rename(template)
         return template
 
-    def start(self, name: str = "pve1", *, node_name: str | None = None) -> Node:
+    def _config_db(self, node_name: str, hostname: str) -> Path:
+        """A config.db that a real pmxcfs wrote while the fixture's /etc/pve was copied
+        into its mount (made once per fixture, then copied for every node)."""
+        key = (node_name, hostname)
+        with self._database_lock:
+            if key in self._databases:
+                return self._databases[key]
+        fixture = self._fixture(node_name, hostname)
+        assert self.pmxcfs is not None
+        work = self.base / f"pmxcfs-template-{node_name}-{hostname}-{next(self._counter)}"
+        for sub in ("etc-upper/pve", "etc-work", "varlib-upper", "varlib-work"):
+            (work / sub).mkdir(parents=True)
+        (work / "etc-upper/hosts").write_text(f"127.0.0.1 localhost\n10.20.0.11 {hostname}\n")
+        (work / "writes.sh").write_text(_pmxcfs_writes(fixture))
+        script = (
+            "set -e\n"
+            f"hostname {hostname}\n"
+            f"mount -t overlay overlay -o lowerdir=/etc,upperdir={work}/etc-upper,"
+            f"workdir={work}/etc-work /etc\n"
+            f"mount -t overlay overlay -o lowerdir=/var/lib,upperdir={work}/varlib-upper,"
+            f"workdir={work}/varlib-work /var/lib\n"
+            "mount -t tmpfs -o mode=755 tmpfs /run\n"
+            + _pmxcfs_start(self.pmxcfs)
+            + f"sh {work}/writes.sh\n"
+            "pid=$(cat /run/pve-cluster.pid)\n"
+            'kill -TERM "$pid"\n'
+            # A clean stop checkpoints the WAL into config.db.
+            'while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done\n'
+        )
+        result = subprocess.run(
+            ["unshare", "--mount", "--uts", "--propagation", "private", "/bin/sh", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        database = work / "varlib-upper/pve-cluster/config.db"
+        if result.returncode != 0 or not database.is_file():
+            raise RuntimeError(f"pmxcfs could not take the fixture {node_name}: {result.stderr}")
+        saved = self.base / f"config-db-{node_name}-{hostname}"
+        saved.mkdir()
+        for name in ("config.db", "config.db-wal"):
+            if (database.parent / name).exists():
+                shutil.copy2(database.parent / name, saved / name)
+        shutil.rmtree(work)
+        with self._database_lock:
+            self._databases[key] = saved
+        return saved
+
+    def start(
+        self, name: str = "pve1", *, node_name: str | None = None, hostname: str | None = None
+    ) -> Node:
         """Start a node called ``name`` (its fixture is cluster node ``node_name``).
 
         ``node_name="blank"``: a freshly installed node, pmxcfs running on an
         empty cluster file system and nothing of the fixture's configuration.
+        ``hostname``: the node's own name (pmxcfs's built-in links point at
+        nodes/HOSTNAME); by default the fixture's (a blank node: pve1).
         """
         node_name = node_name or (name if name in ("pve1", "pve2", "pve3") else "pve1")
+        hostname = hostname or (node_name if node_name != "blank" else "pve1")
         directory = self.base / f"node-{name}-{next(self._counter)}"
         directory.mkdir(parents=True)
         tree = directory / "tree"
         # cp -a keeps owners (root:www-data under /etc/pve); shutil.copytree does not.
-        subprocess.run(["cp", "-a", str(self._fixture(node_name)), str(tree)], check=True)
+        subprocess.run(["cp", "-a", str(self._fixture(node_name, hostname)), str(tree)], check=True)
         (tree / "etc/pve").rename(directory / "pve-lower")
         (tree / "etc/pve").mkdir()
         os.chown(tree / "etc/pve", 0, WWW_DATA_GID)
@@ -410,20 +650,36 @@ class TestBed:
             "work/pve",
             "upper/sbin",
             "work/sbin",
-            "upper/varlib",
+            "upper/varlib/pve-cluster",
             "work/varlib",
+            "varlib-lower",
             "sbin",
             "home",
             "empty",
         ):
             (directory / sub).mkdir(parents=True, exist_ok=True)
-        # pmxcfs's database, seen as /var/lib/pve-cluster/config.db on the node (mode 0600).
-        database = directory / "varlib-lower/pve-cluster/config.db"
-        make_config_db(directory / "pve-lower", database)
+        database = directory / "upper/varlib/pve-cluster/config.db"
+        if self.pmxcfs:
+            # The node's own pmxcfs database, seen as /var/lib/pve-cluster/config.db.
+            saved = self._config_db(node_name, hostname)
+            for item in saved.iterdir():
+                shutil.copy2(item, database.parent / item.name)
+            pve = _pmxcfs_start(self.pmxcfs)
+        else:
+            # The stand-in: a database like pmxcfs's, and an overlay on /etc/pve.
+            make_config_db(directory / "pve-lower", database)
+            pve = _pve_mount(directory) + "\n"
         os.chmod(database, 0o600)
+        os.chmod(database.parent, 0o755)
         os.chown(directory / "upper/pve", 0, WWW_DATA_GID)
         os.chmod(directory / "upper/pve", 0o755)
-        for program, text in STAND_INS.items():
+        programs = dict(STAND_INS)
+        if self.pmxcfs:
+            # `pmxcfs -l` as the runbook says it; in a network namespace of its own.
+            programs["pmxcfs"] = (
+                f'#!/bin/sh\nmkdir -p /run/pve-cluster\nexec unshare --net {self.pmxcfs} "$@"\n'
+            )
+        for program, text in programs.items():
             (directory / "sbin" / program).write_text(text)
             os.chmod(directory / "sbin" / program, 0o755)
         home = directory / "home" / BACKUP_USER
@@ -446,10 +702,9 @@ class TestBed:
         boot = directory / "boot.sh"
         boot.write_text(
             "set -e\n"
-            f"hostname {name}\n"
+            f"hostname {hostname}\n"
             f"mount -t overlay overlay -o lowerdir={directory}/etc-lower:/etc,"
             f"upperdir={directory}/upper/etc,workdir={directory}/work/etc /etc\n"
-            f"{_pve_mount(directory)}\n"
             f"mount -t overlay overlay -o lowerdir={directory}/sbin:/usr/sbin,"
             f"upperdir={directory}/upper/sbin,workdir={directory}/work/sbin /usr/sbin\n"
             f"mount -t overlay overlay -o lowerdir={directory}/varlib-lower:/var/lib,"
@@ -460,6 +715,7 @@ class TestBed:
             f"mount --bind {directory}/empty /usr/local/sbin\n"
             f"mount --bind {directory}/home /home\n"
             "mount -t tmpfs -o mode=755 tmpfs /run\n"
+            f"{pve}"
             "mkdir -p /run/sshd\n"
             f"exec {SSHD} -D -e -f {directory}/sshd_config\n"
         )
@@ -470,7 +726,7 @@ class TestBed:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        node = Node(name, address, port, directory, process)
+        node = Node(name, address, port, directory, process, pmxcfs=self.pmxcfs)
         self.nodes.append(node)
         self._wait_listening(node)
         return node
