@@ -17,16 +17,25 @@ from pathlib import Path
 from pvegit.categories import Selection, matches_any
 from pvegit.errors import CollectError, RefusedError
 from pvegit.inventory import COMMANDS
-from pvegit.tarstream import Entry, read_tar_stream
+from pvegit.tarstream import Entry, display_path, read_tar_stream
 from pvegit.transport import Transport
 
 # Proxmox VE's own PATH for root; set explicitly, not left to the sshd build.
 _ENVIRONMENT = "export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+# GNU tar's messages for a path it could not read: "Cannot open: <why>", "Cannot
+# savedir: <why>", "Read error at byte N, ...: <why>", "File shrank by N bytes; ...".
+# tar names itself as it was invoked ("tar", or "/usr/bin/tar" from a wrapper).
 _TAR_ERROR = re.compile(
-    rb"^tar: (?P<path>.+?): (?:Cannot|Could not) (?P<what>[a-z]+)[^:]*: (?P<why>.+)$"
+    rb"^(?:[^\s:]*/)?tar: (?P<path>.+?): "
+    rb"(?P<what>(?:Cannot|Could not) [a-z]+|Read error|File shrank)[^:]*(?:: (?P<why>.+))?$"
 )
 
 Progress = Callable[[str, int, int], None]
+
+
+# How long the probe waits for /etc/pve to answer: a hung pmxcfs blocks every access.
+PVE_PROBE_SECONDS = 10
+_CRASHED = "Transport endpoint is not connected"
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,50 @@ class Probe:
     pve_directory: bool
     pve_mounted: bool
     pve_readable: bool
+    pve_error: str = ""  # why /etc/pve could not be read ("hung" when it did not answer)
+
+    def pmxcfs_problem(self, *, live: bool) -> str | None:
+        """Why /etc/pve is not pmxcfs serving the cluster file system, in plain words
+        (None when it is). ``live``: the node itself, not a rescued disk."""
+        if not self.pve_directory:
+            return (
+                "/etc/pve does not exist: this is not a Proxmox VE node (or the path is wrong); "
+                "leave out the 'cluster' category to back up a plain Debian host"
+            )
+        if self.pve_error.startswith("hung"):
+            return (
+                f"pmxcfs is not answering: /etc/pve did not respond within {PVE_PROBE_SECONDS} s "
+                "(pmxcfs hung). On the node: systemctl status pve-cluster; "
+                "journalctl -u pve-cluster; systemctl restart pve-cluster"
+            )
+        if _CRASHED in self.pve_error:
+            return (
+                "pmxcfs has crashed: /etc/pve is still mounted but every access fails "
+                f"({_CRASHED}). On the node: journalctl -u pve-cluster (why it died), then "
+                "systemctl restart pve-cluster"
+            )
+        if live and not self.pve_mounted:
+            return (
+                "pmxcfs is not running: /etc/pve is a plain empty directory, not the cluster "
+                "file system. On the node: systemctl status pve-cluster"
+            )
+        if not self.pve_readable:
+            if "Permission denied" in self.pve_error:
+                return (
+                    f"the login (uid {self.uid}) may not read /etc/pve ({self.pve_error}): "
+                    "log in as root, or add the backup user to the group www-data"
+                )
+            where = (
+                f"mounted but unreadable ({self.pve_error or 'no .version'})"
+                if self.pve_mounted
+                else "empty"
+            )
+            return (
+                f"/etc/pve is {where}: pmxcfs is not serving the cluster file system. On the "
+                "node: systemctl status pve-cluster"
+                + ("" if live else "; for a rescued disk use its config.db")
+            )
+        return None
 
 
 @dataclass
@@ -49,21 +102,68 @@ class Collection:
     inventory: dict[str, bytes] = field(default_factory=dict)
     failed_commands: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    unreadable_why: dict[str, str] = field(default_factory=dict)  # path -> the node's reason
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     bytes_read: int = 0
 
 
+# What /etc/pve is, asked in a shell of its own under a hard time limit: on a hung
+# pmxcfs every stat or read of it blocks (a shell builtin `[ -d ]` too). It prints
+# "DIRECTORY MOUNTED READABLE ERROR": 1/0 flags, then the first error message.
+_PVE_PROBE = (
+    "pd=0; pm=0; pr=0; pe=\n"
+    "t=$(stat -c %F etc/pve 2>&1)\n"
+    'case "$t" in\n'
+    "  directory) pd=1 ;;\n"
+    '  *"No such file"*) ;;\n'
+    '  *"symbolic link"*|*file*) pe="etc/pve is not a directory ($t)" ;;\n'
+    "  *) pd=1; pm=1; pe=$t ;;\n"  # there, but even stat fails: a dead FUSE mount
+    "esac\n"
+    'if [ "$pd" = 1 ] && [ -z "$pe" ]; then\n'
+    # pmxcfs is a FUSE mount: another device than /etc.
+    '  [ "$(stat -c %d etc/pve)" != "$(stat -c %d etc)" ] && pm=1\n'
+    # Read, not only ask access(): FUSE answers access() from cached attributes even
+    # after pmxcfs died; reading the file and the directory reaches pmxcfs itself.
+    "  if pe=$(cat etc/pve/.version 2>&1 >/dev/null) && pe=$(ls -A etc/pve 2>&1 >/dev/null)\n"
+    "  then pr=1; pe=; fi\n"
+    "fi\n"
+    'printf "%s %s %s %s" "$pd" "$pm" "$pr" "$(printf %s "$pe" | head -n 1)"\n'
+)
+
 _PROBE = (
     "if [ -r etc/hostname ]; then h=$(head -n 1 etc/hostname); else h=$(hostname); fi\n"
     'echo "pvegit-probe hostname=$h" >&2\n'
     'echo "pvegit-probe uid=$(id -u)" >&2\n'
-    "pd=0; pm=0; pr=0\n"
-    "[ -d etc/pve ] && pd=1\n"
-    # pmxcfs is a FUSE mount: another device than /etc.
-    '[ "$pd" = 1 ] && [ "$(stat -c %d etc/pve)" != "$(stat -c %d etc)" ] && pm=1\n'
-    "[ -r etc/pve/.version ] && pr=1\n"
+    f"pp=$(timeout -s KILL {PVE_PROBE_SECONDS} sh -c {shlex.quote(_PVE_PROBE)} 2>/dev/null)\n"
+    'case "$pp" in\n'
+    '  [01]" "[01]" "[01]*) pd=${pp%% *}; pp=${pp#* }; pm=${pp%% *}; pp=${pp#* }\n'
+    "                       pr=${pp%% *}; pe=${pp#?}; pe=${pe# } ;;\n"
+    f'  *) pd=1; pm=1; pr=0; pe="hung: no answer within {PVE_PROBE_SECONDS} s" ;;\n'
+    "esac\n"
     'echo "pvegit-probe pve_directory=$pd pve_mounted=$pm pve_readable=$pr" >&2\n'
+    'echo "pvegit-probe pve_error=$pe" >&2\n'
+)
+
+
+# Which operands to hand to tar. A path that is not there is left out (tar would fail
+# on it); but "not there" must mean absent, not unreadable: a path whose folder cannot
+# be read (a login without the rights, a dead mount) goes to tar, which then says why,
+# and the path is kept as it was instead of being recorded as deleted. /etc/pve itself
+# always goes (the probe found it): on a pmxcfs that died since, `[ -e ]` is false.
+_PRESENT = (
+    "present() {\n"
+    '  if [ -e "$1" ] || [ -L "$1" ] || [ "$1" = etc/pve ]; then return 0; fi\n'
+    "  a=$1\n"
+    "  while :; do\n"
+    '    case "$a" in */*) a=${a%/*} ;; *) a=. ;; esac\n'
+    '    if [ -e "$a" ]; then\n'
+    '      if [ -d "$a" ] && [ -r "$a" ] && [ -x "$a" ]; then return 1; fi\n'
+    "      return 0\n"
+    "    fi\n"
+    '    if [ "$a" = . ]; then return 1; fi\n'
+    "  done\n"
+    "}\n"
 )
 
 
@@ -72,7 +172,8 @@ def _parse_probe(stderr: bytes) -> Probe:
     for line in stderr.decode("utf-8", "replace").splitlines():
         if line.startswith("pvegit-probe "):
             body = line[len("pvegit-probe ") :]
-            for field_text in [body] if body.startswith("hostname=") else body.split():
+            whole = body.startswith(("hostname=", "pve_error="))
+            for field_text in [body] if whole else body.split():
                 key, _, value = field_text.partition("=")
                 values[key] = value
     try:
@@ -82,6 +183,7 @@ def _parse_probe(stderr: bytes) -> Probe:
             pve_directory=values.get("pve_directory") == "1",
             pve_mounted=values.get("pve_mounted") == "1",
             pve_readable=values.get("pve_readable") == "1",
+            pve_error=values.get("pve_error", "").strip(),
         )
     except (KeyError, ValueError) as err:
         raise CollectError(
@@ -100,26 +202,13 @@ def probe_node(transport: Transport) -> Probe:
 
 
 def check_pmxcfs(probe: Probe, transport: Transport, selection: Selection) -> None:
-    """Refuse to snapshot a node whose /etc/pve is not pmxcfs (it would look empty)."""
-    if not any(path == "etc/pve" or path.startswith("etc/pve/") for path in selection.paths):
+    """Refuse to snapshot a node whose /etc/pve is not pmxcfs serving (it would look empty,
+    or fail half way and look deleted)."""
+    if not _needs_pve(selection):
         return
-    if not probe.pve_directory:
-        raise RefusedError(
-            "/etc/pve does not exist: this is not a Proxmox VE node (or the path is wrong); "
-            "leave out the 'cluster' category to back up a plain Debian host"
-        )
-    if transport.live and not probe.pve_mounted:
-        raise RefusedError(
-            "pmxcfs is not running: /etc/pve is a plain empty directory, not the cluster "
-            "file system. Nothing was committed. On the node: systemctl status pve-cluster"
-        )
-    if not probe.pve_readable:
-        where = "mounted but its .version is unreadable" if probe.pve_mounted else "empty"
-        raise RefusedError(
-            f"/etc/pve is {where}: pmxcfs is not serving the cluster file system. Nothing "
-            "was committed. On the node: systemctl status pve-cluster"
-            + ("" if transport.live else "; for a rescued disk use its config.db")
-        )
+    problem = probe.pmxcfs_problem(live=transport.live)
+    if problem is not None:
+        raise RefusedError(f"{problem}. Nothing was committed.")
 
 
 def _operands(paths: Sequence[str]) -> list[str]:
@@ -166,9 +255,9 @@ def tar_script(root: str, selection: Selection, *, live: bool) -> str:
         mounted = ' || [ "$pm" != 1 ]' if live else ""
         guard = f'if [ "$pd" != 1 ]{mounted} || [ "$pr" != 1 ]; then exit 97; fi\n'
     return _ENVIRONMENT + (
-        f"cd {shlex.quote(root)} || exit 98\n" + _PROBE + guard + "set --\n"
+        f"cd {shlex.quote(root)} || exit 98\n" + _PROBE + guard + _PRESENT + "set --\n"
         f"for p in {operands}; do\n"
-        '  if [ -e "$p" ] || [ -L "$p" ]; then set -- "$@" "$p"; fi\n'
+        '  if present "$p"; then set -- "$@" "$p"; fi\n'
         "done\n"
         + (
             consistent + '[ "$#" -gt 0 ] || [ -n "$cdb" ] || exit 0\n'
@@ -287,6 +376,8 @@ def collect(
         collection.problems.extend(result.problems)
         collection.bytes_read = result.bytes_read
         _read_tar_errors(outcome.exit_code, outcome.stderr, collection)
+        if rescue is None and _needs_pve(selection):
+            _check_pve_reads(collection)
         if rescue is not None:
             _add_config_db(collection, rescue, probe.hostname, selection)
         if pending is not None:
@@ -328,18 +419,21 @@ def _add_config_db(collection: Collection, path: Path, hostname: str, selection:
     from pvegit.rescue import ConfigDbError, read_config_db
 
     try:
-        entries, problems = read_config_db(path, hostname or "localhost")
+        rescued = read_config_db(path, hostname or "localhost")
     except ConfigDbError as err:
         collection.problems.append(f"/etc/pve could not be rebuilt: {err}")
         collection.unreadable.append("etc/pve")
         return
-    collection.problems.extend(problems)
-    for name, entry in entries.items():
+    collection.problems.extend(rescued.problems)
+    collection.warnings.append(rescued.describe())
+    for name, entry in rescued.entries.items():
         if matches_any(selection.paths, name) and not matches_any(selection.excludes, name):
             collection.entries[name] = entry
 
 
 def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection) -> None:
+    """Sort tar's messages: a path it could not read (for any reason) is kept as it was,
+    never recorded as deleted; races are warnings; anything else is a problem."""
     if exit_code == 98:
         raise CollectError("the node's root directory is missing")
     if exit_code in (126, 127):
@@ -349,9 +443,16 @@ def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection) -> N
             continue
         match = _TAR_ERROR.match(line)
         text = line.decode("utf-8", "backslashreplace")
-        if match and b"Permission denied" in match.group("why"):
+        if match:
             path = match.group("path").decode("utf-8", "surrogateescape")
+            why = (match.group("why") or match.group("what")).decode("utf-8", "backslashreplace")
+            if why == "No such file or directory":  # gone since the script looked
+                collection.warnings.append(text)
+                continue
             collection.unreadable.append(path)
+            collection.unreadable_why[path] = why
+            if "Permission denied" not in why:
+                collection.problems.append(text)
         elif b"file changed as we read it" in line or b"file removed before we read" in line:
             collection.warnings.append(text)
         elif line.strip():
@@ -363,3 +464,28 @@ def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection) -> N
         )
     if exit_code not in (0, 1) and not collection.unreadable and not collection.problems:
         collection.problems.append(f"tar exited with status {exit_code}")
+
+
+def _check_pve_reads(collection: Collection) -> None:
+    """Refuse a run that could not read /etc/pve itself, or lost pmxcfs half way.
+
+    A non-root login that may not read priv/ is a partial run; any other failure to
+    read below /etc/pve is pmxcfs crashing, hanging or going away during the run, and
+    committing would record most of /etc/pve as deleted or stale.
+    """
+    for path in collection.unreadable:
+        if not _under_pve(path):
+            continue
+        why = collection.unreadable_why.get(path, "")
+        if path != "etc/pve" and "Permission denied" in why:
+            continue
+        if _CRASHED in why:
+            cause = "pmxcfs crashed during the run"
+            advice = "journalctl -u pve-cluster (why it died), then systemctl restart pve-cluster"
+        else:
+            cause = "pmxcfs stopped serving /etc/pve during the run"
+            advice = "systemctl status pve-cluster"
+        raise RefusedError(
+            f"{cause}: tar could not read /{display_path(path)} ({why}). Nothing was "
+            f"committed. On the node: {advice}"
+        )

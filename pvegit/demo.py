@@ -399,6 +399,7 @@ def node_items(node: str, guests: int = 150, seed: int = 7) -> list[_Item]:
         "# m h dom mon dow command\n0 4 * * 0 /usr/local/bin/pve-housekeeping --weekly\n",
         0o600,
     )
+    etc("root", None, 0o700)  # as on a real node: other users cannot look inside
     etc("root/.ssh", None, 0o700)
     items.append(
         _Item("root/.ssh/authorized_keys", "", 0o777, link="/etc/pve/priv/authorized_keys")

@@ -159,6 +159,12 @@ def test_non_root_user_gives_a_partial_snapshot(
     files = git("--git-dir", str(home.repo_path("pve1")), "ls-tree", "-r", "--name-only", "HEAD")
     assert "var/spool/cron/crontabs/root" in files
     assert "etc/pve/storage.cfg" in files
+    # /root is 0700: the backup user cannot even see whether /root/.ssh is there. That is
+    # "unreadable", not "gone" (it used to be dropped from tar's list, i.e. deleted).
+    assert "could not read /root/.ssh" in warnings
+    assert "root/.ssh/authorized_keys" in files
+    changed = git("--git-dir", str(home.repo_path("pve1")), "show", "--name-status", "HEAD")
+    assert "D\t" not in changed, changed
 
 
 def test_non_root_first_snapshot_commits_what_it_read(
@@ -428,7 +434,7 @@ def test_install_key_with_a_password_once(home: Home, node: Node) -> None:
     tested = pvegit_process(home, "host", "test", "pve1", timeout=60)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "PVE version: pve-manager/8.2.4" in tested.stdout
-    assert "/etc/pve is mounted" in tested.stdout
+    assert "pmxcfs: /etc/pve is served" in tested.stdout
 
 
 def test_wrong_password_is_a_clear_error(home: Home, node: Node) -> None:

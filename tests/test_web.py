@@ -537,7 +537,7 @@ def test_test_connection_of_a_local_host(client: TestClient, demo_host: Host) ->
     token = login(client)
     page = client.post("/hosts/pve1/test", data={"csrf_token": token})
     assert page.status_code == 200
-    assert "reached locally" in page.text and "pmxcfs: /etc/pve is mounted" in page.text
+    assert "reached locally" in page.text and "pmxcfs: /etc/pve is served" in page.text
 
 
 def test_oversized_forms_are_refused(client: TestClient) -> None:

@@ -258,11 +258,8 @@ def cmd_host_test(arguments: argparse.Namespace) -> int:
         print(
             f"{'ok  ' if version.strip() else 'warn'} PVE version: {version.strip() or 'unknown'}"
         )
-        good = probe.pve_readable and (probe.pve_mounted or not transport.live)
-        print(
-            f"{'ok  ' if good else 'FAIL'} pmxcfs: "
-            f"{'/etc/pve is mounted' if good else '/etc/pve is not mounted (pmxcfs down)'}"
-        )
-        return 0 if good else 1
+        problem = probe.pmxcfs_problem(live=transport.live)
+        print(f"FAIL pmxcfs: {problem}" if problem else "ok   pmxcfs: /etc/pve is served")
+        return 1 if problem else 0
     finally:
         transport.close()

@@ -309,15 +309,8 @@ def _probe_steps(context: Any, host: Host) -> tuple[tuple[bool, str], ...]:
         steps.append((True, f"the node says it is {probe.hostname!r} (uid {probe.uid})"))
         version = transport.run("pveversion 2>/dev/null").stdout.decode("utf-8", "replace")
         steps.append((bool(version.strip()), f"PVE version: {version.strip() or 'unknown'}"))
-        good = probe.pve_readable and (probe.pve_mounted or not transport.live)
-        steps.append(
-            (
-                good,
-                "pmxcfs: /etc/pve is mounted"
-                if good
-                else "pmxcfs: /etc/pve is NOT mounted (pmxcfs down?)",
-            )
-        )
+        problem = probe.pmxcfs_problem(live=transport.live)
+        steps.append((problem is None, f"pmxcfs: {problem or '/etc/pve is served'}"))
     except PvegitError as err:
         steps.append((False, str(err)))
     finally:
