@@ -134,4 +134,7 @@ def cmd_rescue(arguments: argparse.Namespace) -> int:
     store.audit(actor(), "rescue", name, root=str(root), run=run.id, status=run.status)
     stream = sys.stdout if run.status in ("changed", "unchanged") else sys.stderr
     print(describe(run), file=stream)
+    for warning in run.warnings:
+        if warning.startswith("rescue: "):  # which config.db version, read how
+            print(warning)
     return exit_code([run])
