@@ -28,7 +28,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pvegit.categories import HARDWARE_BOUND, Selection, is_runtime, is_secret, matches_any
+from pvegit.categories import (
+    HARDWARE_BOUND,
+    Selection,
+    is_runtime,
+    is_secret,
+    matches_any,
+    resolve_selection,
+)
 from pvegit.collect import tar_script
 from pvegit.errors import ConfigError, PvegitError, RefusedError
 from pvegit.export import pmxcfs_mode
@@ -109,8 +116,15 @@ def plan_restore(
     paths: Sequence[str],
     live: dict[str, tuple[bytes, bool]],
     options: RestoreOptions,
+    selection: Selection | None = None,
 ) -> RestorePlan:
-    """Decide, path by path, what a restore would do (nothing is written)."""
+    """Decide, path by path, what a restore would do (nothing is written).
+
+    ``selection`` is what the host's snapshots collect: ``delete`` only removes
+    files a snapshot would have recorded (never an excluded file, a secret the
+    host does not collect, or pmxcfs's status and runtime files, which no
+    revision holds).
+    """
     commit_id = repository.resolve(revision)
     files = repository.file_ids(commit_id)
     infos: dict[str, PathInfo] = {}
@@ -121,6 +135,13 @@ def plan_restore(
         if source.startswith(".pvegit/") or is_runtime(source):
             continue
         mode, blob = files[source]
+        if mode == SYMLINK_MODE and is_pmxcfs_path(source):
+            plan.steps.append(
+                Step(
+                    source, source, "skip", note="pmxcfs makes its own links (local, qemu-server…)"
+                )
+            )
+            continue
         data = repository.read_blob(blob)
         target, note = source, ""
         if is_secret(source) and not named:
@@ -136,7 +157,11 @@ def plan_restore(
         if source == INTERFACES and not options.write_interfaces:
             target = INTERFACES + ".new"
             note = "written as interfaces.new: applied on reboot or with 'ifreload -a'"
-        if source in COROSYNC and not options.keep_corosync_version:
+        if (
+            source in COROSYNC
+            and not options.keep_corosync_version
+            and live.get(source) != (data, False)  # unchanged: no write, no reload
+        ):
             running = live.get(source, (b"", False))[0]
             data, note = _raise_corosync_version(data, running)
         current = live.get(target)
@@ -149,12 +174,14 @@ def plan_restore(
             action = "change"
         plan.steps.append(Step(target, source, action, data, symlink, infos.get(source), note))
     restored = {step.path for step in plan.steps}
+    collects_secrets = any(is_secret(path) for path in files)
     for wanted in paths:
         for path in sorted(live):
             if (
                 (path == wanted or path.startswith(wanted + "/"))
                 and path not in restored
                 and (path not in files)
+                and _recorded_if_there(path, selection, collects_secrets)
             ):
                 if options.delete:
                     plan.steps.append(Step(path, path, "delete", note="not in this revision"))
@@ -165,6 +192,16 @@ def plan_restore(
                         )
                     )
     return plan
+
+
+def _recorded_if_there(path: str, selection: Selection | None, collects_secrets: bool) -> bool:
+    """Would a snapshot have recorded ``path``? Only then does its absence from a
+    revision mean it was not there (and ``delete`` may remove it)."""
+    if is_runtime(path) or path.startswith(".pvegit/"):
+        return False
+    if selection is not None:
+        return matches_any(selection.paths, path) and not matches_any(selection.excludes, path)
+    return collects_secrets or not is_secret(path)
 
 
 def _raise_corosync_version(data: bytes, running: bytes) -> tuple[bytes, str]:
@@ -417,7 +454,8 @@ def restore_to_node(
         try:
             live_paths = [*wanted, INTERFACES + ".new"]
             live = read_live(transport, live_paths)
-            plan = plan_restore(repository, commit_id, wanted, live, options)
+            selection = resolve_selection(host.categories, host.includes, host.excludes)
+            plan = plan_restore(repository, commit_id, wanted, live, options, selection)
             report = RestoreReport(plan)
             if dry_run or not plan.writes or not confirm(plan):
                 return report

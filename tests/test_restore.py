@@ -370,3 +370,73 @@ def test_temporary_files_of_an_interrupted_restore_are_cleaned_up(
     assert ".pvegit-restore.OLD123" not in left and ".pvegit-restore.NEW456" in left
     tree = git("--git-dir", str(home.repo_path("pve1")), "ls-tree", "--name-only", "HEAD:etc/pve")
     assert ".pvegit-restore" not in tree  # never snapshotted
+
+
+# Logs what the restore script asks of chmod, chown and ln on the node, then does it.
+_LOGGING = '#!/bin/sh\necho "{name} $*" >> /run/pvegit-tools.log\nexec /usr/bin/{name} "$@"\n'
+
+
+def test_restore_into_proxmoxs_pmxcfs(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,
+    real_pmxcfs: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """Changed, deleted and new files, a whole directory, the built-in links and a file
+    under priv/, written into the real pmxcfs: no chmod/chown/link attempted there, no
+    temporary name left behind, verified."""
+    from testbed import register_node
+
+    register_node(store, home, node, "pve1", categories=("cluster", "secrets"))
+    assert take_snapshot(home, store, store.host("pve1")).status == "changed"
+    token = node.read("/etc/pve/priv/token.cfg")
+    storage = node.read("/etc/pve/storage.cfg")
+    node.write("/etc/pve/storage.cfg", "dir: broken\n")  # changed
+    node.sh("rm /etc/pve/nodes/pve1/qemu-server/100.conf")  # deleted on the node
+    node.sh("rm -r /etc/pve/nodes/pve1/lxc")  # a whole directory gone
+    node.write("/etc/pve/nodes/pve1/qemu-server/4242.conf", "name: not-in-the-revision\n")
+    node.write("/etc/pve/priv/token.cfg", "backup@pve!ci stolen\n")
+    for name in ("chmod", "chown", "ln"):
+        node.write(f"/usr/sbin/{name}", _LOGGING.format(name=name), mode=0o755)
+    result = restore(cli, "HEAD", "/etc/pve", "/etc/pve/priv/token.cfg", "--delete", "--yes")
+    for name in ("chmod", "chown", "ln"):
+        node.sh(f"rm /usr/sbin/{name}")
+    assert result.code == 0, result.out + result.err
+    assert "verified: the node now matches the revision" in result.out
+    assert "skip  /etc/pve/local  [pmxcfs makes its own links" in result.out
+    assert "/etc/pve/.version" not in result.out  # pmxcfs's status files: never planned
+    asked = node.sh("cat /run/pvegit-tools.log 2>/dev/null", check=False).stdout
+    assert "etc/pve" not in asked, asked  # nothing pmxcfs would refuse with EPERM/ENOSYS
+    assert node.read("/etc/pve/storage.cfg") == storage
+    assert node.read("/etc/pve/priv/token.cfg") == token
+    assert node.sh("test -e /etc/pve/nodes/pve1/qemu-server/100.conf", check=False).returncode == 0
+    assert node.sh("ls /etc/pve/nodes/pve1/lxc").stdout.split()  # the directory is back
+    assert node.sh("test -e /etc/pve/qemu-server/4242.conf", check=False).returncode != 0
+    assert node.sh("readlink /etc/pve/local").stdout.strip() == "nodes/pve1"
+    left = node.sh("find /etc/pve -name '.pvegit-restore*'").stdout
+    assert left == "", left
+    assert node.sh("stat -c '%a %U:%G' /etc/pve/storage.cfg").stdout.strip() == "640 root:www-data"
+
+
+def test_delete_never_removes_what_the_host_does_not_collect(
+    cli,
+    home: Home,
+    store: Store,
+    node: Node,  # type: ignore[no-untyped-def]
+) -> None:
+    """--delete removes files a snapshot would have recorded and the revision lacks; never
+    a secret the host does not collect (priv/: shadow.cfg, the cluster's authorized_keys),
+    an excluded file, or pmxcfs's status and runtime files (authkey.key, lrm_status)."""
+    from testbed import register_node
+
+    register_node(store, home, node, "pve1", categories=("cluster",))
+    store.update_host("pve1", excludes=("etc/pve/firewall",))
+    assert take_snapshot(home, store, store.host("pve1")).status == "changed"
+    node.write("/etc/pve/nodes/pve1/qemu-server/4243.conf", "name: new-since\n")
+    result = restore(cli, "HEAD", "/etc/pve", "--delete", "--dry-run")
+    assert result.code == 0, result.err
+    deletions = [line for line in result.out.splitlines() if line.strip().startswith("delete")]
+    assert deletions == [
+        "   delete  /etc/pve/nodes/pve1/qemu-server/4243.conf  [not in this revision]"
+    ]

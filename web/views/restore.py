@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pvegit.categories import normalize_node_path
+from pvegit.categories import normalize_node_path, resolve_selection
 from pvegit.errors import ConfigError, NotFound, PvegitError
 from pvegit.repo import HostRepository
 from pvegit.restore import (
@@ -107,7 +107,8 @@ async def restore_preview(request: Request, user: str, form: FormData) -> Respon
                 live = read_live(transport, [*paths, "etc/network/interfaces.new"])
             finally:
                 transport.close()
-            return plan_restore(repository, commit_id, paths, live, _options(values))
+            selection = resolve_selection(host.categories, host.includes, host.excludes)
+            return plan_restore(repository, commit_id, paths, live, _options(values), selection)
 
     try:
         plan = await run_in_threadpool(preview)
