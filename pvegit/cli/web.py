@@ -215,7 +215,7 @@ def cmd_demo(arguments: argparse.Namespace) -> int:
     from web.security import hash_password
 
     home, store = open_home(arguments)
-    node = DemoNode(home.root / "demo-node" / arguments.name, arguments.name)
+    node = DemoNode(home.demo_nodes_dir / arguments.name, arguments.name)
     created = node.create()
     try:
         host = store.host(arguments.name)
