@@ -12,7 +12,8 @@ from starlette.responses import RedirectResponse, Response
 
 from pvegit.config import EVENTS, WEBHOOK_FORMATS, check_target
 from pvegit.errors import ConfigError, NotFound
-from pvegit.notify import all_targets, send_test
+from pvegit.notify import all_targets, send_test, target_location
+from pvegit.redact import redact_url
 from pvegit.roles import ADMIN, DESCRIPTIONS, ROLES, VIEWER, check_role
 from web.api import hash_token, new_token
 from web.context import context_of, render
@@ -76,10 +77,11 @@ async def token_revoke(request: Request, user: str, form: FormData) -> Response:
 def _notifications(request: Request, **extra: object) -> Response:
     context = context_of(request)
     made = {settings["name"] for settings in context.store.notify_targets()}
+    targets = all_targets(context.config, context.store)
     values: dict[str, object] = {
         "nav": "settings",
         "config": context.config,
-        "targets": all_targets(context.config, context.store),
+        "targets": [(target, target_location(target)) for target in targets],
         "made": made,
         "events": EVENTS,
         "formats": WEBHOOK_FORMATS,
@@ -124,7 +126,10 @@ async def notifications_add(request: Request, user: str, form: FormData) -> Resp
         check_target(settings, "the new target")
         await run_in_threadpool(context.store.add_notify_target, str(settings["name"]), settings)
     except ConfigError as err:
-        shown = {key: value for key, value in settings.items() if key != "password"}
+        # The form comes back as typed, but never with a credential in it.
+        shown = {key: value for key, value in settings.items() if key not in ("password", "token")}
+        if isinstance(shown.get("url"), str):
+            shown["url"] = redact_url(str(shown["url"]))
         return _notifications(request, error=str(err), form=shown, status=400)
     await run_in_threadpool(
         context.store.audit,
