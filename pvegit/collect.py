@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pvegit.categories import Selection, matches_any
 from pvegit.errors import CollectError, RefusedError
+from pvegit.home import DEMO_NODES, HOME_TAG
 from pvegit.inventory import COMMANDS
 from pvegit.tarstream import Entry, display_path, read_tar_stream
 from pvegit.transport import Transport
@@ -211,6 +212,31 @@ def check_pmxcfs(probe: Probe, transport: Transport, selection: Selection) -> No
         raise RefusedError(f"{problem}. Nothing was committed.")
 
 
+# pvegit's own home is never collected, whatever the includes say: tar skips
+# every directory holding the home's tag file (--exclude-tag-all), and an
+# operand whose real location (symlinks resolved with `cd -P`, no fork per
+# operand) lies in such a directory is dropped before tar opens it, with a
+# "pvegit-skip" line on stderr. The home's demo-node/ folder is exempt: it
+# holds the simulated nodes that `pvegit demo` backs up.
+_HOME_GUARD = (
+    "top=$PWD\n"
+    "pvegit_home() {\n"  # POSIX sh has no locals: the h* names are the function's own
+    '  if [ -d "$1" ] && [ ! -L "$1" ]; then hp=$1; hn=; '
+    "else case $1 in */*) hp=${1%/*} ;; *) hp=. ;; esac; hn=/${1##*/}; fi\n"
+    '  cd -P -- "$hp" 2>/dev/null || return 1\n'
+    '  hr=$PWD$hn; hd=$PWD; cd "$top" || exit 98\n'
+    "  while :; do\n"
+    f'    if [ -e "$hd/{HOME_TAG}" ]; then\n'
+    f'      case "$hr/" in "$hd/{DEMO_NODES}/"*) return 1 ;; esac\n'
+    "      return 0\n"
+    "    fi\n"
+    '    [ -n "$hd" ] || return 1\n'
+    "    hd=${hd%/*}\n"
+    "  done\n"
+    "}\n"
+)
+
+
 def _operands(paths: Sequence[str]) -> list[str]:
     """Drop paths that another (literal) path already covers, so tar reads them once."""
     literal = [path for path in paths if not any(char in path for char in "*?[")]
@@ -238,6 +264,7 @@ def tar_script(root: str, selection: Selection, *, live: bool) -> str:
     paths = [path for path in selection.paths if not (backup and path == CONFIG_DB)]
     operands = " ".join(_operands(paths))  # validated: safe, globs stay unquoted
     excludes = " ".join(shlex.quote(f"--exclude={pattern}") for pattern in selection.excludes)
+    tag = f"--exclude-tag-all={HOME_TAG}"
     consistent = ""
     if backup:
         # config.db is in WAL mode: a plain copy can miss the -wal; .backup is consistent.
@@ -255,18 +282,26 @@ def tar_script(root: str, selection: Selection, *, live: bool) -> str:
         mounted = ' || [ "$pm" != 1 ]' if live else ""
         guard = f'if [ "$pd" != 1 ]{mounted} || [ "$pr" != 1 ]; then exit 97; fi\n'
     return _ENVIRONMENT + (
-        f"cd {shlex.quote(root)} || exit 98\n" + _PROBE + guard + _PRESENT + "set --\n"
+        f"cd -P {shlex.quote(root)} || exit 98\n"
+        + _PROBE
+        + guard
+        + _PRESENT
+        + _HOME_GUARD
+        + "set --\n"
         f"for p in {operands}; do\n"
-        '  if present "$p"; then set -- "$@" "$p"; fi\n'
+        '  if present "$p"; then\n'
+        '    if pvegit_home "$p"; then echo "pvegit-skip $p" >&2; else set -- "$@" "$p"; fi\n'
+        "  fi\n"
         "done\n"
         + (
             consistent + '[ "$#" -gt 0 ] || [ -n "$cdb" ] || exit 0\n'
             # Never --one-file-system: /etc/pve is a separate (FUSE) mount.
-            f"tar -c -f - --format=gnu --hard-dereference --anchored {excludes} "
+            f"tar -c -f - --format=gnu --hard-dereference --anchored {tag} {excludes} "
             f'${{cdb:+-C "$cdb" {CONFIG_DB} -C "$PWD"}} -- "$@"\n'
             if backup
             else '[ "$#" -gt 0 ] || exit 0\n'
-            f'exec tar -c -f - --format=gnu --hard-dereference --anchored {excludes} -- "$@"\n'
+            f"exec tar -c -f - --format=gnu --hard-dereference --anchored {tag} {excludes}"
+            ' -- "$@"\n'
         )
     )
 
@@ -440,6 +475,12 @@ def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection) -> N
         raise CollectError("tar is not installed on the node (GNU tar is needed)")
     for line in stderr.splitlines():
         if line.startswith(b"pvegit-probe "):
+            continue
+        if line.startswith(b"pvegit-skip "):
+            shown = display_path(line[len(b"pvegit-skip ") :].decode("utf-8", "surrogateescape"))
+            collection.warnings.append(
+                f"skipped /{shown}: it is in pvegit's own home, which is never collected"
+            )
             continue
         match = _TAR_ERROR.match(line)
         text = line.decode("utf-8", "backslashreplace")

@@ -60,6 +60,8 @@ class Config:
     storage_reserve_mb: int = 64  # runs refused with less free on $PVEGIT_HOME's disk
     storage_warn_percent: float = 10.0  # warned about below this share free
     mirror: str = ""  # e.g. "ssh://git@git.example.org/pve/{host}.git"; empty: no mirror
+    session_idle_minutes: int = 60  # a web session ends after this long without a request
+    session_max_hours: int = 12  # and this long after its login
     targets: tuple[Target, ...] = field(default_factory=tuple)
 
     @property
@@ -120,6 +122,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         "mirror",
         "storage_reserve_mb",
         "storage_warn_percent",
+        "session_idle_minutes",
+        "session_max_hours",
     }
     for key in server:
         if key not in known:
@@ -160,6 +164,16 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     number("run_log_days", 1, 36500)
     number("storage_reserve_mb", 0, 1_000_000)
     number("storage_warn_percent", 0, 90, whole=False)
+    number("session_idle_minutes", 1, 7 * 24 * 60)
+    number("session_max_hours", 1, 30 * 24)
+    idle = values.get("session_idle_minutes", Config.session_idle_minutes)
+    longest = values.get("session_max_hours", Config.session_max_hours)
+    if idle > longest * 60:
+        raise fail(
+            "server.session_idle_minutes",
+            f"{idle} minutes is longer than session_max_hours ({longest} h): a session ends "
+            "at the latter anyway; lower it or raise session_max_hours",
+        )
     if "timezone" in server:
         try:
             ZoneInfo(str(server["timezone"]))

@@ -7,6 +7,8 @@ Layout::
     ssh/id_ed25519      pvegit's own key pair (private key 0600)
     known_hosts         pinned host keys, OpenSSH format (generated from state.db)
     locks/<host>.lock   flock files serializing runs of one host across processes
+    PVEGIT_HOME.TAG     marks the directory as a pvegit home: never collected from any host
+    demo-node/<name>    the simulated nodes of `pvegit demo` (the one part a host may collect)
 """
 
 from __future__ import annotations
@@ -18,6 +20,19 @@ from pathlib import Path
 from pvegit.errors import ConfigError
 
 KEY_COMMENT = "pvegit"
+
+# The file that marks a directory as a pvegit home. The collection skips every
+# directory holding it, wherever it is found (through symlinks, bind mounts, a
+# local root of "/", an SSH "node" that is this machine): the home holds
+# pvegit's private key, the session-signing secret and the password hashes.
+HOME_TAG = "PVEGIT_HOME.TAG"
+# Below the home, the simulated nodes of `pvegit demo`: the only part of a home
+# that a host may collect (they are what the demo backs up).
+DEMO_NODES = "demo-node"
+_TAG_TEXT = (
+    "This directory is a pvegit home (its state, private key and repositories).\n"
+    "pvegit never collects a directory holding this file from any host.\n"
+)
 
 
 def default_home() -> Path:
@@ -57,6 +72,10 @@ class Home:
     def known_hosts_path(self) -> Path:
         return self.root / "known_hosts"
 
+    @property
+    def demo_nodes_dir(self) -> Path:
+        return self.root / DEMO_NODES
+
     def repo_path(self, host_name: str) -> Path:
         return self.repos_dir / f"{host_name}.git"
 
@@ -85,6 +104,9 @@ class Home:
                         ) from err
                     created = True
             os.chmod(self.root, 0o700)
+            tag = self.root / HOME_TAG
+            if not tag.exists():  # homes made before the tag existed get it on first use
+                tag.write_text(_TAG_TEXT)
             if not self.private_key_path.exists():
                 _write_key_pair(self.private_key_path, self.public_key_path)
                 created = True

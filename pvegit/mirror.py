@@ -4,6 +4,8 @@
 (``{host}`` is the host's name; file://, ssh:// and https:// work). This is
 how the history gets off-site and how a fleet outgrows one pvegit machine.
 A failed push is reported like any failure and retried with the next commit.
+The URL may carry credentials (``https://user:token@...``): what this module
+returns or raises shows it redacted (pvegit.redact).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from pvegit.errors import PvegitError
 from pvegit.home import Home
 from pvegit.locks import exclusive
+from pvegit.redact import redact_text, redact_url
 from pvegit.repo import BRANCH
 
 
@@ -22,9 +25,10 @@ def mirror_url(template: str, host: str) -> str:
 
 
 def push_mirror(home: Home, host: str, template: str) -> str:
-    """Push the host's main branch to its mirror (forced: pvegit's history wins); return the URL.
+    """Push the host's main branch to its mirror (forced: pvegit's history wins); return
+    the URL, redacted.
 
-    Raises PvegitError saying why the push failed.
+    Raises PvegitError saying why the push failed, with the URL's credentials hidden.
     """
     from dulwich import porcelain
     from dulwich.repo import Repo
@@ -48,7 +52,10 @@ def push_mirror(home: Home, host: str, template: str) -> str:
             )
     except Exception as err:  # dulwich raises many kinds; all mean "not pushed"
         detail = errors.getvalue().decode("utf-8", "replace").strip()
-        raise PvegitError(
-            f"mirror push of {host} to {url} failed: {err}" + (f" ({detail})" if detail else "")
-        ) from err
-    return url
+        message = f"mirror push of {host} to {url} failed: {err}" + (
+            f" ({detail})" if detail else ""
+        )
+        # Not chained: dulwich's own exception carries the URL as it was given,
+        # and a traceback of it would show the credentials.
+        raise PvegitError(redact_text(message, url)) from None
+    return redact_url(url)

@@ -3,11 +3,14 @@
 Events: ``failed`` (after retries), ``stale``, ``recovered``, ``changed`` (with
 the changed files and a short diff, secrets redacted) and ``restore``.
 Delivery happens on a background thread with retries; a target that fails is
-logged and never holds up a backup.
+logged and never holds up a backup. A webhook URL may carry credentials
+(user-info, sent as basic authentication, or a token in the query): errors and
+log lines show it redacted (pvegit.redact), and so does ``target_location``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import queue
@@ -16,6 +19,7 @@ import ssl
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +30,7 @@ from pvegit.categories import is_secret
 from pvegit.config import Config, Target
 from pvegit.errors import PvegitError
 from pvegit.home import Home
+from pvegit.redact import redact_text, redact_url
 from pvegit.repo import HostRepository, count_lines, is_binary
 from pvegit.store import Run, Store
 
@@ -68,7 +73,9 @@ def send(target: Target, event: Event) -> None:
         else:
             _send_email(target, event)
     except (OSError, smtplib.SMTPException, ValueError) as err:
-        raise PvegitError(f"notification target {target.name!r}: {err}") from err
+        # Not chained: urllib's and http.client's messages quote the URL as given.
+        message = redact_text(f"notification target {target.name!r}: {err}", target.url)
+        raise PvegitError(message) from None
 
 
 def _send_webhook(target: Target, event: Event) -> None:
@@ -99,14 +106,36 @@ def _send_webhook(target: Target, event: Event) -> None:
     else:
         body = json.dumps(event.to_json()).encode()
         headers["Content-Type"] = "application/json"
+    url, user_info = _split_user_info(target.url)
     if target.token and target.format != "gotify":
         headers["Authorization"] = f"Bearer {target.token}"
-    request = urllib.request.Request(target.url, data=body, headers=headers, method="POST")
+    elif user_info:  # urllib would take user:password@ for part of the host name
+        headers["Authorization"] = "Basic " + base64.b64encode(user_info.encode()).decode()
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=SEND_TIMEOUT) as response:
             response.read(1024)
     except urllib.error.HTTPError as err:
-        raise OSError(f"{target.url} answered HTTP {err.code}") from err
+        raise OSError(f"{redact_url(target.url)} answered HTTP {err.code}") from None
+
+
+def _split_user_info(url: str) -> tuple[str, str]:
+    """The URL without its ``user:password@``, and that user-info (percent-decoded)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, ""
+    user_info, host = parts.netloc.rsplit("@", 1)
+    return (
+        urllib.parse.urlunsplit(parts._replace(netloc=host)),
+        urllib.parse.unquote(user_info),
+    )
+
+
+def target_location(target: Target) -> str:
+    """Where a target delivers, safe to show: the redacted URL, or recipients via server."""
+    if target.kind == "webhook":
+        return redact_url(target.url)
+    return f"{', '.join(target.recipients)} via {target.host}"
 
 
 def _send_email(target: Target, event: Event) -> None:
@@ -176,7 +205,7 @@ class Notifier:
                         event.kind,
                         attempt + 1,
                         delay,
-                        err,
+                        redact_text(str(err), target.url),
                     )
                     timer = threading.Timer(delay, self._queue.put, ((target, event, attempt + 1),))
                     timer.daemon = True
@@ -187,7 +216,7 @@ class Notifier:
                         target.name,
                         event.kind,
                         attempt + 1,
-                        err,
+                        redact_text(str(err), target.url),
                     )
 
     def close(self) -> None:

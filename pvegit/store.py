@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from pvegit.diskspace import disk_space, full_message, is_disk_full
 from pvegit.errors import ConfigError, NotFound, PvegitError, StorageError
+from pvegit.roles import ADMIN, ROLES, VIEWER, check_role
 
 _log = logging.getLogger(__name__)
 
@@ -152,6 +153,19 @@ def validate_host_name(name: str) -> str:
     return name
 
 
+_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def validate_user_name(name: str) -> str:
+    """Web user names appear in URLs and the audit log: keep them plain."""
+    if not _USER_NAME.match(name):
+        raise ConfigError(
+            f"user name {name!r} is not allowed: use letters, digits, '.', '-' and '_' "
+            "(at most 64, starting with a letter or digit)"
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class Host:
     """How to reach one Proxmox node and what to collect from it."""
@@ -236,6 +250,25 @@ class Run:
         }
 
 
+@dataclass(frozen=True)
+class User:
+    """A web user: its role, and the epoch its session cookies must carry."""
+
+    name: str
+    role: str
+    sessions_epoch: int
+    password_hash: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Token:
+    """An active API token: its name (``token:NAME`` in the audit log) and role."""
+
+    name: str
+    role: str
+
+
 class Store:
     """Access to state.db. Safe to share between threads; one writer at a time."""
 
@@ -284,6 +317,25 @@ class Store:
         columns = {row[1] for row in self._connection.execute("PRAGMA table_info(runs)")}
         if "failure" not in columns:
             self._connection.execute("ALTER TABLE runs ADD COLUMN failure TEXT")
+        self._migrate_access()
+
+    def _migrate_access(self) -> None:
+        """Roles and session epochs. Users and tokens made before roles existed keep
+        what they could do: every user was an admin, every token could also clone."""
+        users = {row[1] for row in self._connection.execute("PRAGMA table_info(users)")}
+        if "role" not in users:
+            self._connection.execute(
+                "ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'"
+            )
+        if "sessions_epoch" not in users:
+            self._connection.execute(
+                "ALTER TABLE users ADD COLUMN sessions_epoch INTEGER NOT NULL DEFAULT 0"
+            )
+        tokens = {row[1] for row in self._connection.execute("PRAGMA table_info(tokens)")}
+        if "role" not in tokens:
+            self._connection.execute(
+                "ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'"
+            )
 
     def close(self) -> None:
         self._connection.close()
@@ -597,38 +649,106 @@ class Store:
 
     # -- users ---------------------------------------------------------------
 
-    def add_user(self, name: str, password_hash: str) -> None:
-        """Insert a web user; raise ConfigError if the name is taken."""
+    def add_user(self, name: str, password_hash: str, role: str | None = None) -> str:
+        """Insert a web user and return its role; raise ConfigError if the name is taken.
+
+        The first user is an admin (someone must be able to manage the rest);
+        later ones are viewers unless ``role`` says otherwise.
+        """
+        validate_user_name(name)
         now = self._clock()
         with self._transaction() as connection:
             if connection.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
                 raise ConfigError(f"user {name!r} exists already; use 'pvegit user passwd'")
+            first = connection.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
+            chosen = check_role(role) if role is not None else (ADMIN if first else VIEWER)
+            if first and chosen != ADMIN:
+                raise ConfigError(
+                    f"the first user must be an admin (someone has to manage the others): "
+                    f"add {name!r} without --role, or with --role admin"
+                )
             connection.execute(
-                "INSERT INTO users (name, password_hash, created_at, updated_at) VALUES (?,?,?,?)",
-                (name, password_hash, now, now),
+                "INSERT INTO users (name, password_hash, role, created_at, updated_at)"
+                " VALUES (?,?,?,?,?)",
+                (name, password_hash, chosen, now, now),
             )
+        return chosen
 
     def set_password(self, name: str, password_hash: str) -> None:
+        """Change a password; every session of the user ends with it."""
         with self._transaction() as connection:
             cursor = connection.execute(
-                "UPDATE users SET password_hash=?, updated_at=? WHERE name=?",
+                "UPDATE users SET password_hash=?, sessions_epoch=sessions_epoch+1, updated_at=?"
+                " WHERE name=?",
                 (password_hash, self._clock(), name),
             )
             if cursor.rowcount == 0:
                 raise NotFound(f"no user {name!r}; 'pvegit user list' shows the users")
 
-    def remove_user(self, name: str) -> None:
+    def set_role(self, name: str, role: str) -> str:
+        """Give a user another role; return the previous one.
+
+        A lower role ends the user's sessions at once; the last admin cannot be
+        demoted (ConfigError).
+        """
+        check_role(role)
         with self._transaction() as connection:
-            cursor = connection.execute("DELETE FROM users WHERE name=?", (name,))
+            previous = self._user_role(connection, name)
+            if previous == ADMIN and role != ADMIN:
+                self._keep_an_admin(connection, name, "demote")
+            downgrade = ROLES.index(role) < ROLES.index(previous)
+            connection.execute(
+                "UPDATE users SET role=?, sessions_epoch=sessions_epoch+?, updated_at=?"
+                " WHERE name=?",
+                (role, 1 if downgrade else 0, self._clock(), name),
+            )
+        return previous
+
+    def end_sessions(self, name: str) -> None:
+        """Log the user out everywhere: every session cookie issued so far stops working."""
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "UPDATE users SET sessions_epoch=sessions_epoch+1 WHERE name=?", (name,)
+            )
             if cursor.rowcount == 0:
                 raise NotFound(f"no user {name!r}; 'pvegit user list' shows the users")
+
+    def remove_user(self, name: str) -> None:
+        """Delete a user (its sessions end with it); the last admin stays (ConfigError)."""
+        with self._transaction() as connection:
+            if self._user_role(connection, name) == ADMIN:
+                self._keep_an_admin(connection, name, "remove")
+            connection.execute("DELETE FROM users WHERE name=?", (name,))
+
+    @staticmethod
+    def _user_role(connection: sqlite3.Connection, name: str) -> str:
+        row = connection.execute("SELECT role FROM users WHERE name=?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"no user {name!r}; 'pvegit user list' shows the users")
+        return str(row[0])
+
+    @staticmethod
+    def _keep_an_admin(connection: sqlite3.Connection, name: str, what: str) -> None:
+        others = connection.execute(
+            "SELECT COUNT(*) FROM users WHERE role=? AND name<>?", (ADMIN, name)
+        ).fetchone()[0]
+        if others == 0:
+            raise ConfigError(
+                f"cannot {what} {name!r}: it is the last admin. Make another user an admin "
+                "first (pvegit user role NAME admin)"
+            )
 
     def password_hash(self, name: str) -> str | None:
         rows = self._query("SELECT password_hash FROM users WHERE name=?", (name,))
         return str(rows[0]["password_hash"]) if rows else None
 
-    def users(self) -> list[str]:
-        return [str(row["name"]) for row in self._query("SELECT name FROM users ORDER BY name")]
+    def user(self, name: str) -> User | None:
+        """The user called ``name``, or None."""
+        rows = self._query("SELECT * FROM users WHERE name=?", (name,))
+        return _row_to_user(rows[0]) if rows else None
+
+    def users(self) -> list[User]:
+        return [_row_to_user(row) for row in self._query("SELECT * FROM users ORDER BY name")]
 
     # -- alerts and tokens ---------------------------------------------------
 
@@ -648,15 +768,20 @@ class Store:
                     (host, state, self._clock()),
                 )
 
-    def add_token(self, name: str, token_hash: str, created_by: str | None) -> None:
+    def add_token(
+        self, name: str, token_hash: str, created_by: str | None, role: str = VIEWER
+    ) -> None:
+        """Store a new API token's hash with its role; ConfigError if the name is taken."""
+        check_role(role)
         with self._transaction() as connection:
             if connection.execute("SELECT 1 FROM tokens WHERE name=?", (name,)).fetchone():
                 raise ConfigError(
                     f"a token named {name!r} exists already; revoke it or pick another name"
                 )
             connection.execute(
-                "INSERT INTO tokens (name, token_hash, created_at, created_by) VALUES (?,?,?,?)",
-                (name, token_hash, self._clock(), created_by),
+                "INSERT INTO tokens (name, token_hash, created_at, created_by, role)"
+                " VALUES (?,?,?,?,?)",
+                (name, token_hash, self._clock(), created_by, role),
             )
 
     def revoke_token(self, name: str) -> None:
@@ -668,10 +793,11 @@ class Store:
             if cursor.rowcount == 0:
                 raise NotFound(f"no active token {name!r}; 'pvegit token list' shows them")
 
-    def token_by_hash(self, token_hash: str) -> str | None:
-        """The name of the active token with this hash (and note its use), or None."""
+    def active_token(self, token_hash: str) -> Token | None:
+        """The active token with this hash (and note its use), or None."""
         rows = self._query(
-            "SELECT name FROM tokens WHERE token_hash=? AND revoked_at IS NULL", (token_hash,)
+            "SELECT name, role FROM tokens WHERE token_hash=? AND revoked_at IS NULL",
+            (token_hash,),
         )
         if not rows:
             return None
@@ -679,11 +805,12 @@ class Store:
             connection.execute(
                 "UPDATE tokens SET last_used=? WHERE token_hash=?", (self._clock(), token_hash)
             )
-        return str(rows[0]["name"])
+        return Token(str(rows[0]["name"]), str(rows[0]["role"]))
 
     def tokens(self) -> list[dict[str, Any]]:
         rows = self._query(
-            "SELECT name, created_at, created_by, revoked_at, last_used FROM tokens ORDER BY name"
+            "SELECT name, role, created_at, created_by, revoked_at, last_used FROM tokens"
+            " ORDER BY name"
         )
         return [dict(row) for row in rows]
 
@@ -787,6 +914,16 @@ def _row_to_host(row: sqlite3.Row) -> Host:
         host_key=row["host_key"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+    )
+
+
+def _row_to_user(row: sqlite3.Row) -> User:
+    return User(
+        name=row["name"],
+        role=row["role"],
+        sessions_epoch=row["sessions_epoch"],
+        password_hash=row["password_hash"],
+        created_at=row["created_at"],
     )
 
 

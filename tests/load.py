@@ -46,7 +46,7 @@ def prepare_fleet(
         for node in nodes:
             node.write("/etc/pve/storage.cfg", node.read("/etc/pve/storage.cfg") + f"# {mark}\n")
     pvegit_process(home, "user", "add", "admin", "--password-stdin", stdin=password + "\n")
-    token = pvegit_process(home, "token", "add", "load").stdout.split()[-1]
+    token = pvegit_process(home, "token", "add", "load", "--role", "operator").stdout.split()[-1]
     (home.root / "pvegit.toml").write_text(f"[server]\nrun_timeout = {RUN_TIMEOUT}\n")
     return hosts, token
 

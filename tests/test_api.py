@@ -34,7 +34,7 @@ def api_store(home: Home, tmp_path: Path) -> Iterator[Store]:
 
 
 def make_token(cli) -> str:  # type: ignore[no-untyped-def]
-    result = cli("token", "add", "ci")
+    result = cli("token", "add", "ci", "--role", "operator")
     assert result.code == 0, result.err
     return result.out.split()[-1]
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from appserver import running
+from appserver import running, start_serve
 
 from pvegit.demo import DemoNode
 from pvegit.home import Home
 from pvegit.snapshot import take_snapshot
 from pvegit.store import Host, Store
+from web.api import hash_token, new_token
 from web.app import create_app
 from web.security import hash_password
 
@@ -57,7 +61,7 @@ def test_clone_with_a_password_or_a_token_and_never_push(
     assert git("log", "--format=%H", cwd=clone).stdout == local
     assert (clone / "etc/pve/storage.cfg").exists()
     assert git("fsck", "--strict", cwd=clone).returncode == 0
-    token = cli("token", "add", "cloner").out.split()[-1]
+    token = cli("token", "add", "cloner", "--role", "admin").out.split()[-1]
     by_token = git("clone", f"http://x:{token}@{server}/git/pve1.git", str(tmp_path / "t"))
     assert by_token.returncode == 0, by_token.stderr
     (clone / "etc/hosts").write_text("tampered\n")
@@ -95,3 +99,181 @@ def test_no_or_wrong_credentials_and_bad_paths(server: str, tmp_path: Path) -> N
         urllib.request.urlopen(request)
     assert error.value.code == 404
     error.value.close()
+
+
+# -- who may clone, throttling, audit --------------------------------------------
+
+
+@pytest.fixture
+def hub(home: Home, tmp_path: Path) -> Iterator[tuple[str, Store]]:
+    """An app serving pve1 with its admin (the first user); yields (address, store)."""
+    store = Store(home.state_path)
+    store.add_user("admin", hash_password(PASSWORD))
+    node = DemoNode(tmp_path / "node", "pve1")
+    node.create()
+    host = store.add_host(Host("pve1", f"local:{node.root}", categories=("network",)))
+    take_snapshot(home, store, host)
+    with running(create_app(home, store=store)) as address:
+        yield address, store
+    store.close()
+
+
+def _url(address: str, user: str, password: str) -> str:
+    return f"http://{user}:{password.replace(' ', '%20')}@{address}/git/pve1.git"
+
+
+def _actions(store: Store, action: str) -> list[dict[str, object]]:
+    return [event for event in store.audit_events(limit=1000) if event["action"] == action]
+
+
+def test_wrong_passwords_are_throttled_like_logins_and_audited(
+    hub: tuple[str, Store], tmp_path: Path
+) -> None:
+    address, store = hub
+    for attempt in range(5):
+        wrong = git("clone", _url(address, "admin", f"wrong {attempt}"), str(tmp_path / "w"))
+        assert wrong.returncode != 0
+    failures = _actions(store, "git login failed")
+    assert len(failures) == 5 and {event["actor"] for event in failures} == {"admin"}
+    assert all(event["host"] == "pve1" and event["detail"]["address"] for event in failures)
+    # The right password now waits too: the same limiter as /login, per user and address.
+    right = git("clone", _url(address, "admin", PASSWORD), str(tmp_path / "r"))
+    assert right.returncode != 0 and "429" in right.stderr
+    import httpx2
+
+    with httpx2.Client(base_url=f"http://{address}") as browser:
+        page = browser.get("/login").text
+        csrf = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        form = {"username": "admin", "password": PASSWORD, "csrf_token": csrf}
+        assert browser.post("/login", data=form).status_code == 429
+    # Another user name from the same address is held back as well (the address counts).
+    other = git("clone", _url(address, "deputy", PASSWORD), str(tmp_path / "d"))
+    assert other.returncode != 0 and "429" in other.stderr
+
+
+def test_a_new_password_a_removed_user_and_a_revoked_token_are_refused_at_once(
+    hub: tuple[str, Store], tmp_path: Path
+) -> None:
+    """No cache lets old credentials in: every request is checked against state.db."""
+    address, store = hub
+    assert git("clone", _url(address, "admin", PASSWORD), str(tmp_path / "p1")).returncode == 0
+    store.set_password("admin", hash_password("a different password"))
+    assert git("clone", _url(address, "admin", PASSWORD), str(tmp_path / "p2")).returncode != 0
+    clone = git("clone", _url(address, "admin", "a different password"), str(tmp_path / "p3"))
+    assert clone.returncode == 0
+    store.add_user("deputy", hash_password(PASSWORD), "admin")
+    assert git("clone", _url(address, "deputy", PASSWORD), str(tmp_path / "u1")).returncode == 0
+    store.remove_user("deputy")
+    assert git("clone", _url(address, "deputy", PASSWORD), str(tmp_path / "u2")).returncode != 0
+    token = new_token()
+    store.add_token("cloner", hash_token(token), None, "admin")
+    assert git("clone", _url(address, "x", token), str(tmp_path / "t1")).returncode == 0
+    store.revoke_token("cloner")
+    assert git("clone", _url(address, "x", token), str(tmp_path / "t2")).returncode != 0
+
+
+def test_every_clone_and_fetch_is_audited_once_and_only_admins_clone(
+    hub: tuple[str, Store], tmp_path: Path
+) -> None:
+    address, store = hub
+    clone = tmp_path / "clone"
+    assert git("clone", _url(address, "admin", PASSWORD), str(clone)).returncode == 0
+    assert git("fetch", cwd=clone).returncode == 0
+    fetches = _actions(store, "git fetch")
+    assert len(fetches) == 2, fetches
+    assert {(event["actor"], event["host"]) for event in fetches} == {("admin", "pve1")}
+    store.add_user("victor", hash_password(PASSWORD), "viewer")
+    refused = git("clone", _url(address, "victor", PASSWORD), str(tmp_path / "v"))
+    assert refused.returncode != 0 and "403" in refused.stderr
+    [refusal] = _actions(store, "git access refused")
+    assert refusal["actor"] == "victor" and refusal["detail"]["role"] == "viewer"
+    assert len(_actions(store, "git fetch")) == 2
+
+
+# -- the request body --------------------------------------------------------------
+
+
+def _post_chunked(address: str, path: str, total: int, authorization: str) -> int | None:
+    """POST ``total`` bytes as a chunked body (sent by a thread while the answer is read);
+    the status the server answered, None if it answered nothing."""
+    host, port = address.split(":")
+    connection = socket.create_connection((host, int(port)), timeout=120)
+    connection.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: {authorization}\r\n"
+        "Content-Type: application/x-git-upload-pack-request\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n".encode()
+    )
+    chunk = b"0032want " + b"0" * 40 + b"\n"
+    block = chunk * (65536 // len(chunk))
+    frame = f"{len(block):x}\r\n".encode() + block + b"\r\n"
+
+    def send() -> None:
+        sent = 0
+        try:
+            while sent < total:
+                connection.sendall(frame)
+                sent += len(block)
+            connection.sendall(b"0\r\n\r\n")
+        except OSError:  # the server stopped reading and closed: what a cap does
+            pass
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    answer = b""
+    try:
+        while b"\r\n" not in answer:
+            data = connection.recv(4096)
+            if not data:
+                break
+            answer += data
+    except ConnectionResetError:
+        pass
+    sender.join(timeout=120)
+    connection.close()
+    return int(answer.split()[1]) if answer.startswith(b"HTTP/1.1 ") else None
+
+
+def _peak_memory(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_an_upload_pack_body_is_streamed_with_a_cap(home: Home, tmp_path: Path) -> None:
+    """A real `pvegit serve`: a body over the cap is refused with 413, and a 400 MB one
+    never sits in its memory."""
+    store = Store(home.state_path)
+    store.add_user("admin", hash_password(PASSWORD))
+    node = DemoNode(tmp_path / "node", "pve1")
+    node.create()
+    take_snapshot(
+        home, store, store.add_host(Host("pve1", f"local:{node.root}", categories=("network",)))
+    )
+    store.close()
+    server, base = start_serve(home, tmp_path / "serve.log", "--no-scheduler")
+    address = base.removeprefix("http://")
+    basic = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    path = "/git/pve1.git/git-upload-pack"
+    try:
+        clone = git("clone", _url(address, "admin", PASSWORD), str(tmp_path / "before"))
+        assert clone.returncode == 0, clone.stderr
+        declared = socket.create_connection(tuple(address.split(":")), timeout=60)  # type: ignore[arg-type]
+        declared.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: {basic}\r\n"
+            f"Content-Length: {400 * 1024 * 1024}\r\n\r\n".encode()
+        )
+        assert declared.recv(4096).startswith(b"HTTP/1.1 413 ")
+        declared.close()
+        assert _post_chunked(address, path, 11 * 1024 * 1024, basic) == 413
+        before = _peak_memory(server.pid)
+        status = _post_chunked(address, path, 400 * 1024 * 1024, basic)
+        grown = _peak_memory(server.pid) - before
+        assert status == 413
+        assert grown < 64 * 1024 * 1024, f"serve grew by {grown / 2**20:.0f} MiB"
+        after = git("clone", _url(address, "admin", PASSWORD), str(tmp_path / "after"))
+        assert after.returncode == 0, after.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -111,7 +111,7 @@ def test_serve_logs_carry_no_credentials(home: Home, tmp_path: Path) -> None:
     node.create()
     pvegit_process(home, "host", "add", "pve1", "--address", f"local:{node.root}")
     pvegit_process(home, "user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n")
-    token = pvegit_process(home, "token", "add", "ci").stdout.split()[-1]
+    token = pvegit_process(home, "token", "add", "ci", "--role", "operator").stdout.split()[-1]
     key_body = "".join(home.private_key_path.read_text().splitlines()[1:-1])[:40]
     log = tmp_path / "serve.log"
     server, base = start_serve(home, log, "--no-scheduler")

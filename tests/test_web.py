@@ -110,6 +110,177 @@ def test_every_route_needs_a_login(client: TestClient, method: str, path: str) -
     assert response.headers["location"].startswith("/login")
 
 
+# The role each route needs: the specification the guards are checked against.
+# A new route fails test_every_route_has_its_role until it is added here.
+VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
+ROUTE_ROLES: dict[tuple[str, str], str] = {
+    ("POST", "/logout"): VIEWER,
+    ("POST", "/logout/everywhere"): VIEWER,
+    ("GET", "/"): VIEWER,
+    ("GET", "/hosts"): VIEWER,
+    ("POST", "/hosts"): ADMIN,
+    ("GET", "/hosts/new"): ADMIN,
+    ("GET", "/hosts/{name}"): VIEWER,
+    ("GET", "/hosts/{name}/edit"): ADMIN,
+    ("POST", "/hosts/{name}/edit"): ADMIN,
+    ("POST", "/hosts/{name}/remove"): ADMIN,
+    ("POST", "/hosts/{name}/test"): OPERATOR,
+    ("POST", "/hosts/{name}/trust"): ADMIN,
+    ("POST", "/hosts/{name}/snapshot"): OPERATOR,
+    ("POST", "/hosts/{name}/verify"): OPERATOR,
+    ("GET", "/hosts/{name}/commits/{commit}"): VIEWER,
+    ("GET", "/hosts/{name}/compare/{spec}"): VIEWER,
+    ("GET", "/hosts/{name}/tree/{commit}"): VIEWER,
+    ("GET", "/hosts/{name}/tree/{commit}/{path:path}"): VIEWER,
+    ("GET", "/hosts/{name}/history/{path:path}"): VIEWER,
+    ("POST", "/hosts/{name}/reveal"): ADMIN,
+    ("GET", "/hosts/{name}/restore"): OPERATOR,
+    ("POST", "/hosts/{name}/restore/preview"): OPERATOR,
+    ("POST", "/hosts/{name}/restore"): ADMIN,
+    ("GET", "/runs"): VIEWER,
+    ("GET", "/runs/{id:int}"): VIEWER,
+    ("GET", "/runs/{id:int}/events"): VIEWER,
+    ("GET", "/audit"): ADMIN,
+    ("GET", "/tokens"): ADMIN,
+    ("POST", "/tokens"): ADMIN,
+    ("POST", "/tokens/{token}/revoke"): ADMIN,
+    ("GET", "/users"): ADMIN,
+    ("POST", "/users"): ADMIN,
+    ("POST", "/users/{user}/role"): ADMIN,
+    ("POST", "/users/{user}/logout"): ADMIN,
+    ("POST", "/users/{user}/remove"): ADMIN,
+    ("GET", "/notifications"): ADMIN,
+    ("POST", "/notifications"): ADMIN,
+    ("POST", "/notifications/test"): ADMIN,
+    ("POST", "/notifications/{target}/remove"): ADMIN,
+    ("GET", "/api/v1/hosts"): VIEWER,
+    ("POST", "/api/v1/hosts/{name}/snapshot"): OPERATOR,
+    ("GET", "/api/v1/hosts/{name}/commits"): VIEWER,
+    ("GET", "/api/v1/hosts/{name}/diff"): VIEWER,
+    ("GET", "/api/v1/runs"): VIEWER,
+    ("GET", "/api/v1/runs/{id:int}"): VIEWER,
+    ("GET", "/metrics"): VIEWER,
+    ("GET", "/git/{host}.git/{path:path}"): ADMIN,
+    ("POST", "/git/{host}.git/{path:path}"): ADMIN,
+}
+ROLE_ORDER = (VIEWER, OPERATOR, ADMIN)
+
+
+def test_every_route_has_its_role() -> None:
+    declared = {}
+    for route in ROUTES:
+        if isinstance(route, Route):
+            for method in route.methods or ():
+                if method != "HEAD" and route.path != "/login":
+                    declared[(method, route.path)] = getattr(route.endpoint, "role", None)
+    assert set(declared) == set(ROUTE_ROLES), set(declared) ^ set(ROUTE_ROLES)
+    for key, role in ROUTE_ROLES.items():
+        assert declared[key] == role, key
+
+
+@pytest.fixture
+def role_clients(home: Home, app_store: Store, demo_host: Host) -> Iterator[dict[str, TestClient]]:
+    """One signed-in client per role (the admin is the first user), sharing one app."""
+    app_store.add_user("olivia", hash_password(PASSWORD), OPERATOR)
+    app_store.add_user("victor", hash_password(PASSWORD), VIEWER)
+    app = create_app(home, Settings(concurrency=2), store=app_store)
+    with TestClient(app, follow_redirects=False) as admin:
+        clients = {ADMIN: admin, OPERATOR: TestClient(app, follow_redirects=False)}
+        clients[VIEWER] = TestClient(app, follow_redirects=False)
+        for role, name in ((ADMIN, "admin"), (OPERATOR, "olivia"), (VIEWER, "victor")):
+            login(clients[role], name)
+        yield clients
+
+
+def _sample_url(path: str) -> str:
+    values = {
+        "name": "pve1",
+        "commit": "HEAD",
+        "spec": "HEAD~1...HEAD",
+        "path": "etc/hosts",
+        "id": "1",
+        "token": "nope",
+        "target": "nope",
+        "user": "nobody",
+        "host": "pve1",
+    }
+    return re.sub(r"\{([a-z]+)(?::[a-z]+)?\}", lambda match: values[match.group(1)], path)
+
+
+def _refused_for_role(response: httpx2.Response) -> bool:
+    if response.status_code != 403:
+        return False
+    if response.headers.get("content-type", "").startswith("application/json"):
+        return "role" in response.json()["error"]
+    return "role" in response.text and "security token" not in response.text
+
+
+WEB_ROUTES = [key for key in ROUTE_ROLES if not key[1].startswith(("/api/", "/git/", "/metrics"))]
+
+
+def test_every_page_and_action_checks_the_role(role_clients: dict[str, TestClient]) -> None:
+    """Every web route x every role. Too low a role: the 403 page. High enough: past the
+    role check (a POST without its CSRF token then stops at that check: nothing changes)."""
+    problems = []
+    for method, path in WEB_ROUTES:
+        needed = ROUTE_ROLES[(method, path)]
+        url = _sample_url(path)
+        for role, client in role_clients.items():
+            response = client.get(url) if method == "GET" else client.post(url, data={})
+            where = f"{role} {method} {url} -> {response.status_code}"
+            if response.status_code == 303:
+                problems.append(f"{where}: sent to the login page")
+            elif ROLE_ORDER.index(role) < ROLE_ORDER.index(needed):
+                if not _refused_for_role(response) or f"needs the {needed} role" not in (
+                    response.text
+                ):
+                    problems.append(f"{where}: not refused for its role")
+                elif "Forbidden" not in response.text:
+                    problems.append(f"{where}: not the 403 page")
+            elif _refused_for_role(response):
+                problems.append(f"{where}: refused although the role suffices")
+            elif method == "POST" and "security token" not in response.text:
+                problems.append(f"{where}: did not stop at the CSRF check")
+    assert not problems, "\n".join(problems)
+
+
+API_ROUTES = [key for key in ROUTE_ROLES if key[1].startswith(("/api/", "/metrics"))]
+
+
+def test_every_api_endpoint_checks_the_token_role(
+    client: TestClient, app_store: Store, demo_host: Host
+) -> None:
+    tokens = {}
+    for role in ROLE_ORDER:
+        tokens[role] = new_token()
+        app_store.add_token(f"{role}-token", hash_token(tokens[role]), None, role)
+    problems = []
+    for method, path in API_ROUTES:
+        needed = ROUTE_ROLES[(method, path)]
+        url = _sample_url(path).replace("/hosts/pve1/", "/hosts/nope/")  # no run is started
+        for role, token in tokens.items():
+            response = client.request(method, url, headers={"Authorization": f"Bearer {token}"})
+            where = f"{role} {method} {url} -> {response.status_code}"
+            if ROLE_ORDER.index(role) < ROLE_ORDER.index(needed):
+                if response.status_code != 403 or f"the {needed} role" not in response.text:
+                    problems.append(f"{where}: not refused for its role")
+            elif response.status_code in (401, 403):
+                problems.append(f"{where}: refused although the role suffices")
+    assert not problems, "\n".join(problems)
+
+
+def test_git_needs_the_admin_role(role_clients: dict[str, TestClient]) -> None:
+    import base64
+
+    names = {ADMIN: "admin", OPERATOR: "olivia", VIEWER: "victor"}
+    for role, client in role_clients.items():
+        basic = base64.b64encode(f"{names[role]}:{PASSWORD}".encode()).decode()
+        response = client.get(
+            "/git/pve1.git/info/refs", headers={"Authorization": f"Basic {basic}"}
+        )
+        assert response.status_code == (200 if role == ADMIN else 403), role
+
+
 def test_static_files_are_public(client: TestClient) -> None:
     assert client.get("/static/style.css").status_code == 200
 
@@ -189,6 +360,7 @@ def test_session_cookie_flags(home: Home, app_store: Store) -> None:
 
 def test_expired_or_forged_session_means_login(client: TestClient, home: Home) -> None:
     import base64
+    import time
 
     import itsdangerous
 
@@ -200,7 +372,9 @@ def test_expired_or_forged_session_means_login(client: TestClient, home: Home) -
         def get_timestamp(self) -> int:
             return 1_000_000_000  # 2001: long past any max_age
 
-    payload = base64.b64encode(json.dumps({"user": "admin"}).encode())
+    now = time.time()
+    session = {"user": "admin", "epoch": 0, "issued": now, "seen": now}
+    payload = base64.b64encode(json.dumps(session).encode())
     fresh = itsdangerous.TimestampSigner(secret).sign(payload).decode()
     client.cookies.clear()
     client.cookies.set("pvegit_session", fresh)
@@ -215,6 +389,7 @@ def test_expired_or_forged_session_means_login(client: TestClient, home: Home) -
 
 def test_removed_user_loses_the_session(client: TestClient, app_store: Store) -> None:
     login(client)
+    app_store.add_user("other-admin", hash_password(PASSWORD), "admin")
     app_store.remove_user("admin")
     assert client.get("/hosts").headers["location"].startswith("/login")
 
@@ -571,16 +746,23 @@ def test_user_commands(cli, monkeypatch: pytest.MonkeyPatch, home: Home) -> None
     monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
     added = cli("user", "add", "alice", "--password-stdin")
     assert added.code == 0, added.err
-    assert cli("user", "list").out.split() == ["alice"]
+    assert cli("user", "list").out.split() == ["alice", "admin"]  # the first user is an admin
     store = Store(home.state_path)
     stored = store.password_hash("alice") or ""
     assert stored.startswith("scrypt$") and "long enough" not in stored
     monkeypatch.setattr("sys.stdin", io.StringIO("another long password\n"))
     assert cli("user", "passwd", "alice", "--password-stdin").code == 0
     assert store.password_hash("alice") != stored
+    last = cli("user", "remove", "alice")
+    assert last.code == 1 and "last admin" in last.err
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert cli("user", "add", "bob", "--password-stdin").code == 0
+    assert cli("user", "list").out.split() == ["alice", "admin", "bob", "viewer"]
+    assert "last admin" in cli("user", "role", "alice", "viewer").err
+    assert cli("user", "role", "bob", "admin").code == 0
     assert cli("user", "remove", "alice").code == 0
     assert cli("user", "remove", "alice").code == 1
-    assert "no users yet" in cli("user", "list").out
+    assert cli("user", "list").out.split() == ["bob", "admin"]
     store.close()
 
 

@@ -1,7 +1,8 @@
 """The JSON API under /api/v1/ and the Prometheus /metrics, both for API tokens.
 
 A request without a valid token gets 401 before anything is looked up, so a
-wrong token never tells whether a host exists. Errors are JSON:
+wrong token never tells whether a host exists; a token whose role is too low
+gets 403, also before anything is looked up. Errors are JSON:
 ``{"error": "what went wrong and what to do"}``.
 """
 
@@ -11,7 +12,7 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, overload
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -21,7 +22,8 @@ from pvegit.categories import is_secret
 from pvegit.errors import ConfigError, NotFound
 from pvegit.history import commit_count, sync_index, timeline
 from pvegit.repo import HostRepository, count_lines, is_binary
-from pvegit.store import RUN_STATUSES, Host, Store
+from pvegit.roles import OPERATOR, VIEWER, allows
+from pvegit.store import RUN_STATUSES, Host, Store, Token
 from web.context import context_of
 
 TOKEN_PREFIX = "pvegit_"
@@ -36,14 +38,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def token_user(request: Request) -> str | None:
-    """``token:NAME`` for a valid, unrevoked bearer token; None otherwise."""
+def bearer_token(request: Request) -> Token | None:
+    """The valid, unrevoked token of the request's ``Authorization: Bearer``; None otherwise."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    name = context_of(request).store.token_by_hash(hash_token(token.strip()))
-    return f"token:{name}" if name else None
+    return context_of(request).store.active_token(hash_token(token.strip()))
 
 
 class ApiError(Exception):
@@ -57,34 +58,52 @@ def error(status: int, message: str) -> JSONResponse:
 
 
 ApiView = Callable[[Request, str], Any]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+_NO_TOKEN = "a valid API token is required: Authorization: Bearer <token>"
 
 
-def api(view: ApiView) -> Callable[[Request], Awaitable[Response]]:
-    """An API endpoint: bearer token required; the view returns JSON-able data."""
+@overload
+def api(view: ApiView, /) -> Endpoint: ...
+@overload
+def api(*, role: str) -> Callable[[ApiView], Endpoint]: ...
+def api(
+    view: ApiView | None = None, /, *, role: str = VIEWER
+) -> Endpoint | Callable[[ApiView], Endpoint]:
+    """An API endpoint: a bearer token with ``role`` or higher (viewer unless given);
+    the view gets ``token:NAME`` and returns JSON-able data."""
 
-    @functools.wraps(view)
-    async def endpoint(request: Request) -> Response:
-        user = await run_in_threadpool(token_user, request)
-        if user is None:
-            return JSONResponse(
-                {"error": "a valid API token is required: Authorization: Bearer <token>"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        try:
-            result = await run_in_threadpool(view, request, user)
-        except ApiError as err:
-            return error(err.status, str(err))
-        except NotFound as err:
-            return error(404, str(err))
-        except ConfigError as err:
-            return error(400, str(err))
-        if isinstance(result, Response):
-            return result
-        return JSONResponse(result)
+    def decorate(view: ApiView) -> Endpoint:
+        @functools.wraps(view)
+        async def endpoint(request: Request) -> Response:
+            token = await run_in_threadpool(bearer_token, request)
+            if token is None:
+                return JSONResponse(
+                    {"error": _NO_TOKEN}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                )
+            if not allows(token.role, role):
+                return error(
+                    403,
+                    f"this needs a token with the {role} role; {token.name!r} is a "
+                    f"{token.role} token (make one with: pvegit token add NAME --role {role})",
+                )
+            try:
+                result = await run_in_threadpool(view, request, f"token:{token.name}")
+            except ApiError as err:
+                return error(err.status, str(err))
+            except NotFound as err:
+                return error(404, str(err))
+            except ConfigError as err:
+                return error(400, str(err))
+            if isinstance(result, Response):
+                return result
+            return JSONResponse(result)
 
-    endpoint.guard = "api"  # type: ignore[attr-defined]
-    return endpoint
+        endpoint.guard = "api"  # type: ignore[attr-defined]
+        endpoint.role = role  # type: ignore[attr-defined]
+        return endpoint
+
+    return decorate(view) if view is not None else decorate
 
 
 def _host(store: Store, request: Request) -> Host:
@@ -126,7 +145,7 @@ def hosts(request: Request, user: str) -> list[dict[str, Any]]:
     return out
 
 
-@api
+@api(role=OPERATOR)
 def start_snapshot(request: Request, user: str) -> Response:
     context = context_of(request)
     host = _host(context.store, request)
@@ -229,12 +248,9 @@ async def metrics(request: Request) -> Response:
     context = context_of(request)
     client = request.client.host if request.client else ""
     allowed = client in context.settings.metrics_allow
-    if not allowed and await run_in_threadpool(token_user, request) is None:
+    if not allowed and await run_in_threadpool(bearer_token, request) is None:
         return JSONResponse(
-            {
-                "error": "a valid API token is required: Authorization: Bearer "
-                "<token> (or list this address in metrics_allow)"
-            },
+            {"error": f"{_NO_TOKEN} (or list this address in metrics_allow)"},
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
@@ -245,3 +261,4 @@ async def metrics(request: Request) -> Response:
 
 
 metrics.guard = "api"  # type: ignore[attr-defined]
+metrics.role = VIEWER  # type: ignore[attr-defined]  # any valid token

@@ -32,7 +32,7 @@ from web import api, gitserve
 from web.context import Context, Settings, render
 from web.runner import RunLauncher
 from web.security import csrf_token, load_secret_key
-from web.views import audit, auth, browse, dashboard, hosts, restore, runs, tokens
+from web.views import audit, auth, browse, dashboard, hosts, restore, runs, tokens, users
 
 _log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ ROUTES = [
     Route("/login", auth.login_form, methods=["GET"]),
     Route("/login", auth.login, methods=["POST"]),
     Route("/logout", auth.logout, methods=["POST"]),
+    Route("/logout/everywhere", auth.logout_everywhere, methods=["POST"]),
     Route("/", dashboard.dashboard),
     Route("/hosts", hosts.host_list),
     Route("/hosts", hosts.host_create, methods=["POST"]),
@@ -71,6 +72,11 @@ ROUTES = [
     Route("/tokens", tokens.token_page),
     Route("/tokens", tokens.token_create, methods=["POST"]),
     Route("/tokens/{token}/revoke", tokens.token_revoke, methods=["POST"]),
+    Route("/users", users.user_page),
+    Route("/users", users.user_create, methods=["POST"]),
+    Route("/users/{user}/role", users.user_role, methods=["POST"]),
+    Route("/users/{user}/logout", users.user_logout, methods=["POST"]),
+    Route("/users/{user}/remove", users.user_remove, methods=["POST"]),
     Route("/notifications", tokens.notifications_page),
     Route("/notifications", tokens.notifications_add, methods=["POST"]),
     Route("/notifications/test", tokens.notifications_test, methods=["POST"]),
@@ -149,6 +155,8 @@ def settings_from(config: Config) -> Settings:
         default_schedule=config.default_schedule,
         stale_factor=config.stale_factor,
         metrics_allow=config.metrics_allow,
+        session_idle_seconds=config.session_idle_minutes * 60,
+        session_max_seconds=config.session_max_hours * 3600,
     )
 
 
@@ -180,7 +188,14 @@ def create_app(
         warn_percent=config.storage_warn_percent,
     )
     context = Context(
-        home, store, settings, launcher, config=config, notifier=notifier, templates=_templates()
+        home,
+        store,
+        settings,
+        launcher,
+        config=config,
+        notifier=notifier,
+        templates=_templates(),
+        clock=clock,
     )
     scheduler = Scheduler(
         store,
@@ -194,7 +209,7 @@ def create_app(
             SessionMiddleware,
             secret_key=load_secret_key(home.root / "web_secret"),
             session_cookie="pvegit_session",
-            max_age=settings.session_seconds,
+            max_age=settings.session_max_seconds,
             same_site="lax",
             https_only=settings.secure_cookies,
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 from pvegit import __version__
 from pvegit.categories import DEFAULT_CATEGORIES
+from pvegit.roles import ROLES
 
 _DESCRIPTION = """\
 Git-backed configuration versioning for Proxmox VE hosts.
@@ -209,25 +210,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-scheduler", action="store_true", help="serve the UI only; no scheduled runs"
     )
 
-    user = commands.add_parser("user", help="manage the web UI's users")
+    user = commands.add_parser("user", help="manage the web UI's users and their roles")
     user_commands = user.add_subparsers(dest="user_command", metavar="ACTION")
     user_commands.required = True
     for name, function, text in (
         ("add", "cmd_user_add", "add a user (asks for the password, or --password-stdin)"),
-        ("passwd", "cmd_user_passwd", "set a user's password"),
-        ("remove", "cmd_user_remove", "remove a user"),
+        ("passwd", "cmd_user_passwd", "set a user's password (ends the user's sessions)"),
+        ("remove", "cmd_user_remove", "remove a user (not the last admin)"),
+        ("logout", "cmd_user_logout", "end every web session of a user (log out everywhere)"),
     ):
         sub = user_commands.add_parser(name, help=text, description=text)
         sub.set_defaults(handler=("web", function))
         sub.add_argument("name", metavar="NAME")
-        if name != "remove":
+        if name in ("add", "passwd"):
             sub.add_argument(
                 "--password-stdin", action="store_true", help="read the password from stdin"
             )
-    listing = user_commands.add_parser("list", help="list the users", description="list the users")
+        if name == "add":
+            sub.add_argument(
+                "--role",
+                choices=ROLES,
+                help="viewer, operator or admin (default: admin for the first user, viewer after)",
+            )
+    role = user_commands.add_parser(
+        "role",
+        help="give a user another role (a lower one ends its sessions)",
+        description="give a user another role (a lower one ends its sessions)",
+    )
+    role.set_defaults(handler=("web", "cmd_user_role"))
+    role.add_argument("name", metavar="NAME")
+    role.add_argument("role", choices=ROLES, metavar="ROLE", help="viewer, operator or admin")
+    listing = user_commands.add_parser(
+        "list", help="list the users and their roles", description="list the users and roles"
+    )
     listing.set_defaults(handler=("web", "cmd_user_list"))
 
-    token = commands.add_parser("token", help="manage API tokens (for /api/v1/ and /metrics)")
+    token = commands.add_parser("token", help="manage API tokens (for /api/v1/, /metrics, git)")
     token_commands = token.add_subparsers(dest="token_command", metavar="ACTION")
     token_commands.required = True
     for name, function, text in (
@@ -237,7 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub = token_commands.add_parser(name, help=text, description=text)
         sub.set_defaults(handler=("web", function))
         sub.add_argument("name", metavar="NAME")
-    token_list = token_commands.add_parser("list", help="list tokens", description="list tokens")
+        if name == "add":
+            sub.add_argument(
+                "--role",
+                choices=ROLES,
+                default="viewer",
+                help="viewer (read; default), operator (also start backups) or admin "
+                "(also git clone)",
+            )
+    token_list = token_commands.add_parser(
+        "list", help="list tokens and their roles", description="list tokens and their roles"
+    )
     token_list.set_defaults(handler=("web", "cmd_token_list"))
 
     notify = commands.add_parser("notify", help="notification targets")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import sys
 import time
@@ -20,7 +21,8 @@ from pvegit.store import Host, Store, validate_host_name
 def _validated(arguments: argparse.Namespace) -> dict[str, Any]:
     """The connection options that were given, checked."""
     checks: dict[str, Callable[[Any], Any]] = {
-        "address": hostconfig.check_address,
+        # The CLI is root on this machine: it alone may make local hosts.
+        "address": functools.partial(hostconfig.check_address, local_allowed=True),
         "port": hostconfig.check_port,
         "user": hostconfig.check_user,
         "identity": str,

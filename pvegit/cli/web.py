@@ -11,7 +11,8 @@ from pvegit.cli.common import actor, open_home
 from pvegit.config import Config
 from pvegit.errors import ConfigError, NotFound
 from pvegit.home import Home
-from pvegit.store import Host, Store
+from pvegit.roles import ADMIN, check_role
+from pvegit.store import Host, Store, validate_user_name
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -41,12 +42,36 @@ def cmd_user_add(arguments: argparse.Namespace) -> int:
     from web.security import hash_password
 
     _, store = open_home(arguments)
-    if not arguments.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise ConfigError(f"user name {arguments.name!r}: use letters, digits, '.', '-', '_'")
+    validate_user_name(arguments.name)
+    if arguments.role is not None:
+        check_role(arguments.role)
     password = _read_password(arguments.password_stdin, arguments.name)
-    store.add_user(arguments.name, hash_password(password))
-    store.audit(actor(), "user added", None, user=arguments.name)
-    print(f"added user {arguments.name}")
+    role = store.add_user(arguments.name, hash_password(password), arguments.role)
+    store.audit(actor(), "user added", None, user=arguments.name, role=role)
+    print(f"added user {arguments.name} ({role})")
+    return 0
+
+
+def cmd_user_role(arguments: argparse.Namespace) -> int:
+    _, store = open_home(arguments)
+    previous = store.set_role(arguments.name, check_role(arguments.role))
+    store.audit(
+        actor(),
+        "user role changed",
+        None,
+        user=arguments.name,
+        role=arguments.role,
+        previous=previous,
+    )
+    print(f"{arguments.name}: {previous} -> {arguments.role}")
+    return 0
+
+
+def cmd_user_logout(arguments: argparse.Namespace) -> int:
+    _, store = open_home(arguments)
+    store.end_sessions(arguments.name)
+    store.audit(actor(), "logged out everywhere", None, user=arguments.name)
+    print(f"ended every web session of {arguments.name}")
     return 0
 
 
@@ -75,7 +100,10 @@ def cmd_user_remove(arguments: argparse.Namespace) -> int:
 def cmd_user_list(arguments: argparse.Namespace) -> int:
     _, store = open_home(arguments)
     users = store.users()
-    print("\n".join(users) if users else "no users yet: pvegit user add NAME")
+    if not users:
+        print("no users yet: pvegit user add NAME")
+    for user in users:
+        print(f"{user.name:<24} {user.role}")
     return 0
 
 
@@ -152,9 +180,9 @@ def cmd_token_add(arguments: argparse.Namespace) -> int:
 
     _, store = open_home(arguments)
     token = new_token()
-    store.add_token(arguments.name, hash_token(token), actor())
-    store.audit(actor(), "token created", None, token=arguments.name)
-    print(f"created token {arguments.name}; it is shown only now: {token}")
+    store.add_token(arguments.name, hash_token(token), actor(), check_role(arguments.role))
+    store.audit(actor(), "token created", None, token=arguments.name, role=arguments.role)
+    print(f"created {arguments.role} token {arguments.name}; it is shown only now: {token}")
     return 0
 
 
@@ -180,7 +208,7 @@ def cmd_token_list(arguments: argparse.Namespace) -> int:
             if (token["last_used"])
             else "never"
         )
-        print(f"{token['name']:<24} {state:<8} last used {used}")
+        print(f"{token['name']:<24} {token['role']:<9} {state:<8} last used {used}")
     return 0
 
 
@@ -215,7 +243,7 @@ def cmd_demo(arguments: argparse.Namespace) -> int:
     from web.security import hash_password
 
     home, store = open_home(arguments)
-    node = DemoNode(home.root / "demo-node" / arguments.name, arguments.name)
+    node = DemoNode(home.demo_nodes_dir / arguments.name, arguments.name)
     created = node.create()
     try:
         host = store.host(arguments.name)
@@ -235,10 +263,13 @@ def cmd_demo(arguments: argparse.Namespace) -> int:
             run = take_snapshot(home, store, host, options)
             print(f"edited {edited}: {describe(run)}")
     password = secrets.token_urlsafe(12)
-    if store.password_hash("admin") is None:
-        store.add_user("admin", hash_password(password))
+    admin = store.user("admin")
+    if admin is None:
+        store.add_user("admin", hash_password(password), ADMIN)
     else:
         store.set_password("admin", hash_password(password))
+        if admin.role != ADMIN:
+            store.set_role("admin", ADMIN)
     store.audit(actor(), "demo admin password set", None, user="admin")
     print()
     print(f"web UI:   http://{arguments.listen}")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pvegit.roles import ADMIN
 from web.context import context_of, render
 from web.guard import page
 
 
-@page
+@page(role=ADMIN)
 def audit_page(request: Request, user: str) -> Response:
     store = context_of(request).store
     host = request.query_params.get("host") or None

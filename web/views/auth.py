@@ -1,4 +1,4 @@
-"""Login and logout."""
+"""Login, logout, and logging out everywhere."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from pvegit.roles import VIEWER
 from web.context import context_of, render
-from web.guard import action, read_form
+from web.guard import action, read_form, start_session
 from web.security import csrf_valid, verify_password
 
 
@@ -57,9 +58,10 @@ async def login(request: Request) -> Response:
             },
             status_code=429,
         )
-    stored = await run_in_threadpool(context.store.password_hash, username)
+    account = await run_in_threadpool(context.store.user, username)
+    stored = account.password_hash if account else None
     valid = await run_in_threadpool(verify_password, password, stored)
-    if not valid:
+    if not valid or account is None:
         context.throttle.failed(*keys)
         await run_in_threadpool(
             context.store.audit, username or "-", "login failed", None, address=client
@@ -71,14 +73,23 @@ async def login(request: Request) -> Response:
             status_code=401,
         )
     context.throttle.succeeded(f"user:{username}")
-    request.session.clear()  # a new session on login: no fixation
-    request.session["user"] = username
+    start_session(request, account)
     await run_in_threadpool(context.store.audit, username, "login", None, address=client)
     return RedirectResponse(target, status_code=303)
 
 
-@action
+@action(role=VIEWER)
 async def logout(request: Request, user: str, form: object) -> Response:
     request.session.clear()
     await run_in_threadpool(context_of(request).store.audit, user, "logout", None)
+    return RedirectResponse("/login", status_code=303)
+
+
+@action(role=VIEWER)
+async def logout_everywhere(request: Request, user: str, form: object) -> Response:
+    """End every session of the signed-in user, this one included (a lost laptop)."""
+    store = context_of(request).store
+    await run_in_threadpool(store.end_sessions, user)
+    request.session.clear()
+    await run_in_threadpool(store.audit, user, "logged out everywhere", None, user=user)
     return RedirectResponse("/login", status_code=303)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from pvegit.categories import CATALOGUE, DEFAULT_CATEGORIES
 from pvegit.errors import ConfigError, NotFound, PvegitError
 from pvegit.history import commit_count, sync_index, timeline
 from pvegit.repo import HostRepository
+from pvegit.roles import ADMIN, OPERATOR
 from pvegit.status import host_status
 from pvegit.store import Host
 from web.context import context_of, render
@@ -91,8 +93,36 @@ def _form_of(host: Host) -> HostForm:
     )
 
 
-def _read_host_form(form: FormData, *, with_name: bool) -> tuple[HostForm, dict[str, Any]]:
-    """Check every field; return the form as typed with its errors, and the checked values."""
+_FORM_FIELDS = ("address", "port", "user", "categories", "includes", "excludes", "schedule")
+
+
+def _locked(host: Host | None) -> tuple[str, ...]:
+    """The fields the form shows but does not let change: a local host's where and what."""
+    if host is None or not host.is_local:
+        return ()
+    return tuple(
+        field for field in _FORM_FIELDS if field not in hostconfig.LOCAL_CHANGEABLE_FROM_WEB
+    )
+
+
+def _read_host_form(form: FormData, *, current: Host | None) -> tuple[HostForm, dict[str, Any]]:
+    """Check every field; return the form as typed with its errors, and the checked values.
+
+    Without ``current`` it is a new host (with a name); with it, an edit, where
+    the fields the form locks keep the host's values unless they were sent.
+    """
+    with_name = current is None
+    if current is not None:
+        kept = _form_of(current).values
+        form = FormData(
+            [*form.multi_items()]
+            + [
+                (field, value)
+                for field in _locked(current)
+                if field not in form
+                for value in (kept[field] if field == "categories" else [kept[field]])
+            ]
+        )
     raw: dict[str, Any] = {
         "name": str(form.get("name", "")),
         "address": str(form.get("address", "")),
@@ -103,8 +133,10 @@ def _read_host_form(form: FormData, *, with_name: bool) -> tuple[HostForm, dict[
         "excludes": str(form.get("excludes", "")),
         "schedule": str(form.get("schedule", "")),
     }
+    # The web never makes a local host; an edit may only keep the one it has.
+    keeps_local = current is not None and raw["address"].strip() == current.address
     checks: dict[str, Callable[[Any], Any]] = {
-        "address": hostconfig.check_address,
+        "address": functools.partial(hostconfig.check_address, local_allowed=keeps_local),
         "port": hostconfig.check_port,
         "user": hostconfig.check_user,
         "categories": hostconfig.check_categories,
@@ -121,6 +153,11 @@ def _read_host_form(form: FormData, *, with_name: bool) -> tuple[HostForm, dict[
             values[field] = check(raw[field])
         except ConfigError as err:
             errors[field] = str(err)
+    if current is not None and not errors:
+        try:
+            hostconfig.check_web_edit(current, values)
+        except ConfigError as err:
+            errors["address"] = str(err)
     return HostForm(raw, errors), values
 
 
@@ -133,12 +170,13 @@ def _form_page(request: Request, form: HostForm, host: Host | None, status: int 
             "form": form,
             "host": host,
             "catalogue": CATALOGUE,
+            "locked": _locked(host),
         },
         status_code=status,
     )
 
 
-@page
+@page(role=ADMIN)
 def host_new(request: Request, user: str) -> Response:
     return _form_page(request, _blank_form(), None)
 
@@ -146,7 +184,7 @@ def host_new(request: Request, user: str) -> Response:
 @action
 async def host_create(request: Request, user: str, form: FormData) -> Response:
     context = context_of(request)
-    checked, values = _read_host_form(form, with_name=True)
+    checked, values = _read_host_form(form, current=None)
     if checked.errors:
         return _form_page(request, checked, None, status=400)
     try:
@@ -159,7 +197,7 @@ async def host_create(request: Request, user: str, form: FormData) -> Response:
     return RedirectResponse(f"/hosts/{host.name}", status_code=303)
 
 
-@page
+@page(role=ADMIN)
 def host_edit_form(request: Request, user: str) -> Response:
     host = find_host(request)
     return _form_page(request, _form_of(host), host)
@@ -169,7 +207,7 @@ def host_edit_form(request: Request, user: str) -> Response:
 async def host_update(request: Request, user: str, form: FormData) -> Response:
     context = context_of(request)
     host = find_host(request)
-    checked, values = _read_host_form(form, with_name=False)
+    checked, values = _read_host_form(form, current=host)
     if checked.errors:
         return _form_page(
             request,
@@ -318,7 +356,7 @@ def _probe_steps(context: Any, host: Host) -> tuple[tuple[bool, str], ...]:
     return tuple(steps)
 
 
-@action
+@action(role=OPERATOR)
 async def host_test(request: Request, user: str, form: FormData) -> Response:
     context = context_of(request)
     host = find_host(request)
@@ -368,7 +406,7 @@ async def host_trust(request: Request, user: str, form: FormData) -> Response:
     return RedirectResponse(f"/hosts/{host.name}", status_code=303)
 
 
-@action
+@action(role=OPERATOR)
 async def host_verify(request: Request, user: str, form: FormData) -> Response:
     """Check the repository, the run log, and (after a snapshot) the node."""
     from pvegit.verify import verify_host
@@ -382,7 +420,7 @@ async def host_verify(request: Request, user: str, form: FormData) -> Response:
     return render(request, "verify.html", {"nav": "hosts", "host": host, "result": result})
 
 
-@action
+@action(role=OPERATOR)
 async def host_snapshot(request: Request, user: str, form: FormData) -> Response:
     context = context_of(request)
     host = find_host(request)

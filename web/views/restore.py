@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from pvegit.categories import normalize_node_path, resolve_selection
 from pvegit.errors import ConfigError, NotFound, PvegitError
+from pvegit.hostconfig import check_web_restore
 from pvegit.repo import HostRepository
 from pvegit.restore import (
     RestoreOptions,
@@ -19,12 +20,23 @@ from pvegit.restore import (
     read_live,
     restore_to_node,
 )
+from pvegit.roles import OPERATOR
 from pvegit.store import Host
 from pvegit.tarstream import parse_display_path
 from pvegit.transport import open_transport
 from web.context import context_of, render
 from web.guard import action, page
 from web.views.hosts import find_host
+
+
+def _restorable(request: Request) -> Host:
+    """The host in the URL; 403 for a local one (only root restores onto this machine)."""
+    host = find_host(request)
+    try:
+        check_web_restore(host)
+    except ConfigError as err:
+        raise HTTPException(403, str(err)) from err
+    return host
 
 
 def _form(form: FormData | dict[str, str]) -> dict[str, object]:
@@ -80,9 +92,9 @@ def _page(
     )
 
 
-@page
+@page(role=OPERATOR)
 def restore_form(request: Request, user: str) -> Response:
-    host = find_host(request)
+    host = _restorable(request)
     values = _form(
         {
             "commit": request.query_params.get("commit", "HEAD"),
@@ -92,10 +104,10 @@ def restore_form(request: Request, user: str) -> Response:
     return _page(request, host, values)
 
 
-@action
+@action(role=OPERATOR)
 async def restore_preview(request: Request, user: str, form: FormData) -> Response:
     context = context_of(request)
-    host = find_host(request)
+    host = _restorable(request)
     values = _form(form)
 
     def preview() -> RestorePlan:
@@ -120,7 +132,7 @@ async def restore_preview(request: Request, user: str, form: FormData) -> Respon
 @action
 async def restore_run(request: Request, user: str, form: FormData) -> Response:
     context = context_of(request)
-    host = find_host(request)
+    host = _restorable(request)
     values = _form(form)
     if form.get("confirm") != "yes":
         raise HTTPException(400, "a restore needs the confirmation from its preview page")

@@ -1,4 +1,4 @@
-"""API tokens and notification targets: the admin's settings pages."""
+"""API tokens and notification targets: the admin's settings pages (admin only)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from starlette.responses import RedirectResponse, Response
 
 from pvegit.config import EVENTS, WEBHOOK_FORMATS, check_target
 from pvegit.errors import ConfigError, NotFound
-from pvegit.notify import all_targets, send_test
+from pvegit.notify import all_targets, send_test, target_location
+from pvegit.redact import redact_url
+from pvegit.roles import ADMIN, DESCRIPTIONS, ROLES, VIEWER, check_role
 from web.api import hash_token, new_token
 from web.context import context_of, render
 from web.guard import action, page
@@ -20,42 +22,44 @@ from web.guard import action, page
 _TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-@page
+def _tokens(
+    request: Request, created: tuple[str, str] | None, error: str | None, status: int = 200
+) -> Response:
+    values = {
+        "nav": "settings",
+        "tokens": context_of(request).store.tokens(),
+        "created": created,
+        "error": error,
+        "roles": [(role, DESCRIPTIONS[role]) for role in ROLES],
+    }
+    return render(request, "tokens.html", values, status_code=status)
+
+
+@page(role=ADMIN)
 def token_page(request: Request, user: str) -> Response:
-    tokens = context_of(request).store.tokens()
-    return render(
-        request,
-        "tokens.html",
-        {"nav": "settings", "tokens": tokens, "created": None, "error": None},
-    )
+    return _tokens(request, None, None)
 
 
 @action
 async def token_create(request: Request, user: str, form: FormData) -> Response:
     store = context_of(request).store
     name = str(form.get("name", "")).strip()
+    role = str(form.get("role", VIEWER))
     token = new_token()
     problem = None
-    if not _TOKEN_NAME.match(name):
-        problem = "name the token with letters, digits, '.', '_' or '-', e.g. prometheus"
-    else:
-        try:
-            await run_in_threadpool(store.add_token, name, hash_token(token), user)
-        except ConfigError as err:
-            problem = str(err)
+    try:
+        if not _TOKEN_NAME.match(name):
+            raise ConfigError(
+                "name the token with letters, digits, '.', '_' or '-', e.g. prometheus"
+            )
+        check_role(role)
+        await run_in_threadpool(store.add_token, name, hash_token(token), user, role)
+    except ConfigError as err:
+        problem = str(err)
     if problem:
-        return render(
-            request,
-            "tokens.html",
-            {"nav": "settings", "tokens": store.tokens(), "created": None, "error": problem},
-            status_code=400,
-        )
-    await run_in_threadpool(store.audit, user, "token created", None, token=name)
-    return render(
-        request,
-        "tokens.html",
-        {"nav": "settings", "tokens": store.tokens(), "created": (name, token), "error": None},
-    )
+        return await run_in_threadpool(_tokens, request, None, problem, 400)
+    await run_in_threadpool(store.audit, user, "token created", None, token=name, role=role)
+    return await run_in_threadpool(_tokens, request, (name, token), None)
 
 
 @action
@@ -73,10 +77,11 @@ async def token_revoke(request: Request, user: str, form: FormData) -> Response:
 def _notifications(request: Request, **extra: object) -> Response:
     context = context_of(request)
     made = {settings["name"] for settings in context.store.notify_targets()}
+    targets = all_targets(context.config, context.store)
     values: dict[str, object] = {
         "nav": "settings",
         "config": context.config,
-        "targets": all_targets(context.config, context.store),
+        "targets": [(target, target_location(target)) for target in targets],
         "made": made,
         "events": EVENTS,
         "formats": WEBHOOK_FORMATS,
@@ -89,7 +94,7 @@ def _notifications(request: Request, **extra: object) -> Response:
     return render(request, "notifications.html", values, status_code=status)
 
 
-@page
+@page(role=ADMIN)
 def notifications_page(request: Request, user: str) -> Response:
     return _notifications(request)
 
@@ -121,7 +126,10 @@ async def notifications_add(request: Request, user: str, form: FormData) -> Resp
         check_target(settings, "the new target")
         await run_in_threadpool(context.store.add_notify_target, str(settings["name"]), settings)
     except ConfigError as err:
-        shown = {key: value for key, value in settings.items() if key != "password"}
+        # The form comes back as typed, but never with a credential in it.
+        shown = {key: value for key, value in settings.items() if key not in ("password", "token")}
+        if isinstance(shown.get("url"), str):
+            shown["url"] = redact_url(str(shown["url"]))
         return _notifications(request, error=str(err), form=shown, status=400)
     await run_in_threadpool(
         context.store.audit,

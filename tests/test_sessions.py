@@ -1,0 +1,180 @@
+"""Web sessions end when they should: a new password, a lower role, "log out
+everywhere", and the idle and absolute lifetimes from pvegit.toml."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from appserver import pvegit_process, start_serve
+from starlette.testclient import TestClient
+from test_web import PASSWORD, login
+
+from pvegit.config import parse_config
+from pvegit.errors import ConfigError
+from pvegit.home import Home
+from pvegit.store import Store
+from web.app import create_app, settings_from
+from web.context import Settings
+from web.security import hash_password
+
+
+class Clock:
+    """The app's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def sessions_store(home: Home) -> Iterator[Store]:
+    store = Store(home.state_path)
+    store.add_user("admin", hash_password(PASSWORD))
+    store.add_user("olivia", hash_password(PASSWORD), "operator")
+    yield store
+    store.close()
+
+
+def _client(home: Home, store: Store, **settings: int) -> TestClient:
+    app = create_app(home, Settings(concurrency=1, **settings), store=store)
+    return TestClient(app, follow_redirects=False)
+
+
+def _signed_in(client: TestClient) -> bool:
+    return client.get("/runs").status_code == 200
+
+
+def test_a_new_password_ends_every_session_at_once(
+    home: Home,
+    sessions_store: Store,
+    cli,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    laptop, phone = _client(home, sessions_store), _client(home, sessions_store)
+    login(laptop, "olivia")
+    login(phone, "olivia")
+    monkeypatch.setattr("sys.stdin", io.StringIO("a brand new password\n"))
+    assert cli("user", "passwd", "olivia", "--password-stdin").code == 0
+    assert not _signed_in(laptop) and not _signed_in(phone)
+    login(laptop, "olivia", "a brand new password")
+    assert _signed_in(laptop)
+
+
+def test_a_lower_role_ends_the_sessions_a_higher_one_applies_at_once(
+    home: Home, sessions_store: Store
+) -> None:
+    client = _client(home, sessions_store)
+    login(client, "olivia")
+    assert client.get("/users").status_code == 403
+    sessions_store.set_role("olivia", "admin")
+    assert client.get("/users").status_code == 200  # the same session, the new role
+    sessions_store.set_role("olivia", "viewer")
+    assert not _signed_in(client)
+    login(client, "olivia")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text)
+    assert (
+        token
+        and client.post("/hosts/x/snapshot", data={"csrf_token": token.group(1)}).status_code == 403
+    )
+
+
+def test_log_out_everywhere_for_oneself_an_admin_and_the_cli(
+    home: Home,
+    sessions_store: Store,
+    cli,  # type: ignore[no-untyped-def]
+) -> None:
+    laptop, phone = _client(home, sessions_store), _client(home, sessions_store)
+    token = login(laptop, "olivia")
+    login(phone, "olivia")
+    ended = laptop.post("/logout/everywhere", data={"csrf_token": token})
+    assert ended.status_code == 303 and ended.headers["location"] == "/login"
+    assert not _signed_in(laptop) and not _signed_in(phone)
+    # An admin for someone else.
+    admin = _client(home, sessions_store)
+    admin_token = login(admin)
+    login(phone, "olivia")
+    assert admin.post("/users/olivia/logout", data={"csrf_token": admin_token}).status_code == 303
+    assert not _signed_in(phone) and _signed_in(admin)
+    # Root at the command line.
+    login(phone, "olivia")
+    assert cli("user", "logout", "olivia").code == 0
+    assert not _signed_in(phone) and _signed_in(admin)
+    actions = [event["action"] for event in sessions_store.audit_events()]
+    assert actions.count("logged out everywhere") == 3
+
+
+def test_idle_and_absolute_lifetimes(home: Home, sessions_store: Store) -> None:
+    clock = Clock()
+    app = create_app(
+        home,
+        Settings(concurrency=1, session_idle_seconds=600, session_max_seconds=3600),
+        store=sessions_store,
+        clock=clock,
+    )
+    client = TestClient(app, follow_redirects=False)
+    login(client)
+    clock.now += 599
+    assert _signed_in(client)  # used within the idle time: it goes on
+    clock.now += 601
+    assert not _signed_in(client)  # idle too long
+    login(client)
+    for _ in range(6):  # busy all along, one request every 9 minutes ...
+        clock.now += 540
+        assert _signed_in(client)
+    clock.now += 540
+    assert not _signed_in(client)  # ... until an hour after its login
+
+
+def test_lifetimes_come_from_pvegit_toml() -> None:
+    config = parse_config({"server": {"session_idle_minutes": 15, "session_max_hours": 8}})
+    settings = settings_from(config)
+    assert (settings.session_idle_seconds, settings.session_max_seconds) == (900, 8 * 3600)
+    defaults = settings_from(parse_config({}))
+    assert (defaults.session_idle_seconds, defaults.session_max_seconds) == (3600, 12 * 3600)
+    for server, message in (
+        ({"session_idle_minutes": 0}, "server.session_idle_minutes: must be a whole number"),
+        ({"session_max_hours": "8"}, "server.session_max_hours: must be a whole number"),
+        (
+            {"session_idle_minutes": 600, "session_max_hours": 2},
+            "longer than session_max_hours",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            parse_config({"server": server})
+
+
+def test_a_cookie_from_before_user_passwd_is_refused_by_a_real_server(
+    home: Home, tmp_path: Path
+) -> None:
+    """The reported case, with real processes: pvegit serve, a browser session, then
+    `pvegit user passwd` in another process."""
+    added = pvegit_process(home, "user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    assert added.returncode == 0, added.stderr
+    server, base = start_serve(home, tmp_path / "serve.log", "--no-scheduler")
+    try:
+        with httpx2.Client(base_url=base, timeout=60, follow_redirects=False) as browser:
+            page = browser.get("/login").text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+            assert csrf
+            browser.post(
+                "/login",
+                data={"username": "admin", "password": PASSWORD, "csrf_token": csrf.group(1)},
+            )
+            assert browser.get("/runs").status_code == 200
+            changed = pvegit_process(
+                home, "user", "passwd", "admin", "--password-stdin", stdin="another password!\n"
+            )
+            assert changed.returncode == 0, changed.stderr
+            answer = browser.get("/runs")
+            assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
