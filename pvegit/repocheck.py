@@ -181,31 +181,41 @@ def _valid_header(header: bytes) -> bool:
 
 
 def _read_index(index: Path, *, deep: bool) -> tuple[str | None, int, bytes]:
-    """(problem, object count, the pack checksum the index records)."""
-    raw = index.read_bytes()
-    if not raw:
+    """(problem, object count, the pack checksum the index records).
+
+    Reads the header, the fan-out table and the trailer (the whole file when ``deep``).
+    """
+    size = index.stat().st_size
+    with index.open("rb") as handle:
+        head = handle.read(8 + _FANOUT_BYTES)
+        handle.seek(max(size - _TRAILER_BYTES, 0))
+        trailer = handle.read(_TRAILER_BYTES)
+    if not size:
         return "is empty (0 bytes, what a power cut during a write leaves)", 0, b""
-    if raw[:4] == _INDEX_MAGIC:
-        if len(raw) < 8 + _FANOUT_BYTES + _TRAILER_BYTES:
-            return f"is cut short ({len(raw)} bytes)", 0, b""
-        if struct.unpack(">L", raw[4:8])[0] != 2:
+    if head[:4] == _INDEX_MAGIC:
+        if size < 8 + _FANOUT_BYTES + _TRAILER_BYTES:
+            return f"is cut short ({size} bytes)", 0, b""
+        if struct.unpack(">L", head[4:8])[0] != 2:
             return "has an unknown version", 0, b""
-        count = struct.unpack(">L", raw[8 + _FANOUT_BYTES - 4 : 8 + _FANOUT_BYTES])[0]
+        count = struct.unpack(">L", head[8 + _FANOUT_BYTES - 4 :])[0]
         # ids, CRCs and offsets per object; 8-byte offsets only past 2 GiB
         minimum = 8 + _FANOUT_BYTES + count * (_HASH_BYTES + 8) + _TRAILER_BYTES
-        if len(raw) < minimum or (len(raw) - minimum) % 8:
-            return f"is cut short or padded ({len(raw)} bytes for {count} objects)", 0, b""
+        if size < minimum or (size - minimum) % 8:
+            return f"is cut short or padded ({size} bytes for {count} objects)", 0, b""
     else:
         # version 1 has no magic: 256 counts, then (offset, id) pairs
-        if len(raw) < _FANOUT_BYTES + _TRAILER_BYTES:
-            return f"is cut short ({len(raw)} bytes)", 0, b""
-        count = struct.unpack(">L", raw[_FANOUT_BYTES - 4 : _FANOUT_BYTES])[0]
-        if len(raw) != _FANOUT_BYTES + count * (_HASH_BYTES + 4) + _TRAILER_BYTES:
-            what = "holds only zero bytes" if not raw.strip(b"\0") else "is not a pack index"
-            return f"{what} ({len(raw)} bytes), what a power cut can leave", 0, b""
-    if deep and hashlib.sha1(raw[:-_HASH_BYTES]).digest() != raw[-_HASH_BYTES:]:
-        return "does not match its own checksum (damaged on disk)", 0, b""
-    return None, count, raw[-_TRAILER_BYTES:-_HASH_BYTES]
+        if size < _FANOUT_BYTES + _TRAILER_BYTES:
+            return f"is cut short ({size} bytes)", 0, b""
+        count = struct.unpack(">L", head[_FANOUT_BYTES - 4 : _FANOUT_BYTES])[0]
+        if size != _FANOUT_BYTES + count * (_HASH_BYTES + 4) + _TRAILER_BYTES:
+            zeros = not (head + trailer).strip(b"\0")
+            what = "holds only zero bytes" if zeros else "is not a pack index"
+            return f"{what} ({size} bytes), what a power cut can leave", 0, b""
+    if deep:
+        raw = index.read_bytes()
+        if hashlib.sha1(raw[:-_HASH_BYTES]).digest() != raw[-_HASH_BYTES:]:
+            return "does not match its own checksum (damaged on disk)", 0, b""
+    return None, count, trailer[:_HASH_BYTES]
 
 
 def _check_pack_data(pack: Path, count: int, recorded: bytes, *, deep: bool) -> str | None:

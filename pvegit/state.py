@@ -46,16 +46,53 @@ def state_problem(home: Home) -> str | None:
     """What is wrong with state.db given the repositories, before opening it; None if nothing.
 
     Missing or 0 bytes (SQLite would take it for a new, empty database) while
-    repositories hold history is wrong; an unreadable one is found on opening.
+    repositories hold history is wrong, and so is a file shorter than its own
+    header says (cut short: SQLite reads the missing pages as zeros, or from
+    the WAL, and may not notice for a while); other damage shows on opening.
     """
     path = home.state_path
     if path.exists() and path.stat().st_size > 0:
-        return None
+        return _cut_short(path)
     repositories = repositories_with_history(home)
     if not repositories:
         return None
     what = "is missing" if not path.exists() else "is empty (0 bytes)"
     return f"{path} {what}, but {_describe(repositories)}"
+
+
+_HEADER = b"SQLite format 3\0"
+
+
+def _cut_short(path: Path) -> str | None:
+    """SQLite's header: its magic, and (bytes 16-17 page size, 28-31 pages) the file's size.
+
+    The count is valid when the change counter (24-27) equals the "version
+    valid for" field (92-95). The file holds at least the pages of its last
+    checkpoint; newer pages may be only in the WAL, so a longer count in the
+    WAL is no damage, a shorter file than its own header is.
+    """
+    with path.open("rb") as handle:
+        header = handle.read(100)
+    if len(header) < 100 or not header.startswith(_HEADER):
+        # Checked before SQLite opens it: with a WAL at its side SQLite would read
+        # page 1 from the WAL and, closing, write the WAL over what is left.
+        zeros = "holds only zero bytes at its start" if not header.strip(b"\0") else "is not"
+        return (
+            f"{path} {zeros} an SQLite database header (what a power cut or a failing disk "
+            "can leave)"
+        )
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if header[24:28] != header[92:96] or not pages:
+        return None
+    size = path.stat().st_size
+    if size < pages * page_size:
+        return (
+            f"{path} is cut short: {size} bytes where its header counts {pages} pages of "
+            f"{page_size} bytes (what a power cut or a full disk during a write can leave)"
+        )
+    return None
 
 
 def _describe(repositories: list[Path]) -> str:

@@ -6,6 +6,7 @@ history made by the real CLI, and the ways to half-write its files.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from conftest import Result, git
 
+import pvegit as pvegit_package
 from pvegit.demo import DemoNode
 from pvegit.home import Home
 
@@ -53,6 +55,17 @@ def newest_pack(repository: Path) -> Path:
     return packs[-1]
 
 
+def same_pvegit() -> dict[str, str]:
+    """An environment in which a child process imports the pvegit this test imported.
+
+    (``python -m`` puts the working directory first on the path; the children run
+    elsewhere, so that a run against another checkout, PYTHONPATH=..., stays one.)
+    """
+    root = str(Path(pvegit_package.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
+
+
 def pvegit(home: Home, *arguments: str) -> subprocess.CompletedProcess[str]:
     """The real ``pvegit`` program in its own process."""
     return subprocess.run(
@@ -60,7 +73,20 @@ def pvegit(home: Home, *arguments: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         check=False,
+        cwd=home.root.parent,
+        env=same_pvegit(),
     )
+
+
+def process_cli(home: Home) -> Callable[..., Result]:
+    """Like the ``cli`` fixture, but each command in its own process, which closes its
+    state.db on exit (the fixture's in-process runs leave their connections open)."""
+
+    def run(*arguments: str) -> Result:
+        completed = pvegit(home, *arguments)
+        return Result(completed.returncode, completed.stdout, completed.stderr)
+
+    return run
 
 
 @dataclass
