@@ -135,7 +135,9 @@ def check_packs(root: Path, *, deep: bool = False) -> list[Damage]:
             found += check_pack(pack, index, deep=deep)
     if directory.is_dir():
         for index in sorted(directory.glob("pack-*.idx")):
-            if not index.with_suffix(".pack").exists():
+            # (a writer renames a pack in before its index and removes an index
+            # before its pack, so this is never a writer at work)
+            if not index.with_suffix(".pack").exists() and index.exists():
                 found.append(Damage(index, "has lost its pack (the objects it lists are gone)"))
     return found
 
@@ -147,6 +149,8 @@ def check_pack(pack: Path, index: Path, *, deep: bool = False) -> list[Damage]:
         if index_problem:
             return [Damage(index, index_problem)]
         pack_problem = _check_pack_data(pack, count, recorded, deep=deep)
+    except FileNotFoundError:
+        return []  # removed since it was listed: gc or a fold replaced it (indexes go first)
     except OSError as err:
         return [Damage(pack, f"cannot be read ({err.strerror})")]
     return [Damage(pack, pack_problem)] if pack_problem else []

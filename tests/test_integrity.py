@@ -96,6 +96,7 @@ def test_a_damaged_ref_is_never_an_empty_history(
         ("show", "pve1", f"{history.commits[1]}:/etc/hostname"),
         ("export", "pve1", "-o", str(tmp_path / "out.tar.gz")),
         ("restore", "pve1", "HEAD", "--to-dir", str(tmp_path / "restored")),
+        ("restore", "pve1", history.commits[1], "/etc/pve/storage.cfg", "--yes"),
         ("gc",),
         ("reindex",),
         ("mirror",),
