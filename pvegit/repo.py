@@ -21,13 +21,21 @@ import hashlib
 import logging
 import os
 import re
+import struct
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from dulwich.errors import NotGitRepository, NotTreeError
+from dulwich.errors import (
+    ApplyDeltaError,
+    ChecksumMismatch,
+    NotGitRepository,
+    NotTreeError,
+    ObjectFormatException,
+)
 from dulwich.objects import Blob, ObjectID, Tree
 from dulwich.objects import Commit as GitCommit
 from dulwich.refs import Ref
@@ -45,6 +53,19 @@ EXECUTABLE_MODE = 0o100755
 SYMLINK_MODE = 0o120000
 TREE_MODE = 0o040000
 _SETTINGS_SECTION = b"pvegit"
+# What dulwich raises for an object it cannot read: missing, or a pack damaged
+# inside (zlib, struct, checksum, its own assertions on headers).
+_UNREADABLE = (
+    KeyError,
+    ValueError,
+    AssertionError,
+    OSError,
+    struct.error,
+    zlib.error,
+    ChecksumMismatch,
+    ObjectFormatException,
+    ApplyDeltaError,
+)
 # More packs than this slow every lookup down: fold them into one.
 _REPACK_THRESHOLD = 64
 
@@ -356,8 +377,28 @@ class HostRepository:
             raise ConfigError(f"{prefix} is ambiguous: give more digits of the commit id")
         return candidates.pop()
 
+    def _unreadable(self, what: str, error: Exception) -> RepositoryDamaged:
+        """An object dulwich cannot read (missing, in a damaged pack) as RepositoryDamaged.
+
+        The file checks at opening see a pack cut short or zeroed; bit rot inside
+        one shows only when an object is read, as any of the _UNREADABLE errors.
+        """
+        # Its frames hold views into the pack's memory map, which close() could
+        # then not release ("cannot close exported pointers exist").
+        error.__traceback__ = None
+        return RepositoryDamaged(
+            self.name,
+            [
+                f"{what} cannot be read ({type(error).__name__}); `pvegit verify {self.name}` "
+                "lists what is damaged"
+            ],
+        )
+
     def _git_commit(self, commit_id: str) -> GitCommit:
-        obj = self._repo.object_store[_oid(commit_id)]
+        try:
+            obj = self._repo.object_store[_oid(commit_id)]
+        except _UNREADABLE as err:
+            raise self._unreadable(f"commit {commit_id[:10]}", err) from err
         if not isinstance(obj, GitCommit):
             raise NotFound(f"{commit_id} is not a commit")
         return obj
@@ -381,18 +422,29 @@ class HostRepository:
             max_entries=limit,
             paths=[encode_path(path)] if path else None,
         )
-        return [_to_commit(entry.commit) for entry in walker]
+        try:
+            return [_to_commit(entry.commit) for entry in walker]
+        except _UNREADABLE as err:
+            raise self._unreadable("the history of main", err) from err
 
     def iter_files(self, commit_id: str) -> Iterator[TreeEntry]:
         """Every file and symlink of a commit's tree."""
         store = self._repo.object_store
-        for item in store.iter_tree_contents(self._git_commit(commit_id).tree):
+        tree = self._git_commit(commit_id).tree
+        try:
+            items = list(store.iter_tree_contents(tree))
+        except _UNREADABLE as err:
+            raise self._unreadable(f"the tree of commit {commit_id[:10]}", err) from err
+        for item in items:
             if item.path is None or item.mode is None or item.sha is None:
                 continue
             yield TreeEntry(decode_path(item.path), item.mode, item.sha.decode())
 
     def read_blob(self, blob_id: str) -> bytes:
-        obj = self._repo.object_store[_oid(blob_id)]
+        try:
+            obj = self._repo.object_store[_oid(blob_id)]
+        except _UNREADABLE as err:
+            raise self._unreadable(f"file {blob_id[:10]}", err) from err
         if not isinstance(obj, Blob):
             raise NotFound(f"{blob_id} is not a file")
         return obj.as_raw_string()
@@ -466,12 +518,15 @@ class HostRepository:
         object_store = self._repo.object_store
         out: list[FileChange] = []
         wanted = [encode_path(path) for path in paths]
-        for (old_path, new_path), (old_mode, new_mode), (
-            old_sha,
-            new_sha,
-        ) in object_store.tree_changes(
-            _oid(old_tree) if old_tree else None, _oid(new_tree) if new_tree else None
-        ):
+        try:
+            compared = list(
+                object_store.tree_changes(
+                    _oid(old_tree) if old_tree else None, _oid(new_tree) if new_tree else None
+                )
+            )
+        except _UNREADABLE as err:
+            raise self._unreadable("a tree to compare", err) from err
+        for (old_path, new_path), (old_mode, new_mode), (old_sha, new_sha) in compared:
             path = decode_path(new_path or old_path or b"")
             if wanted and not any(
                 encode_path(path) == item or encode_path(path).startswith(item + b"/")

@@ -340,3 +340,28 @@ def test_gc_refuses_a_damaged_repository_and_removes_nothing(cli, history: Histo
     assert (
         sorted(path.name for path in (history.repository / "objects" / "pack").iterdir()) == files
     )
+
+
+def test_bit_rot_inside_an_old_pack_is_named_not_a_traceback(cli, history: History) -> None:  # type: ignore[no-untyped-def]
+    packs = sorted(
+        (history.repository / "objects" / "pack").glob("pack-*.pack"),
+        key=lambda path: path.stat().st_mtime_ns,
+    )
+    oldest = packs[0]  # the first snapshot's: main's own commit is elsewhere and reads fine
+    data = bytearray(oldest.read_bytes())
+    for offset in range(200, len(data) - 40, 97):
+        data[offset] ^= 0xFF
+    oldest.chmod(0o600)
+    oldest.write_bytes(bytes(data))  # same length, same trailer: only reading finds it
+    for arguments in (
+        ("log", "pve1"),
+        ("show", "pve1", "HEAD~2"),
+        ("diff", "pve1", "HEAD~2", "HEAD"),
+        ("export", "pve1", "HEAD~2", "-o", str(history.home.root / "x.tar.gz")),
+    ):
+        result = cli(*arguments)
+        assert result.code == 1, arguments
+        assert "the repository of pve1 is damaged" in result.err, result.err
+        assert "cannot be read" in result.err and "pvegit verify pve1" in result.err
+    verify = cli("verify", "--no-node")
+    assert verify.code == 1 and oldest.name in verify.err and "pvegit repair pve1" in verify.err
