@@ -15,6 +15,7 @@ repository it changes nothing and says so.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,11 +219,23 @@ def _choose_main(
 
 
 def _start_new_history(repository: MaintenanceRepository, path: Path, aside: Path) -> list[str]:
-    """What lets the next snapshot start anew: no reflog, no settings (both kept aside)."""
+    """What lets the next snapshot start anew: no reflog, no settings, no objects left
+    (all kept aside: what is incomplete may still help someone by hand)."""
     done: list[str] = []
     reflog = path / "logs" / MAIN_REF
     if reflog.exists():
         done.append(f"moved the reflog to {move_aside(path, reflog, aside)}")
+    objects = path / "objects"
+    left = [*sorted((objects / "pack").glob("pack-*"))] + [
+        loose
+        for directory in sorted(objects.iterdir())
+        if re.fullmatch(r"[0-9a-f]{2}", directory.name)
+        for loose in sorted(directory.iterdir())
+    ]
+    for file in sorted(left, key=lambda item: item.suffix != ".idx"):  # indexes first
+        move_aside(path, file, aside)
+    if left:
+        done.append(f"moved the {len(left)} object file(s) left to {aside / 'objects'}")
     config = path / "config"
     if repository.settings():
         done.append(f"kept a copy of the config in {_copy_aside(path, config, aside)}")

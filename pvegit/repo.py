@@ -261,11 +261,11 @@ class HostRepository:
     def history_evidence(self) -> str | None:
         """Why a repository without a main ref is not simply empty, or None.
 
-        Evidence is what pvegit writes only once a commit is on main: the
-        reflog (written with every move of main), the host settings in the
-        config (written after a snapshot), and the run log's commits. Commits
-        in the object store alone are not: a crash between writing a pack and
-        moving main leaves one, and the run log then records no commit.
+        Evidence: the reflog (written with every move of main), the host
+        settings in the config (written after a snapshot), any commit in the
+        object store, the run log's commits. (A first snapshot killed between
+        its pack and main leaves a commit too: then `pvegit repair` puts main
+        on it, rather than a new history starting beside it.)
         """
         if self._evidence_known:
             return self._evidence
@@ -275,6 +275,8 @@ class HostRepository:
             evidence = f"its reflog (logs/{MAIN_REF}) records moves of main"
         elif self.settings():
             evidence = "its config holds pvegit's host settings, written after a commit"
+        elif (stored := self._any_commit()) is not None:
+            evidence = f"the object store holds commits (e.g. {stored[:10]})"
         elif self._recorded is not None:
             recorded = self._recorded()
             if recorded:
@@ -284,6 +286,14 @@ class HostRepository:
                 )
         self._evidence, self._evidence_known = evidence, True
         return evidence
+
+    def _any_commit(self) -> str | None:
+        """A commit in the object store, if there is one (stops at the first)."""
+        store = self._repo.object_store
+        for sha in store:
+            if self.commit_problem(sha.decode()) is None:
+                return sha.decode()
+        return None
 
     # -- pvegit's settings of the host, kept in the repository's config -----
 

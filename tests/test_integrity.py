@@ -365,3 +365,44 @@ def test_bit_rot_inside_an_old_pack_is_named_not_a_traceback(cli, history: Histo
         assert "cannot be read" in result.err and "pvegit verify pve1" in result.err
     verify = cli("verify", "--no-node")
     assert verify.code == 1 and oldest.name in verify.err and "pvegit repair pve1" in verify.err
+
+
+def test_a_missing_ref_with_commits_in_store_is_damage_even_without_other_traces(
+    cli,  # type: ignore[no-untyped-def]
+    history: History,
+    store: Store,
+) -> None:
+    (history.repository / MAIN).unlink()
+    (history.repository / "logs" / MAIN).unlink()
+    history.git("config", "--remove-section", "pvegit")
+    with store.transaction() as connection:
+        connection.execute("DELETE FROM runs")
+    log = cli("log", "pve1")
+    assert log.code == 1 and "the object store holds commits" in log.err
+    assert cli("snapshot", "pve1").code == 1  # no new root beside the old history
+    repair = cli("repair", "pve1")
+    assert repair.code == 0 and f"main now points at {history.commits[0][:10]}" in repair.out
+    assert history.log() == history.commits
+
+
+def test_accept_loss_with_only_incomplete_commits_left_starts_anew(
+    cli,  # type: ignore[no-untyped-def]
+    history: History,
+) -> None:
+    oldest = sorted(
+        (history.repository / "objects" / "pack").glob("pack-*.pack"),
+        key=lambda path: path.stat().st_mtime_ns,
+    )[0]
+    oldest.chmod(0o600)
+    oldest.write_bytes(b"\0" * oldest.stat().st_size)  # the first snapshot's files: in every tree
+    refused = cli("repair", "pve1")
+    assert refused.code == 1 and "no complete commit is left" in refused.err
+    accepted = cli("repair", "pve1", "--accept-loss")
+    assert accepted.code == 0, accepted.err
+    assert "object file(s) left to" in accepted.out
+    started = cli("snapshot", "pve1")
+    assert started.code == 0, started.err
+    assert history.git("log", "--format=%s").startswith("pve1: first snapshot")
+    assert history.fsck() == ""
+    kept = {path.name for path in (history.repository / "damaged").rglob("pack-*.pack")}
+    assert len(kept) == 3  # every old pack is kept aside, none deleted
