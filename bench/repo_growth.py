@@ -18,7 +18,8 @@ from pvegit.categories import resolve_selection
 from pvegit.collect import tar_script
 from pvegit.demo import DemoNode
 from pvegit.home import Home
-from pvegit.repo import HostRepository
+from pvegit.maintenance import MaintenanceRepository
+from pvegit.runlog import named_commits
 from pvegit.snapshot import SnapshotOptions, take_snapshot
 from pvegit.store import Host, Store
 
@@ -69,9 +70,9 @@ def main() -> None:
             )
     total = time.perf_counter() - began
     loose = size_of(home.repo_path("pve1"))
-    with HostRepository(home.repo_path("pve1")) as repository:
+    with MaintenanceRepository(home.repo_path("pve1")) as repository:
         started = time.perf_counter()
-        repository.compact()
+        repository.compact(named_commits(store, "pve1"))
         pack_seconds = time.perf_counter() - started
     packed = size_of(home.repo_path("pve1"))
     tar_total = size_of(tarballs)

@@ -52,3 +52,27 @@ class LockTimeout(PvegitError):
 
 class StorageError(PvegitError):
     """The disk holding $PVEGIT_HOME is full, or too full to start a run."""
+
+
+class RepositoryDamaged(PvegitError):
+    """A host's repository is damaged (a ref, a pack, its index, its config).
+
+    Nothing reads it as "no history" and nothing writes to it until
+    ``pvegit repair NAME`` has put it back; the message names the damage.
+    """
+
+    def __init__(self, host_name: str, problems: list[str]) -> None:
+        self.host_name = host_name
+        self.problems = tuple(problems)
+        shown = "; ".join(problems[:3])
+        if len(problems) > 3:
+            shown += f" (and {len(problems) - 3} more)"
+        super().__init__(
+            f"the repository of {host_name} is damaged: {shown}. Nothing was read or "
+            f"written; run `pvegit repair {host_name}` to put it back on its newest "
+            "complete snapshot"
+        )
+
+
+class StateDamaged(PvegitError):
+    """state.db is missing, empty or unreadable while the repositories hold history."""

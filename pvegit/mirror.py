@@ -17,7 +17,7 @@ from pvegit.errors import PvegitError
 from pvegit.home import Home
 from pvegit.locks import exclusive
 from pvegit.redact import redact_text, redact_url
-from pvegit.repo import BRANCH
+from pvegit.repo import BRANCH, HostRepository
 
 
 def mirror_url(template: str, host: str) -> str:
@@ -34,14 +34,16 @@ def push_mirror(home: Home, host: str, template: str) -> str:
     from dulwich.repo import Repo
 
     url = mirror_url(template, host)
-    if url.startswith("file://"):
-        target = Path(url[len("file://") :])
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            Repo.init_bare(str(target), mkdir=True, default_branch=b"main").close()
     errors = io.BytesIO()
-    try:
-        with exclusive(home.lock_path(host), timeout=600, what=host):
+    with exclusive(home.lock_path(host), timeout=600, what=host):
+        # A damaged repository is never pushed: the mirror may hold what it lost.
+        HostRepository(home.repo_path(host)).close()
+        if url.startswith("file://"):
+            target = Path(url[len("file://") :])
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                Repo.init_bare(str(target), mkdir=True, default_branch=b"main").close()
+        try:
             porcelain.push(
                 str(home.repo_path(host)),
                 url,
@@ -50,12 +52,12 @@ def push_mirror(home: Home, host: str, template: str) -> str:
                 outstream=io.BytesIO(),
                 errstream=errors,
             )
-    except Exception as err:  # dulwich raises many kinds; all mean "not pushed"
-        detail = errors.getvalue().decode("utf-8", "replace").strip()
-        message = f"mirror push of {host} to {url} failed: {err}" + (
-            f" ({detail})" if detail else ""
-        )
-        # Not chained: dulwich's own exception carries the URL as it was given,
-        # and a traceback of it would show the credentials.
-        raise PvegitError(redact_text(message, url)) from None
+        except Exception as err:  # dulwich raises many kinds; all mean "not pushed"
+            detail = errors.getvalue().decode("utf-8", "replace").strip()
+            message = f"mirror push of {host} to {url} failed: {err}" + (
+                f" ({detail})" if detail else ""
+            )
+            # Not chained: dulwich's own exception carries the URL as it was given,
+            # and a traceback of it would show the credentials.
+            raise PvegitError(redact_text(message, url)) from None
     return redact_url(url)

@@ -6,6 +6,11 @@ Trees are built in memory and compared by id: a snapshot equal to its
 parent makes no commit. New objects go into one pack per commit and the
 branch moves with a compare-and-swap, so a crash at any point leaves the
 repository valid (at worst with an unreferenced pack, which git ignores).
+Each step is synced before the next one points to it (pack and index, their
+directory, then the ref and its directory), so a power cut does too.
+
+A repository whose files are damaged (see repocheck.py) is never read as
+"no history": opening it raises ``RepositoryDamaged`` naming the damage.
 """
 
 from __future__ import annotations
@@ -16,19 +21,29 @@ import hashlib
 import logging
 import os
 import re
+import struct
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from dulwich.errors import NotGitRepository, NotTreeError
+from dulwich.errors import (
+    ApplyDeltaError,
+    ChecksumMismatch,
+    NotGitRepository,
+    NotTreeError,
+    ObjectFormatException,
+)
 from dulwich.objects import Blob, ObjectID, Tree
 from dulwich.objects import Commit as GitCommit
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from pvegit.errors import ConfigError, NotFound, PvegitError
+from pvegit.durable import sync_directory
+from pvegit.errors import ConfigError, NotFound, PvegitError, RepositoryDamaged
+from pvegit.repocheck import MAIN_REF, Damage, check_head, check_packs, read_main
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +52,20 @@ FILE_MODE = 0o100644
 EXECUTABLE_MODE = 0o100755
 SYMLINK_MODE = 0o120000
 TREE_MODE = 0o040000
+_SETTINGS_SECTION = b"pvegit"
+# What dulwich raises for an object it cannot read: missing, or a pack damaged
+# inside (zlib, struct, checksum, its own assertions on headers).
+_UNREADABLE = (
+    KeyError,
+    ValueError,
+    AssertionError,
+    OSError,
+    struct.error,
+    zlib.error,
+    ChecksumMismatch,
+    ObjectFormatException,
+    ApplyDeltaError,
+)
 # More packs than this slow every lookup down: fold them into one.
 _REPACK_THRESHOLD = 64
 
@@ -123,36 +152,201 @@ def is_binary(data: bytes) -> bool:
 class HostRepository:
     """A host's bare repository. Writers must hold the host's lock (see locks.py)."""
 
-    def __init__(self, path: Path, *, create: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        create: bool = False,
+        check: bool = True,
+        recorded: Callable[[], Sequence[str]] | None = None,
+    ) -> None:
+        """Open the repository at ``path`` (``create``: make it if it does not exist).
+
+        ``check`` (the default) raises RepositoryDamaged if its files are
+        damaged, so no caller reads a damaged ref as an empty history;
+        ``verify`` and ``repair`` open with ``check=False`` and call
+        ``damage()``. ``recorded`` returns the commit ids the run log records
+        for the host: a repository without a main ref is empty only when it
+        returns none (called only then).
+        """
         self.path = path
+        self.name = path.name.removesuffix(".git")
+        self._recorded = recorded
+        self._verified_head: str | None = None
+        self._evidence_known = False
+        self._evidence: str | None = None
         try:
             if path.exists():
                 self._repo = Repo(str(path))
             elif create:
+                self._refuse_to_create_over_lost_history()
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._repo = Repo.init_bare(str(path), mkdir=True, default_branch=b"main")
+                _sync_new_repository(path)
+                check = False
             else:
+                self._refuse_to_create_over_lost_history()
                 raise NotFound(f"no repository at {path}: the host has no snapshot yet")
         except NotGitRepository as err:
             raise PvegitError(f"{path} is not a git repository: {err}") from err
+        except ValueError as err:  # dulwich's answer to a config file it cannot parse
+            raise RepositoryDamaged(
+                self.name, [f"config cannot be read ({err}), what a power cut can leave"]
+            ) from err
+        # Packs and their indexes are synced before they are renamed into place.
+        self._repo.object_store.fsync_object_files = True
+        if check:
+            problems = self.damage()
+            if problems:
+                self._repo.close()
+                raise RepositoryDamaged(self.name, [item.describe(path) for item in problems])
+
+    def _refuse_to_create_over_lost_history(self) -> None:
+        recorded = self._recorded() if self._recorded is not None else ()
+        if recorded:
+            raise RepositoryDamaged(
+                self.name,
+                [
+                    f"{self.path} is missing, but the run log records {len(recorded)} "
+                    f"commit(s) of this host (newest {recorded[0][:10]}); put the repository "
+                    "back from a backup or the mirror first"
+                ],
+            )
 
     def close(self) -> None:
         self._repo.close()
 
-    def __enter__(self) -> HostRepository:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    # -- health --------------------------------------------------------------
+
+    def damage(self, *, deep: bool = False) -> list[Damage]:
+        """Everything wrong with the repository's files; empty when it is whole.
+
+        The one decision of "this repository is damaged": HEAD, the main ref
+        (empty, garbage, a bad packed-refs line, pointing at an object that is
+        missing or not a commit, missing while the repository had history) and
+        every pack against its index. ``deep`` also hashes packs and indexes.
+        """
+        found = check_head(self.path) + check_packs(self.path, deep=deep)
+        main = read_main(self.path)
+        found += main.damage
+        ref_path = self.path / MAIN_REF
+        if main.commit_id is not None:
+            problem = self.commit_problem(main.commit_id)
+            if problem:
+                found.append(Damage(ref_path, f"points at {main.commit_id[:10]}, {problem}"))
+        elif not main.damage:
+            evidence = self.history_evidence()
+            if evidence:
+                found.append(Damage(ref_path, f"is missing, but {evidence}"))
+        return found
+
+    def commit_problem(self, commit_id: str) -> str | None:
+        """Why ``commit_id`` cannot be main's commit, or None."""
+        try:
+            obj = self._repo.object_store[_oid(commit_id)]
+        except KeyError:
+            return "which is not in the object store"
+        except Exception as err:  # a broken pack or loose object shows as any of many errors
+            return f"which cannot be read ({type(err).__name__})"
+        if not isinstance(obj, GitCommit):
+            return f"which is a {obj.type_name.decode()}, not a commit"
+        return None
+
+    def history_evidence(self) -> str | None:
+        """Why a repository without a main ref is not simply empty, or None.
+
+        Evidence: the reflog (written with every move of main), the host
+        settings in the config (written after a snapshot), any commit in the
+        object store, the run log's commits. (A first snapshot killed between
+        its pack and main leaves a commit too: then `pvegit repair` puts main
+        on it, rather than a new history starting beside it.)
+        """
+        if self._evidence_known:
+            return self._evidence
+        evidence: str | None = None
+        reflog = self.path / "logs" / MAIN_REF
+        if reflog.is_file() and reflog.stat().st_size:
+            evidence = f"its reflog (logs/{MAIN_REF}) records moves of main"
+        elif self.settings():
+            evidence = "its config holds pvegit's host settings, written after a commit"
+        elif (stored := self._any_commit()) is not None:
+            evidence = f"the object store holds commits (e.g. {stored[:10]})"
+        elif self._recorded is not None:
+            recorded = self._recorded()
+            if recorded:
+                evidence = (
+                    f"the run log records {len(recorded)} commit(s) of this host "
+                    f"(newest {recorded[0][:10]})"
+                )
+        self._evidence, self._evidence_known = evidence, True
+        return evidence
+
+    def _any_commit(self) -> str | None:
+        """A commit in the object store, if there is one (stops at the first)."""
+        store = self._repo.object_store
+        for sha in store:
+            if self.commit_problem(sha.decode()) is None:
+                return sha.decode()
+        return None
+
+    # -- pvegit's settings of the host, kept in the repository's config -----
+
+    def settings(self) -> dict[str, str]:
+        """The ``[pvegit]`` section of the repository's config (see repository-layout.md)."""
+        section = (_SETTINGS_SECTION,)
+        config = self._repo.get_config()
+        return {
+            key.decode(): value.decode("utf-8", "surrogateescape")
+            for key, value in config.items(section)
+        }
+
+    def write_settings(self, settings: Mapping[str, str]) -> bool:
+        """Make the ``[pvegit]`` section hold ``settings``; True if the config was rewritten.
+
+        Written only when something differs, through a lock file, synced and
+        renamed into place (dulwich's GitFile), so a cut leaves the old config.
+        """
+        if self.settings() == dict(settings):
+            return False
+        section = (_SETTINGS_SECTION,)
+        config = self._repo.get_config()
+        if section in config:
+            del config[section]
+        for key, value in settings.items():
+            config.set(section, key.encode(), value.encode("utf-8", "surrogateescape"))
+        config.write_to_path()
+        return True
+
     # -- reading -----------------------------------------------------------
 
     def head(self) -> str | None:
-        """The commit id at the tip of main, or None for an empty repository."""
-        try:
-            return self._repo.refs[BRANCH].decode()
-        except KeyError:
+        """The commit id at the tip of main, or None for an empty repository.
+
+        Raises RepositoryDamaged when main cannot be trusted (see ``damage``):
+        a damaged ref is never taken for an empty history.
+        """
+        main = read_main(self.path)
+        if main.damage:
+            raise RepositoryDamaged(self.name, [item.describe(self.path) for item in main.damage])
+        if main.commit_id is None:
+            evidence = self.history_evidence()
+            if evidence:
+                raise RepositoryDamaged(self.name, [f"{MAIN_REF} is missing, but {evidence}"])
             return None
+        if main.commit_id != self._verified_head:
+            problem = self.commit_problem(main.commit_id)
+            if problem:
+                raise RepositoryDamaged(
+                    self.name, [f"{MAIN_REF} points at {main.commit_id[:10]}, {problem}"]
+                )
+            self._verified_head = main.commit_id
+        return main.commit_id
 
     def resolve(self, revision: str) -> str:
         """Resolve ``HEAD``, ``HEAD~N``, ``main``, a full id or a unique prefix to a commit id."""
@@ -193,8 +387,28 @@ class HostRepository:
             raise ConfigError(f"{prefix} is ambiguous: give more digits of the commit id")
         return candidates.pop()
 
+    def _unreadable(self, what: str, error: Exception) -> RepositoryDamaged:
+        """An object dulwich cannot read (missing, in a damaged pack) as RepositoryDamaged.
+
+        The file checks at opening see a pack cut short or zeroed; bit rot inside
+        one shows only when an object is read, as any of the _UNREADABLE errors.
+        """
+        # Its frames hold views into the pack's memory map, which close() could
+        # then not release ("cannot close exported pointers exist").
+        error.__traceback__ = None
+        return RepositoryDamaged(
+            self.name,
+            [
+                f"{what} cannot be read ({type(error).__name__}); `pvegit verify {self.name}` "
+                "lists what is damaged"
+            ],
+        )
+
     def _git_commit(self, commit_id: str) -> GitCommit:
-        obj = self._repo.object_store[_oid(commit_id)]
+        try:
+            obj = self._repo.object_store[_oid(commit_id)]
+        except _UNREADABLE as err:
+            raise self._unreadable(f"commit {commit_id[:10]}", err) from err
         if not isinstance(obj, GitCommit):
             raise NotFound(f"{commit_id} is not a commit")
         return obj
@@ -218,18 +432,29 @@ class HostRepository:
             max_entries=limit,
             paths=[encode_path(path)] if path else None,
         )
-        return [_to_commit(entry.commit) for entry in walker]
+        try:
+            return [_to_commit(entry.commit) for entry in walker]
+        except _UNREADABLE as err:
+            raise self._unreadable("the history of main", err) from err
 
     def iter_files(self, commit_id: str) -> Iterator[TreeEntry]:
         """Every file and symlink of a commit's tree."""
         store = self._repo.object_store
-        for item in store.iter_tree_contents(self._git_commit(commit_id).tree):
+        tree = self._git_commit(commit_id).tree
+        try:
+            items = list(store.iter_tree_contents(tree))
+        except _UNREADABLE as err:
+            raise self._unreadable(f"the tree of commit {commit_id[:10]}", err) from err
+        for item in items:
             if item.path is None or item.mode is None or item.sha is None:
                 continue
             yield TreeEntry(decode_path(item.path), item.mode, item.sha.decode())
 
     def read_blob(self, blob_id: str) -> bytes:
-        obj = self._repo.object_store[_oid(blob_id)]
+        try:
+            obj = self._repo.object_store[_oid(blob_id)]
+        except _UNREADABLE as err:
+            raise self._unreadable(f"file {blob_id[:10]}", err) from err
         if not isinstance(obj, Blob):
             raise NotFound(f"{blob_id} is not a file")
         return obj.as_raw_string()
@@ -303,12 +528,15 @@ class HostRepository:
         object_store = self._repo.object_store
         out: list[FileChange] = []
         wanted = [encode_path(path) for path in paths]
-        for (old_path, new_path), (old_mode, new_mode), (
-            old_sha,
-            new_sha,
-        ) in object_store.tree_changes(
-            _oid(old_tree) if old_tree else None, _oid(new_tree) if new_tree else None
-        ):
+        try:
+            compared = list(
+                object_store.tree_changes(
+                    _oid(old_tree) if old_tree else None, _oid(new_tree) if new_tree else None
+                )
+            )
+        except _UNREADABLE as err:
+            raise self._unreadable("a tree to compare", err) from err
+        for (old_path, new_path), (old_mode, new_mode), (old_sha, new_sha) in compared:
             path = decode_path(new_path or old_path or b"")
             if wanted and not any(
                 encode_path(path) == item or encode_path(path).startswith(item + b"/")
@@ -378,18 +606,28 @@ class HostRepository:
             self._remove_unfinished_packs(before)
             raise
         self._tighten_packs()
-        moved = self._repo.refs.set_if_equals(
-            BRANCH,
-            _oid(parent) if parent else None,
-            commit.id,
-            committer=identity,
-            message=b"pvegit: snapshot",
-        )
+        # The pack and its index are synced (fsync_object_files); their names in
+        # the directory must be on disk too before main points at the commit.
+        sync_directory(self.path / "objects" / "pack")
+        if parent is None:
+            # Only onto a ref that does not exist: dulwich's set_if_equals with no
+            # old value would overwrite whatever is there (a damaged ref included).
+            moved = self._repo.refs.add_if_new(
+                BRANCH, commit.id, committer=identity, message=b"pvegit: first snapshot"
+            )
+        else:
+            moved = self._repo.refs.set_if_equals(
+                BRANCH, _oid(parent), commit.id, committer=identity, message=b"pvegit: snapshot"
+            )
         if not moved:
             raise PvegitError(
                 f"{self.path.name}: main moved while committing; another writer "
                 "ignored the host lock. Run the snapshot again."
             )
+        # dulwich syncs the ref's content before its rename; the rename itself
+        # is durable once its directory is synced.
+        sync_directory((self.path / MAIN_REF).parent)
+        self._verified_head = commit.id.decode()
         if store.count_pack_files() > _REPACK_THRESHOLD:
             self.pack()
         return commit.id.decode()
@@ -451,6 +689,9 @@ class HostRepository:
         directory = self.path / "objects" / "pack"
         debris = [directory / name for name in self._pack_dir_names() if name.startswith("tmp")]
         debris += [path for path in (self.path / "refs").rglob("*.lock") if path.is_file()]
+        # an index being written when the writer died (``pack-*.idx.lock``): left
+        # there, it fails the next commit that writes the same pack
+        debris += [directory / name for name in self._pack_dir_names() if name.endswith(".lock")]
         debris += [
             self.path / name
             for name in ("packed-refs.lock", "HEAD.lock", "config.lock")
@@ -544,80 +785,15 @@ class HostRepository:
         names = {f"pack-{pack.name().decode()}" for pack in small} - {keep}
         self._repo.close()
         pack_dir = self.path / "objects" / "pack"
+        sync_directory(pack_dir)  # the folded pack is on disk before its sources go
         for name in names:
-            for suffix in (".pack", ".idx", ".bitmap", ".rev"):
+            # the index first: a pack without one is ignored, an index without its pack is not
+            for suffix in (".idx", ".bitmap", ".rev", ".pack"):
                 (pack_dir / f"{name}{suffix}").unlink(missing_ok=True)
+        sync_directory(pack_dir)
         self._repo = Repo(str(self.path))
+        self._repo.object_store.fsync_object_files = True
         self._tighten_packs()
-
-    def compact(self) -> tuple[int, int]:
-        """Rewrite the history as one delta-compressed pack, like ``git gc``.
-
-        Keeps what main reaches, drops the rest (e.g. a pack left by a crash).
-        The new pack is complete on disk before the old ones are removed, so a
-        crash at any point leaves a valid repository. Returns (bytes before,
-        bytes after). Writers must hold the host's lock.
-        """
-        from dulwich.pack import iter_sha1, write_pack
-
-        store = self._repo.object_store
-        objects_dir = self.path / "objects"
-        pack_dir = objects_dir / "pack"
-        before = _directory_size(objects_dir)
-        objects = list(self._reachable_objects())
-        if not objects:
-            return before, before
-        old_files = [path for path in pack_dir.iterdir() if path.suffix in (".pack", ".idx")]
-        loose_dirs = [
-            path for path in objects_dir.iterdir() if re.fullmatch(r"[0-9a-f]{2}", path.name)
-        ]
-        temporary = pack_dir / f"tmp-pvegit-{os.getpid()}"
-        write_pack(str(temporary), objects, store.object_format, deltify=True)
-        # Named like dulwich and git name packs: the SHA-1 over the sorted object ids.
-        name = f"pack-{iter_sha1(sorted(obj.id for obj, _ in objects)).decode()}"
-        # The index goes last: git only sees a pack once its .idx exists.
-        os.replace(f"{temporary}.pack", pack_dir / f"{name}.pack")
-        os.replace(f"{temporary}.idx", pack_dir / f"{name}.idx")
-        self._repo.close()
-        for path in old_files:
-            if path.stem != name:
-                path.unlink(missing_ok=True)
-        for directory in loose_dirs:
-            for loose in directory.iterdir():
-                loose.unlink(missing_ok=True)
-            directory.rmdir()
-        self._repo = Repo(str(self.path))
-        self._tighten_packs()
-        return before, _directory_size(objects_dir)
-
-    def _reachable_objects(self) -> Iterator[tuple[GitCommit | Tree | Blob, bytes]]:
-        """Every object main reaches, with its path as a hint for delta pairing."""
-        head = self.head()
-        if head is None:
-            return
-        store = self._repo.object_store
-        seen: set[bytes] = set()
-        for entry in self._repo.get_walker(include=[_oid(head)]):
-            commit = entry.commit
-            yield commit, b""  # dulwich sorts by hint: all hints must be bytes
-            pending: list[tuple[bytes, bytes]] = [(commit.tree, b"")]
-            while pending:
-                tree_id, prefix = pending.pop()
-                if tree_id in seen:
-                    continue
-                seen.add(tree_id)
-                tree = store[_oid(tree_id)]
-                assert isinstance(tree, Tree)
-                yield tree, prefix
-                for item in tree.iteritems():
-                    path = prefix + b"/" + item.path if prefix else item.path
-                    if item.mode == TREE_MODE:
-                        pending.append((item.sha, path))
-                    elif item.sha not in seen:
-                        seen.add(item.sha)
-                        blob = store[_oid(item.sha)]
-                        assert isinstance(blob, Blob)
-                        yield blob, path
 
 
 @dataclass(frozen=True)
@@ -662,8 +838,13 @@ def prepare_tree(files: Mapping[str, tuple[int, bytes]]) -> PreparedTree:
     return PreparedTree(tree_id, file_ids, tuple(objects))
 
 
-def _directory_size(path: Path) -> int:
-    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+def _sync_new_repository(path: Path) -> None:
+    """A new repository's directories on disk, so a cut cannot leave half of one."""
+    for directory in (path / "objects" / "pack", path / "objects", path / "refs" / "heads"):
+        if directory.is_dir():
+            sync_directory(directory)
+    sync_directory(path)
+    sync_directory(path.parent)
 
 
 def render_unified_diff(change: FileChange, old: bytes, new: bytes, context: int = 3) -> str:

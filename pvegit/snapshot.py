@@ -46,6 +46,8 @@ from pvegit.metadata import (
     render_metadata,
 )
 from pvegit.repo import EXECUTABLE_MODE, FILE_MODE, SYMLINK_MODE, HostRepository, prepare_tree
+from pvegit.runlog import recorded_commits
+from pvegit.state import settings_of
 from pvegit.store import Host, Run, Store
 from pvegit.tarstream import Entry, display_path
 from pvegit.transport import DEFAULT_IO_TIMEOUT, Transport, open_transport
@@ -188,7 +190,11 @@ def _locked_snapshot(
             "(old exports, `pvegit gc` to compact the repositories) and run again"
         )
     low_space = low_space_warning(space, options.warn_percent)
-    with HostRepository(home.repo_path(host.name), create=True) as repository:
+    # A damaged repository raises RepositoryDamaged here, before the node is
+    # contacted: nothing is written until `pvegit repair` has put it back.
+    with HostRepository(
+        home.repo_path(host.name), create=True, recorded=lambda: recorded_commits(store, host.name)
+    ) as repository:
         repository.remove_stale_temporaries()
         parent = repository.head()
         parent_files = repository.file_ids(parent)
@@ -252,6 +258,11 @@ def _locked_snapshot(
             author=f"pvegit <pvegit@{socket.gethostname()}>",
             parent=parent,
         )
+        try:
+            # what `pvegit rebuild-state` reads back if state.db is ever lost
+            repository.write_settings(settings_of(host))
+        except (OSError, PvegitError) as err:  # the commit stands; say so on the run
+            warnings.append(f"the host settings were not written to its repository ({err})")
         try:
             sync_index(store, repository, host.name)
         except Exception as err:  # the index is a cache: the commit stands

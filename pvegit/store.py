@@ -21,10 +21,24 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pvegit.diskspace import disk_space, full_message, is_disk_full
-from pvegit.errors import ConfigError, NotFound, PvegitError, StorageError
+from pvegit.errors import ConfigError, NotFound, PvegitError, StateDamaged, StorageError
 from pvegit.roles import ADMIN, ROLES, VIEWER, check_role
 
 _log = logging.getLogger(__name__)
+
+
+def _is_damage(error: sqlite3.Error) -> bool:
+    """SQLite's words for a file that is not (or no longer) a whole database."""
+    text = str(error)
+    return "malformed" in text or "not a database" in text
+
+
+def _damaged(error: sqlite3.Error, path: Path) -> StateDamaged:
+    return StateDamaged(
+        f"the state database {path} is damaged ({error}): stop pvegit, then run `pvegit "
+        "rebuild-state`, which moves it aside (it is never overwritten) and rebuilds the hosts "
+        "and their runs from the repositories, or put back a copy of state.db from a backup"
+    )
 
 
 def _disk_is_full(error: sqlite3.Error, path: Path) -> bool:
@@ -304,13 +318,26 @@ class Store:
             self._connection.row_factory = sqlite3.Row
             self._connection.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             self._patiently(lambda: self._connection.execute("PRAGMA journal_mode=WAL"))
-            self._connection.execute("PRAGMA synchronous=NORMAL")
+            # FULL: each commit syncs the WAL, so a record written (a run's outcome,
+            # a host, an audit entry) survives a power cut. NORMAL syncs only at
+            # checkpoints and may lose the last transactions; it is kept for
+            # progress updates, which are many and worthless after a cut.
+            self._synchronous = ""
+            self._set_synchronous("FULL")
             self._patiently(lambda: self._connection.executescript(SCHEMA))
             self._patiently(self._migrate)
         except sqlite3.Error as err:
             if _disk_is_full(err, path):
                 raise StorageError(full_message(path.parent)) from err
+            if _is_damage(err):
+                raise _damaged(err, path) from err
             raise PvegitError(f"cannot open the state database {path}: {err}") from err
+
+    def _set_synchronous(self, level: str) -> None:
+        """Outside a transaction only (SQLite refuses the change inside one)."""
+        if level != self._synchronous:
+            self._connection.execute(f"PRAGMA synchronous={level}")
+            self._synchronous = level
 
     def _migrate(self) -> None:
         """Columns added after the first release."""
@@ -353,6 +380,8 @@ class Store:
     def _error(self, err: sqlite3.Error) -> PvegitError:
         if _disk_is_full(err, self.path):
             return StorageError(full_message(self.path.parent))
+        if _is_damage(err):
+            return _damaged(err, self.path)
         return PvegitError(f"state database {self.path}: {err}")
 
     def _waited(self, err: sqlite3.OperationalError, deadline: float) -> None:
@@ -382,12 +411,13 @@ class Store:
                     failure = err
             self._waited(failure, deadline)
 
-    def _begin(self) -> None:
+    def _begin(self, durable: bool = True) -> None:
         """BEGIN IMMEDIATE, patiently; returns holding the store's lock."""
         deadline = time.monotonic() + self._patience
         while True:
             self._lock.acquire()
             try:
+                self._set_synchronous("FULL" if durable else "NORMAL")
                 self._connection.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as err:
@@ -399,9 +429,10 @@ class Store:
             self._waited(failure, deadline)
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """``durable=False``: may be lost to a power cut (progress, last-used stamps)."""
         try:
-            self._begin()
+            self._begin(durable)
         except sqlite3.Error as err:
             raise self._error(err) from err
         try:
@@ -513,7 +544,7 @@ class Store:
             return int(cursor.lastrowid or 0)
 
     def update_progress(self, run_id: int, stage: str, done: int = 0, total: int = 0) -> None:
-        with self._transaction() as connection:
+        with self._transaction(durable=False) as connection:
             connection.execute(
                 "UPDATE runs SET stage=?, progress_done=?, progress_total=? WHERE id=?",
                 (stage, done, total, run_id),
@@ -801,7 +832,7 @@ class Store:
         )
         if not rows:
             return None
-        with self._transaction() as connection:
+        with self._transaction(durable=False) as connection:
             connection.execute(
                 "UPDATE tokens SET last_used=? WHERE token_hash=?", (self._clock(), token_hash)
             )

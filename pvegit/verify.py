@@ -2,9 +2,12 @@
 
 Three checks per host, each reported with what to do:
 
-1. the repository: every object main reaches can be read and hashes to its
-   name, and the refs point at commits (what ``git fsck`` checks for pvegit);
-2. the run log against the repository: every ``changed`` run's commit exists;
+1. the repository: its files are whole (HEAD, the main ref, every pack and
+   index, hashed: see repocheck.py; damage points at ``pvegit repair``), and
+   every object main reaches can be read and hashes to its name (what ``git
+   fsck`` checks for pvegit);
+2. the run log against the repository: every ``changed`` run's commit exists
+   (unless a repair recorded it as lost), and every commit on main has its run;
 3. where the node is reachable: a snapshot first (trigger ``verify``), then
    every file of it against SHA-256 sums computed on the node by another tool
    (``sha256sum``), so a silent collection bug shows as a difference.
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from pvegit.errors import PvegitError
 from pvegit.home import Home
 from pvegit.repo import SYMLINK_MODE, HostRepository, decode_path, encode_path
+from pvegit.runlog import lost_commits, recorded_commits, unrecorded_commits
 from pvegit.store import Host, Store
 
 
@@ -53,18 +57,45 @@ def verify_host(home: Home, store: Store, host: Host, *, node: bool = True) -> V
             result.node_skipped = f"snapshot {run.status}: {run.error}"
     path = home.repo_path(host.name)
     if not path.exists():
-        result.node_skipped = "no snapshot yet"
+        recorded = recorded_commits(store, host.name)
+        if recorded:
+            result.problems.append(
+                f"the repository {path} is missing, but the run log records {len(recorded)} "
+                f"commit(s): run `pvegit repair {host.name}`, which says how to go on"
+            )
+        else:
+            result.node_skipped = "no snapshot yet"
+        store.record_verification(host.name, result.problems)
         return result
-    with HostRepository(path) as repository:
+    recorded_list = recorded_commits(store, host.name)
+    with HostRepository(path, check=False, recorded=lambda: recorded_list) as repository:
+        damage = repository.damage(deep=True)
+        if damage:
+            result.problems += [
+                f"{item.describe(path)}: run `pvegit repair {host.name}` to put it back"
+                for item in damage
+            ]
+            store.record_verification(host.name, result.problems)
+            return result
         result.objects, result.problems = repository.check_objects()
         known = set(_reachable_commits(repository)) if not result.problems else None
+        lost = lost_commits(store, host.name)
         for run in store.runs(host.name, limit=100_000, status="changed"):
-            if run.commit_id is None or known is None:
+            if run.commit_id is None or known is None or run.commit_id in lost:
                 continue
             if run.commit_id not in known:
                 result.problems.append(
                     f"run {run.id} made commit {run.commit_id[:10]}, which the repository "
-                    "does not have"
+                    f"does not have: run `pvegit repair {host.name}`"
+                )
+        if not result.problems:
+            unrecorded = unrecorded_commits(store, repository, host.name)
+            if unrecorded:
+                newest = unrecorded[-1]
+                result.problems.append(
+                    f"the run log lacks the runs of {len(unrecorded)} commit(s) on main (newest "
+                    f"{newest.commit.short_id}, run {newest.run_id}; state.db lost its last "
+                    f"writes or was rebuilt): `pvegit repair {host.name}` records them"
                 )
         head = repository.head()
         files = (

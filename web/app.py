@@ -16,12 +16,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from pvegit.config import Config
+from pvegit.errors import RepositoryDamaged
 from pvegit.home import Home
 from pvegit.notify import Notifier, all_targets
 from pvegit.scheduler import Scheduler
@@ -147,6 +148,17 @@ async def _error_page(request: Request, error: Exception) -> Response:
     )
 
 
+async def _damaged_repository(request: Request, error: Exception) -> Response:
+    """A damaged repository: its pages and API answers say so (503), never an empty history."""
+    detail = str(error)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": detail}, status_code=503)
+    if request.url.path.startswith("/git/"):
+        return PlainTextResponse(detail + "\n", status_code=503)
+    values = {"status": 503, "title": "Repository damaged", "detail": detail}
+    return render(request, "error.html", values, status_code=503)
+
+
 def settings_from(config: Config) -> Settings:
     """The web settings a configuration file implies."""
     return Settings(
@@ -228,7 +240,7 @@ def create_app(
     app = Starlette(
         routes=ROUTES,
         middleware=middleware,
-        exception_handlers={HTTPException: _error_page},
+        exception_handlers={HTTPException: _error_page, RepositoryDamaged: _damaged_repository},
         lifespan=lifespan,
     )
     app.state.pvegit = context

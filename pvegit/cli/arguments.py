@@ -178,6 +178,27 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("names", nargs="*", metavar="NAME", help="hosts (default: all)")
     verify.add_argument("--no-node", action="store_true", help="do not contact the nodes")
 
+    repair = command(
+        "repair",
+        "repair",
+        "cmd_repair",
+        "put a damaged repository back on its newest complete snapshot (moves damage aside)",
+    )
+    repair.add_argument("names", nargs="+", metavar="NAME", help="hosts to repair")
+    repair.add_argument(
+        "--accept-loss",
+        action="store_true",
+        help="when nothing complete is left, record the commits as lost and let the next "
+        "snapshot start a new history",
+    )
+
+    command(
+        "rebuild-state",
+        "repair",
+        "cmd_rebuild_state",
+        "rebuild a lost state.db (hosts, runs) from the repositories; moves the old one aside",
+    )
+
     reindex = command(
         "reindex",
         "history",

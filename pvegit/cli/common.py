@@ -10,14 +10,18 @@ import time
 from typing import Any
 
 from pvegit.home import Home, default_home
+from pvegit.state import open_state
 from pvegit.store import Store
 
 
 def open_home(arguments: argparse.Namespace) -> tuple[Home, Store]:
-    """The Home and its Store, initializing the home on first use."""
+    """The Home and its Store, initializing the home on first use.
+
+    Refuses (StateDamaged) a missing, empty or unreadable state.db while the
+    repositories hold history: see pvegit/state.py.
+    """
     home = Home(arguments.home or default_home())
-    home.initialize()
-    return home, Store(home.state_path)
+    return home, open_state(home)
 
 
 def actor() -> str:

@@ -7,10 +7,11 @@ import sys
 
 from pvegit.categories import normalize_node_path
 from pvegit.cli.common import actor, format_time, open_home, print_json
-from pvegit.errors import NotFound
+from pvegit.errors import NotFound, PvegitError
 from pvegit.export import export_tarball
 from pvegit.home import Home
 from pvegit.repo import HostRepository, count_lines
+from pvegit.runlog import open_repository
 from pvegit.tarstream import display_path
 
 
@@ -21,7 +22,7 @@ def _repository(arguments: argparse.Namespace) -> HostRepository:
     except NotFound:
         if not home.repo_path(arguments.name).exists():
             raise
-    return HostRepository(home.repo_path(arguments.name))
+    return open_repository(home, store, arguments.name)
 
 
 def cmd_log(arguments: argparse.Namespace) -> int:
@@ -123,24 +124,51 @@ def _repository_names(home: Home, names: list[str]) -> list[str]:
 
 def cmd_gc(arguments: argparse.Namespace) -> int:
     from pvegit.locks import exclusive
+    from pvegit.maintenance import MaintenanceRepository
+    from pvegit.runlog import named_commits
     from pvegit.snapshot import LOCK_TIMEOUT
 
     home, store = open_home(arguments)
+    failed = 0
     for name in _repository_names(home, arguments.names):
-        with (
-            exclusive(home.lock_path(name), timeout=LOCK_TIMEOUT, what=name),
-            HostRepository(home.repo_path(name)) as repository,
-        ):
-            repository.remove_stale_temporaries()
-            before, after = repository.compact()
-        store.audit(actor(), "gc", name, before=before, after=after)
-        print(f"{name}: {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB")
-    return 0
+        try:
+            with (
+                exclusive(home.lock_path(name), timeout=LOCK_TIMEOUT, what=name),
+                MaintenanceRepository(home.repo_path(name)) as repository,
+            ):
+                repository.remove_stale_temporaries()
+                done = repository.compact(named_commits(store, name))
+        except PvegitError as err:  # one damaged repository does not stop the others
+            print(f"pvegit: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        store.audit(
+            actor(),
+            "gc",
+            name,
+            before=done.bytes_before,
+            after=done.bytes_after,
+            beyond_main=done.beyond_main,
+        )
+        kept = (
+            f", kept {done.beyond_main} commit(s) main does not reach (named in state.db)"
+            if done.beyond_main
+            else ""
+        )
+        print(f"{name}: {done.bytes_before / 1e6:.2f} MB -> {done.bytes_after / 1e6:.2f} MB{kept}")
+        if done.absent:
+            print(
+                f"pvegit: {name}: {len(done.absent)} commit(s) the run log or audit log names "
+                f"are not in the repository (e.g. {done.absent[0][:10]}): see `pvegit verify "
+                f"{name}`",
+                file=sys.stderr,
+            )
+    return 1 if failed else 0
 
 
 def cmd_mirror(arguments: argparse.Namespace) -> int:
     from pvegit.config import load_config
-    from pvegit.errors import ConfigError, PvegitError
+    from pvegit.errors import ConfigError
     from pvegit.mirror import push_mirror
 
     home, _ = open_home(arguments)
@@ -186,11 +214,17 @@ def cmd_reindex(arguments: argparse.Namespace) -> int:
     from pvegit.history import rebuild_index
 
     home, store = open_home(arguments)
+    failed = 0
     for name in _repository_names(home, arguments.names):
-        with HostRepository(home.repo_path(name)) as repository:
-            count = rebuild_index(store, repository, name)
+        try:
+            with open_repository(home, store, name) as repository:
+                count = rebuild_index(store, repository, name)
+        except PvegitError as err:  # one damaged repository does not stop the others
+            print(f"pvegit: {err}", file=sys.stderr)
+            failed += 1
+            continue
         print(f"{name}: {count} commits indexed")
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_runs(arguments: argparse.Namespace) -> int:

@@ -39,9 +39,11 @@ def _validated(arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_init(arguments: argparse.Namespace) -> int:
+    from pvegit.state import open_state
+
     home = Home(arguments.home or default_home())
     created = home.initialize()
-    Store(home.state_path).close()
+    open_state(home).close()  # never an empty state over existing history
     print(f"{'initialized' if created else 'already initialized'}: {home.root}")
     print(f"public key: {home.public_key()}")
     return 0

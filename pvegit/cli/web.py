@@ -108,12 +108,16 @@ def cmd_user_list(arguments: argparse.Namespace) -> int:
 
 
 def _sync_indexes(home: Home, store: Store) -> None:
+    from pvegit.errors import RepositoryDamaged
     from pvegit.history import sync_index
     from pvegit.repo import HostRepository
 
     for path in sorted(home.repos_dir.glob("*.git")):
-        with HostRepository(path) as repository:
-            sync_index(store, repository, path.name.removesuffix(".git"))
+        try:
+            with HostRepository(path) as repository:
+                sync_index(store, repository, path.name.removesuffix(".git"))
+        except RepositoryDamaged as err:  # serve the others; its pages say the same
+            print(f"pvegit: {err}", file=sys.stderr)
 
 
 def serve(home: Home, store: Store, config: Config, *, scheduler: bool = True) -> None:
