@@ -471,7 +471,7 @@ class Node:
         # A crashed one left its dead FUSE mount; pmxcfs force-unmounts what is there,
         # a lazy unmount first makes that certain.
         self.sh("if ! ls /etc/pve >/dev/null 2>&1; then umount -l /etc/pve; fi", check=False)
-        self.sh(_pmxcfs_start(self.pmxcfs, local=quorate))
+        self.sh(_pmxcfs_start("/usr/sbin/pmxcfs", local=quorate))
 
     def lose_quorum(self) -> None:
         """Restart pmxcfs without quorum: /etc/pve stays readable, every write is refused."""
@@ -506,13 +506,43 @@ class Node:
             self.process.stderr.close()
 
 
-def _pmxcfs_start(binary: str, *, local: bool = True) -> str:
-    """Start pmxcfs in local mode (``-l``) in a network namespace of its own (its libqb
-    socket "pve2" is per network namespace). Daemonized, it returns once it serves
-    /etc/pve. Without ``local`` and with a corosync.conf it waits for a corosync that
-    never comes: no quorum."""
+def pmxcfs_launcher(binary: str) -> str:
+    """The node's ``/usr/sbin/pmxcfs``: Proxmox's pmxcfs in a network namespace of its own
+    (its libqb socket "pve2" is per network namespace).
+
+    Daemonized, pmxcfs returns once it serves /etc/pve. Its start can hang for good
+    in ``server_start`` (libqb's one-shot start timer never fires: the parent waits
+    on its pipe, the child on a condition; seen once in about 200 starts here), so a
+    daemonized start that has not come up in 20 s is killed, its mount let go, and
+    tried again. A foreground start (``-f``) is left to its caller.
+    """
+    return f"""#!/bin/sh
+mkdir -p /var/lib/pve-cluster /run/pve-cluster
+case " $* " in *" -f "*|*" --foreground "*) exec unshare --net {binary} "$@";; esac
+mine=$(readlink /proc/self/ns/mnt)
+for try in 1 2 3; do
+    timeout 20 unshare --net {binary} "$@" && exit 0
+    status=$?
+    [ "$status" = 124 ] || exit "$status"
+    echo "pmxcfs: the start hung (try $try): killed, trying again" >&2
+    for process in /proc/[0-9]*; do
+        if [ "$(cat "$process/comm" 2>/dev/null)" = pmxcfs ] &&
+            [ "$(readlink "$process/ns/mnt" 2>/dev/null)" = "$mine" ]; then
+            kill -9 "${{process#/proc/}}" 2>/dev/null
+        fi
+    done
+    umount -l /etc/pve 2>/dev/null
+done
+exit 1
+"""
+
+
+def _pmxcfs_start(launcher: str, *, local: bool = True) -> str:
+    """Start pmxcfs through ``launcher`` (``pmxcfs_launcher``) in local mode (``-l``).
+    Without ``local`` and with a corosync.conf it waits for a corosync that never
+    comes: no quorum."""
     option = " -l" if local else ""
-    return f"mkdir -p /var/lib/pve-cluster /run/pve-cluster && unshare --net {binary}{option}\n"
+    return f"sh {launcher}{option}\n"
 
 
 def _pve_mount(directory: Path) -> str:
@@ -589,6 +619,7 @@ class TestBed:
             (work / sub).mkdir(parents=True)
         (work / "etc-upper/hosts").write_text(f"127.0.0.1 localhost\n10.20.0.11 {hostname}\n")
         (work / "writes.sh").write_text(_pmxcfs_writes(fixture))
+        (work / "pmxcfs").write_text(pmxcfs_launcher(self.pmxcfs))
         script = (
             "set -e\n"
             f"hostname {hostname}\n"
@@ -597,7 +628,7 @@ class TestBed:
             f"mount -t overlay overlay -o lowerdir=/var/lib,upperdir={work}/varlib-upper,"
             f"workdir={work}/varlib-work /var/lib\n"
             "mount -t tmpfs -o mode=755 tmpfs /run\n"
-            + _pmxcfs_start(self.pmxcfs)
+            + _pmxcfs_start(f"{work}/pmxcfs")
             + f"sh {work}/writes.sh\n"
             "pid=$(cat /run/pve-cluster.pid)\n"
             'kill -TERM "$pid"\n'
@@ -669,7 +700,7 @@ class TestBed:
             saved = self._config_db(node_name, hostname)
             for item in saved.iterdir():
                 shutil.copy2(item, database.parent / item.name)
-            pve = _pmxcfs_start(self.pmxcfs)
+            pve = _pmxcfs_start("/usr/sbin/pmxcfs")
         else:
             # The stand-in: a database like pmxcfs's, and an overlay on /etc/pve.
             make_config_db(directory / "pve-lower", database)
@@ -681,9 +712,7 @@ class TestBed:
         programs = dict(STAND_INS)
         if self.pmxcfs:
             # `pmxcfs -l` as the runbook says it; in a network namespace of its own.
-            programs["pmxcfs"] = (
-                f'#!/bin/sh\nmkdir -p /run/pve-cluster\nexec unshare --net {self.pmxcfs} "$@"\n'
-            )
+            programs["pmxcfs"] = pmxcfs_launcher(self.pmxcfs)
         for program, text in programs.items():
             (directory / "sbin" / program).write_text(text)
             os.chmod(directory / "sbin" / program, 0o755)
