@@ -17,12 +17,11 @@ from pathlib import Path
 from pvegit.categories import Selection, matches_any
 from pvegit.errors import CollectError, RefusedError
 from pvegit.home import DEMO_NODES, HOME_TAG
-from pvegit.inventory import COMMANDS
+from pvegit.inventory import InventoryLimits
+from pvegit.inventorystream import inventory_script, read_inventory
 from pvegit.tarstream import Entry, display_path, read_tar_stream
-from pvegit.transport import Transport
+from pvegit.transport import NODE_ENVIRONMENT, Transport
 
-# Proxmox VE's own PATH for root; set explicitly, not left to the sshd build.
-_ENVIRONMENT = "export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
 # GNU tar's messages for a path it could not read: "Cannot open: <why>", "Cannot
 # savedir: <why>", "Read error at byte N, ...: <why>", "File shrank by N bytes; ...".
 # tar names itself as it was invoked ("tar", or "/usr/bin/tar" from a wrapper).
@@ -102,6 +101,7 @@ class Collection:
     entries: dict[str, Entry] = field(default_factory=dict)
     inventory: dict[str, bytes] = field(default_factory=dict)
     failed_commands: list[str] = field(default_factory=list)
+    over_limit_commands: dict[str, str] = field(default_factory=dict)  # name -> which limit
     unreadable: list[str] = field(default_factory=list)
     unreadable_why: dict[str, str] = field(default_factory=dict)  # path -> the node's reason
     problems: list[str] = field(default_factory=list)
@@ -195,7 +195,7 @@ def _parse_probe(stderr: bytes) -> Probe:
 
 def probe_node(transport: Transport) -> Probe:
     """Ask the node for its name, the login's uid and the state of /etc/pve."""
-    script = _ENVIRONMENT + f"cd {shlex.quote(transport.root)} || exit 98\n" + _PROBE
+    script = NODE_ENVIRONMENT + f"cd {shlex.quote(transport.root)} || exit 98\n" + _PROBE
     result = transport.run(script)
     if result.exit_code == 98:
         raise CollectError(f"the node has no directory {transport.root}")
@@ -281,7 +281,7 @@ def tar_script(root: str, selection: Selection, *, live: bool) -> str:
     if _needs_pve(selection):
         mounted = ' || [ "$pm" != 1 ]' if live else ""
         guard = f'if [ "$pd" != 1 ]{mounted} || [ "$pr" != 1 ]; then exit 97; fi\n'
-    return _ENVIRONMENT + (
+    return NODE_ENVIRONMENT + (
         f"cd -P {shlex.quote(root)} || exit 98\n"
         + _PROBE
         + guard
@@ -306,63 +306,6 @@ def tar_script(root: str, selection: Selection, *, live: bool) -> str:
     )
 
 
-INVENTORY_TIMEOUT = 30  # seconds per command: `pvesm status` can hang on a dead NFS server
-
-
-def inventory_script(boundary: str, names: Sequence[str]) -> str:
-    """The shell script that runs the inventory commands in parallel, framed by ``boundary``.
-
-    Each command runs under ``timeout``; a command missing on the node is
-    reported as missing (not applicable), not as an error.
-    """
-    parts = [_ENVIRONMENT, "d=$(mktemp -d) || exit 1\ntrap 'rm -rf \"$d\"' EXIT\n"]
-    for name in names:
-        command = COMMANDS[name]
-        parts.append(
-            f"if command -v {shlex.quote(command.program)} >/dev/null 2>&1; then\n"
-            f"  ( timeout {INVENTORY_TIMEOUT} sh -c {shlex.quote(command.shell)} "
-            f'>"$d/{name}" 2>/dev/null </dev/null; echo $? >"$d/{name}.rc" ) &\n'
-            "fi\n"
-        )
-    parts.append("wait\n")
-    for name in names:
-        parts.append(
-            f'if [ -e "$d/{name}.rc" ]; then\n'
-            f"  printf '%s begin {name}\\n' {boundary}; cat \"$d/{name}\"\n"
-            f'  printf \'\\n%s end {name} %s\\n\' {boundary} "$(cat "$d/{name}.rc")"\n'
-            f"else printf '%s missing {name}\\n' {boundary}; fi\n"
-        )
-    return "".join(parts)
-
-
-def parse_inventory(
-    output: bytes, boundary: str, names: Sequence[str]
-) -> tuple[dict[str, bytes], list[str]]:
-    """Split the inventory output; return (normalized outputs, names of failed commands)."""
-    text = output.decode("utf-8", "replace")
-    outputs: dict[str, bytes] = {}
-    failed: list[str] = []
-    for name in names:
-        if f"{boundary} missing {name}\n" in text:
-            continue
-        match = re.search(
-            re.escape(f"{boundary} begin {name}\n")
-            + r"(.*?)\n"
-            + re.escape(f"{boundary} end {name} ")
-            + r"(\d+)\n",
-            text,
-            re.DOTALL,
-        )
-        if not match:
-            failed.append(name)
-            continue
-        if match.group(2) != "0":
-            failed.append(name)
-            continue
-        outputs[name] = COMMANDS[name].normalize(match.group(1)).encode()
-    return outputs, failed
-
-
 def collect(
     transport: Transport,
     selection: Selection,
@@ -370,21 +313,24 @@ def collect(
     progress: Progress | None = None,
     expected_files: int = 0,
     max_file_bytes: int | None = None,
+    inventory_limits: InventoryLimits | None = None,
 ) -> Collection:
     """Probe the node, refuse if pmxcfs is down, read files and inventory.
 
     The inventory commands run on a second channel of the same connection
-    while the tar stream is read. Raises RefusedError (pmxcfs), CollectError
-    (broken stream) or ConnectError.
+    while the tar stream is read; their output is read within
+    ``inventory_limits``. Raises RefusedError (pmxcfs), CollectError (broken
+    stream) or ConnectError.
     """
     report = progress or (lambda stage, done, total: None)
+    limits = inventory_limits or InventoryLimits()
     pending = None
     boundary = "pvegit-" + secrets.token_hex(8)
     if selection.commands and transport.live:
-        pending = transport.spawn(inventory_script(boundary, selection.commands))
+        pending = transport.spawn(inventory_script(boundary, selection.commands, limits))
     try:
         report("collect", 0, expected_files)
-        limits = {} if max_file_bytes is None else {"max_file_bytes": max_file_bytes}
+        file_limits = {} if max_file_bytes is None else {"max_file_bytes": max_file_bytes}
         rescue = _rescued_config_db(transport, selection)
         files = selection
         if rescue is not None:  # /etc/pve comes from config.db, the rest from the disk
@@ -401,7 +347,7 @@ def collect(
                 requested=selection.paths,
                 excludes=selection.excludes,
                 on_member=lambda done: report("collect", done, expected_files),
-                **limits,
+                **file_limits,
             )
         probe = _parse_probe(outcome.stderr)
         if rescue is None:
@@ -417,11 +363,10 @@ def collect(
             _add_config_db(collection, rescue, probe.hostname, selection)
         if pending is not None:
             report("inventory", len(collection.entries), len(collection.entries))
-            answer = pending.result()
-            pending = None
-            outputs, failed = parse_inventory(answer.stdout, boundary, selection.commands)
-            collection.inventory = outputs
-            collection.failed_commands = failed
+            inventory = read_inventory(pending.output(), boundary, selection.commands, limits)
+            collection.inventory = inventory.outputs
+            collection.failed_commands = inventory.failed
+            collection.over_limit_commands = inventory.over_limit
         return collection
     finally:
         if pending is not None:

@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pvegit.errors import ConfigError
+from pvegit.inventory import DEFAULT_COMMAND_BYTES, DEFAULT_TOTAL_BYTES, InventoryLimits
 from pvegit.schedules import parse_schedule
 
 SYSTEM_CONFIG = Path("/etc/pvegit/pvegit.toml")
@@ -62,11 +63,21 @@ class Config:
     mirror: str = ""  # e.g. "ssh://git@git.example.org/pve/{host}.git"; empty: no mirror
     session_idle_minutes: int = 60  # a web session ends after this long without a request
     session_max_hours: int = 12  # and this long after its login
+    inventory_command_limit_kb: int = DEFAULT_COMMAND_BYTES // 1024  # one command's output
+    inventory_total_limit_kb: int = DEFAULT_TOTAL_BYTES // 1024  # all of a run's commands
     targets: tuple[Target, ...] = field(default_factory=tuple)
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def inventory_limits(self) -> InventoryLimits:
+        """How much inventory output a snapshot reads (see pvegit/inventorystream.py)."""
+        return InventoryLimits(
+            command_bytes=self.inventory_command_limit_kb * 1024,
+            total_bytes=self.inventory_total_limit_kb * 1024,
+        )
 
 
 def config_path(home: Path, explicit: Path | None = None) -> Path | None:
@@ -124,6 +135,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         "storage_warn_percent",
         "session_idle_minutes",
         "session_max_hours",
+        "inventory_command_limit_kb",
+        "inventory_total_limit_kb",
     }
     for key in server:
         if key not in known:
@@ -166,6 +179,16 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     number("storage_warn_percent", 0, 90, whole=False)
     number("session_idle_minutes", 1, 7 * 24 * 60)
     number("session_max_hours", 1, 30 * 24)
+    number("inventory_command_limit_kb", 1, 1024 * 1024)
+    number("inventory_total_limit_kb", 1, 4 * 1024 * 1024)
+    each = values.get("inventory_command_limit_kb", Config.inventory_command_limit_kb)
+    total = values.get("inventory_total_limit_kb", Config.inventory_total_limit_kb)
+    if total < each:
+        raise fail(
+            "server.inventory_total_limit_kb",
+            f"{total} KiB for all commands is less than inventory_command_limit_kb ({each} KiB) "
+            "for one: raise it or lower the other",
+        )
     idle = values.get("session_idle_minutes", Config.session_idle_minutes)
     longest = values.get("session_max_hours", Config.session_max_hours)
     if idle > longest * 60:

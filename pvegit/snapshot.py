@@ -13,7 +13,7 @@ import re
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pvegit.categories import resolve_selection
 from pvegit.collect import Collection, collect
@@ -37,7 +37,7 @@ from pvegit.errors import (
 )
 from pvegit.history import sync_index
 from pvegit.home import Home
-from pvegit.inventory import inventory_path
+from pvegit.inventory import InventoryLimits, inventory_path
 from pvegit.locks import exclusive
 from pvegit.metadata import (
     METADATA_PATH,
@@ -77,6 +77,8 @@ class SnapshotOptions:
     reserve_bytes: int = DEFAULT_RESERVE  # refuse to start with less free on $PVEGIT_HOME's disk
     warn_percent: float = DEFAULT_WARN_PERCENT  # warn below this share free
     trailers: tuple[tuple[str, str], ...] = ()  # extra commit trailers (a restore's details)
+    # inventory output read per command and per run
+    inventory_limits: InventoryLimits = field(default_factory=InventoryLimits)
 
 
 def take_snapshot(
@@ -210,6 +212,7 @@ def _locked_snapshot(
                 selection,
                 progress=report,
                 expected_files=sum(1 for path in parent_files if not path.startswith(".pvegit/")),
+                inventory_limits=options.inventory_limits,
             )
         except PvegitError as err:
             if watchdog.fired:
@@ -244,6 +247,15 @@ def _locked_snapshot(
         warnings += [
             f"inventory command {name} failed; kept its previous output"
             for name in collection.failed_commands
+        ]
+        warnings += [
+            f"inventory command {name} {why}; "
+            + (
+                "kept its previous output"
+                if inventory_path(name) in parent_files
+                else "nothing stored for it"
+            )
+            for name, why in collection.over_limit_commands.items()
         ]
         if carried:
             warnings.append(f"kept {carried} unreadable file(s) as they were in the last snapshot")
@@ -324,12 +336,12 @@ def _carry_over(
 ) -> int:
     """Keep what the node did not let us read as it was, instead of recording a deletion.
 
-    Applies to paths tar could not read and to inventory commands that failed.
-    Returns the number of files carried over.
+    Applies to paths tar could not read and to inventory commands that failed or
+    printed more than their limit. Returns the number of files carried over.
     """
     if parent is None:
         return 0
-    for name in collection.failed_commands:
+    for name in [*collection.failed_commands, *collection.over_limit_commands]:
         path = inventory_path(name)
         if path in parent_files:
             collection.inventory[name] = repository.read_blob(parent_files[path][1])

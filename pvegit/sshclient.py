@@ -282,6 +282,11 @@ class _SshPending:
         finally:
             self._channel.close()
 
+    def output(self) -> IO[bytes]:
+        # Read as it arrives: paramiko holds at most one window (2 MiB) unread.
+        reader = _ChannelReader(self._channel, self._transport._label, self._transport._io_timeout)
+        return cast(IO[bytes], reader)
+
     def cancel(self) -> None:
         self._channel.close()
 

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_IO_TIMEOUT = 60.0
+# The first line of every script pvegit runs on a node: Proxmox VE's own PATH for
+# root, set explicitly (not left to the sshd build), and messages in plain C.
+NODE_ENVIRONMENT = (
+    "export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,13 @@ class PendingCommand(Protocol):
 
     def result(self) -> CommandResult:
         """Wait for the command to end; return its exit code and output."""
+        ...
+
+    def output(self) -> IO[bytes]:
+        """Its stdout as a stream, to read within limits (``cancel`` when done with it).
+
+        Raises ConnectError or CollectError when reading fails.
+        """
         ...
 
     def cancel(self) -> None:
@@ -153,6 +165,16 @@ class _LocalPending:
             outputs.append(handle.read())
             handle.close()
         return CommandResult(code, outputs[0], outputs[1])
+
+    def output(self) -> IO[bytes]:
+        # The script ends before its output is read: the file it wrote is the stream.
+        try:
+            self._process.wait(timeout=self._timeout)
+        except subprocess.TimeoutExpired as err:
+            self.cancel()
+            raise CollectError(f"a local command took longer than {self._timeout:.0f} s") from err
+        self._stdout.seek(0)
+        return self._stdout
 
     def cancel(self) -> None:
         if self._process.poll() is None:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
-from pvegit.collect import inventory_script, parse_inventory
-from pvegit.inventory import COMMANDS
+import io
+import tracemalloc
+
+from pvegit.inventory import COMMANDS, InventoryLimits
+from pvegit.inventorystream import inventory_script, read_inventory
 
 
 def normalize(name: str, text: str) -> str:
@@ -63,21 +66,100 @@ def test_ip_link_keeps_name_and_mac() -> None:
     assert "nic0 ether bc:24:11:00:00:01 mtu=1500" in normalize("ip-link", text)
 
 
+def frame(boundary: str, name: str, data: bytes, status: int = 0) -> bytes:
+    head = f"{boundary} begin {name} {len(data)}\n".encode()
+    return head + data + f"{boundary} end {name} {status}\n".encode()
+
+
 def test_inventory_framing_survives_missing_and_failing_commands() -> None:
     boundary = "pvegit-0123"
     output = (
-        f"{boundary} begin pveversion\npve-manager: 8.2.4\n\n{boundary} end pveversion 0\n"
-        f"{boundary} missing zpool-status\n"
-        f"{boundary} begin qm-list\n\n{boundary} end qm-list 1\n"
-    ).encode()
-    outputs, failed = parse_inventory(
-        output, boundary, ["pveversion", "zpool-status", "qm-list", "pct-list"]
+        frame(boundary, "pveversion", b"pve-manager: 8.2.4\n")
+        + f"{boundary} missing zpool-status\n".encode()
+        + frame(boundary, "qm-list", b"", 1)
     )
-    assert outputs == {"pveversion": b"pve-manager: 8.2.4\n"}
-    assert failed == ["qm-list", "pct-list"]
+    found = read_inventory(
+        io.BytesIO(output),
+        boundary,
+        ["pveversion", "zpool-status", "qm-list", "pct-list"],
+        InventoryLimits(),
+    )
+    assert found.outputs == {"pveversion": b"pve-manager: 8.2.4\n"}
+    assert found.failed == ["qm-list", "pct-list"]
+    assert found.over_limit == {}
 
 
-def test_inventory_script_runs_each_command_under_timeout() -> None:
-    script = inventory_script("B", ["pvesm-status"])
+def test_inventory_script_runs_each_command_under_timeout_and_cap() -> None:
+    script = inventory_script("B", ["pvesm-status"], InventoryLimits(command_bytes=1000))
     assert "timeout 30 sh -c 'pvesm status'" in script
     assert "command -v pvesm" in script
+    assert "head -c 1001" in script  # the node keeps one byte past the limit, no more
+
+
+class Endless:
+    """A node's stdout that never ends: ``head`` then the same line forever, counted."""
+
+    def __init__(self, head: bytes) -> None:
+        self.head = head
+        self.sent = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self.sent < len(self.head):
+            chunk = self.head[self.sent : self.sent + size]
+        else:
+            chunk = (b"pve-manager: 8.2.4 " * (size // 19 + 1))[:size]
+        self.sent += len(chunk)
+        return chunk
+
+
+def test_an_output_over_the_command_limit_is_discarded_as_it_is_read() -> None:
+    limits = InventoryLimits(command_bytes=4096, total_bytes=100 * 1024 * 1024)
+    size = 50 * 1024 * 1024  # announced and sent although the script caps it on the node
+    body = b"x" * 10
+    stream = io.BytesIO(
+        b"B begin pveversion %d\n" % size
+        + b"y" * size
+        + b"B end pveversion 0\n"
+        + frame("B", "qm-list", body)
+    )
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        found = read_inventory(stream, "B", ["pveversion", "qm-list"], limits)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024, f"{peak} bytes held for a 4 KiB limit"
+    assert found.over_limit == {
+        "pveversion": "printed more than 4 KiB (inventory_command_limit_kb)"
+    }
+    assert set(found.outputs) == {"qm-list"}
+    assert found.failed == []
+
+
+def test_the_node_saying_over_keeps_nothing() -> None:
+    found = read_inventory(
+        io.BytesIO(b"B over pveversion\n" + frame("B", "zfs-list", b"rpool\tfilesystem\n")),
+        "B",
+        ["pveversion", "zfs-list"],
+        InventoryLimits(command_bytes=1024, total_bytes=4096),
+    )
+    assert set(found.over_limit) == {"pveversion"}
+    assert found.outputs == {"zfs-list": b"rpool\tfilesystem\n"}
+
+
+def test_reading_stops_at_the_runs_total() -> None:
+    limits = InventoryLimits(command_bytes=64 * 1024, total_bytes=100 * 1024)
+    endless = Endless(frame("B", "pveversion", b"a" * 60 * 1024) + b"B begin qm-list 61440\n")
+    found = read_inventory(endless, "B", ["pveversion", "qm-list", "pct-list"], limits)
+    assert set(found.outputs) == {"pveversion"}
+    assert set(found.over_limit) == {"qm-list", "pct-list"}
+    assert "100 KiB (inventory_total_limit_kb)" in found.over_limit["qm-list"]
+    assert endless.sent <= limits.total_bytes + 1  # not a byte more than the total
+
+
+def test_a_stream_that_ignores_the_framing_costs_no_memory() -> None:
+    endless = Endless(b"")  # no newline, ever
+    found = read_inventory(endless, "B", ["pveversion", "qm-list"], InventoryLimits())
+    assert found.failed == ["pveversion", "qm-list"]
+    assert endless.sent < 1024 * 1024

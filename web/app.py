@@ -198,6 +198,7 @@ def create_app(
         mirror=config.mirror,
         reserve_bytes=config.storage_reserve_mb * 1024 * 1024,
         warn_percent=config.storage_warn_percent,
+        inventory_limits=config.inventory_limits,
     )
     context = Context(
         home,

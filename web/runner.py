@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pvegit.diskspace import DEFAULT_RESERVE, DEFAULT_WARN_PERCENT
 from pvegit.errors import PvegitError
 from pvegit.home import Home
+from pvegit.inventory import InventoryLimits
 from pvegit.notify import Notifier, events_for_run
 from pvegit.snapshot import SnapshotOptions, take_snapshot
 from pvegit.store import Host, Store
@@ -32,8 +33,10 @@ class RunLauncher:
         mirror: str = "",
         reserve_bytes: int = DEFAULT_RESERVE,
         warn_percent: float = DEFAULT_WARN_PERCENT,
+        inventory_limits: InventoryLimits | None = None,
     ) -> None:
         self._home = home
+        self._inventory_limits = inventory_limits or InventoryLimits()
         self._reserve_bytes = reserve_bytes
         self._warn_percent = warn_percent
         self._store = store
@@ -65,6 +68,7 @@ class RunLauncher:
             time_limit=self._time_limit,
             reserve_bytes=self._reserve_bytes,
             warn_percent=self._warn_percent,
+            inventory_limits=self._inventory_limits,
         )
         self._pool.submit(self._run, host, options, run_id)
         return run_id

@@ -119,6 +119,7 @@ def cmd_snapshot(arguments: argparse.Namespace) -> int:
         io_timeout=arguments.timeout,
         reserve_bytes=config.storage_reserve_mb * 1024 * 1024,
         warn_percent=config.storage_warn_percent,
+        inventory_limits=config.inventory_limits,
     )
     runs = snapshot_hosts(home, store, hosts, options, arguments.jobs, quiet=arguments.json)
     if arguments.json:
