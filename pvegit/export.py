@@ -4,6 +4,13 @@ Files under /etc/pve are shown the way pmxcfs shows them (root:www-data,
 0640, 0600 under priv/, directories 0750/0700); elsewhere the recorded
 owner, group and mode from ``.pvegit/metadata`` apply. pvegit's own folder
 (metadata, inventory) is included under ``.pvegit/`` for reference.
+
+Whatever a revision holds, the archive only has members for the revision's
+files and links, their parent directories and the directories metadata
+records (git cannot keep empty ones), all relative and clean: an old revision
+whose metadata a crafted owner name corrupted (``../../x``, ``/etc``) cannot
+make ``tar -x`` or ``tarfile.extractall`` write outside the target, nor
+through one of the archive's own links.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from pvegit.errors import PvegitError
 from pvegit.metadata import METADATA_PATH, PathInfo, is_pmxcfs_path, parse_metadata
 from pvegit.repo import EXECUTABLE_MODE, SYMLINK_MODE, HostRepository
 from pvegit.runbook import recovery_runbook
+from pvegit.tarstream import check_relative_path
 
 _WELL_KNOWN_IDS = {"root": 0, "www-data": 33}
 
@@ -36,17 +44,21 @@ def export_tarball(
 
     Returns the number of entries written.
     """
-    files = list(repository.iter_files(commit_id))
+    files = [entry for entry in repository.iter_files(commit_id) if _clean(entry.path)]
     infos: dict[str, PathInfo] = {}
     by_path = {entry.path: entry for entry in files}
     if METADATA_PATH in by_path:
         infos = parse_metadata(repository.read_blob(by_path[METADATA_PATH].blob_id))
-    directories: set[str] = {path for path, info in infos.items() if info.kind == "dir"}
+    directories: set[str] = set()
     for entry in files:
         parent = entry.path
         while "/" in parent:
             parent = parent.rsplit("/", 1)[0]
             directories.add(parent)
+    leaves = set(by_path)  # files and links: nothing may sit at or below them
+    for path, recorded in infos.items():
+        if recorded.kind == "dir" and _clean(path) and not _at_or_below(path, leaves):
+            directories.add(path)
     commit_time = repository.commit(commit_id).time
     temporary = output.with_name(output.name + ".tmp")
     count = 0
@@ -86,6 +98,24 @@ def export_tarball(
         temporary.unlink(missing_ok=True)
         raise PvegitError(f"cannot write {output}: {err.strerror or err}") from err
     return count
+
+
+def _clean(path: str) -> bool:
+    """True for a relative path without ``..``, ``.``, ``.git`` or empty parts."""
+    try:
+        return check_relative_path(path) == path
+    except ValueError:
+        return False
+
+
+def _at_or_below(path: str, leaves: set[str]) -> bool:
+    """True when ``path`` or one of its parents is a file or link of the archive."""
+    while True:
+        if path in leaves:
+            return True
+        if "/" not in path:
+            return False
+        path = path.rsplit("/", 1)[0]
 
 
 def _apply_owner(

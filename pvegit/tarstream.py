@@ -138,6 +138,15 @@ def parse_display_path(text: str) -> str:
 
 def check_member_name(name: str) -> str:
     """Return the normalized relative name, or raise ValueError saying what is wrong."""
+    name = check_relative_path(name)
+    if name.split("/", 1)[0] == PVEGIT_DIR:
+        raise ValueError("name inside pvegit's own folder")
+    return name
+
+
+def check_relative_path(name: str) -> str:
+    """The normalized form of a relative path with no ``..``, ``.git`` or empty parts;
+    ValueError saying what is wrong with any other."""
     if name.startswith("/"):
         raise ValueError("absolute name")
     while name.startswith("./"):
@@ -151,8 +160,6 @@ def check_member_name(name: str) -> str:
             raise ValueError("empty path component")
         if part.lower() in _FORBIDDEN_COMPONENTS:
             raise ValueError(f"forbidden path component {part!r}")
-    if parts[0] == PVEGIT_DIR:
-        raise ValueError("name inside pvegit's own folder")
     return name
 
 

@@ -4,13 +4,20 @@ names, control characters in what it says.
 
 from __future__ import annotations
 
+import os
+import shlex
+import tarfile
+import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
+from dulwich.objects import Blob, Commit, Tree
 from testbed import Node, register_node
 
 from pvegit.home import Home
 from pvegit.inventory import InventoryLimits, inventory_path
+from pvegit.metadata import METADATA_PATH, parse_metadata
 from pvegit.repo import HostRepository
 from pvegit.snapshot import SnapshotOptions, take_snapshot
 from pvegit.store import Store
@@ -83,3 +90,148 @@ def test_the_runs_total_is_capped_too(home: Home, store: Store, node: Node) -> N
         "inventory command qm-list not read: the run's inventory reached 96 KiB "
         "(inventory_total_limit_kb); kept its previous output"
     ) in run.warnings
+
+
+# 29 bytes, within GNU tar's 31-byte user name field: rendered unquoted, the line of
+# every file became "f 0644 r r a", "d 755 r r ../../x", "f 0 r <group> <path>".
+CRAFTED_OWNER = "r r a\nd 755 r r ../../x\nf 0 r"
+
+
+def tar_with_owner(owner: str) -> str:
+    """A node whose tar reports ``owner`` for every file (as an LDAP-backed NSS could)."""
+    return f'#!/bin/sh\nexec /usr/bin/tar --owner={shlex.quote(owner + ":4242")} "$@"\n'
+
+
+def clean_relative(name: str) -> bool:
+    return not name.startswith("/") and os.path.normpath(name) == name and ".." not in name
+
+
+def export_and_extract(cli, tmp_path: Path) -> set[str]:  # type: ignore[no-untyped-def]
+    """Export HEAD with the CLI, extract it with tarfile deep below tmp_path; the names."""
+    tmp_path.mkdir()
+    archive = tmp_path / "export.tar.gz"
+    result = cli("export", "pve1", "-o", str(archive))
+    assert result.code == 0, result.err
+    with tarfile.open(archive) as reading:
+        names = reading.getnames()
+    target = tmp_path / "a/b/target"
+    target.mkdir(parents=True)
+    with tarfile.open(archive) as reading:
+        reading.extractall(target, filter="fully_trusted")  # what a user would run
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a", "export.tar.gz"]
+    assert [path.name for path in (tmp_path / "a").iterdir()] == ["b"]
+    return set(names)
+
+
+def test_a_crafted_owner_name_corrupts_neither_metadata_nor_export(
+    cli,  # type: ignore[no-untyped-def]
+    home: Home,
+    store: Store,
+    node: Node,
+    tmp_path: Path,
+) -> None:
+    host = register_node(store, home, node, categories=("network", "system"))
+    node.write("/usr/local/bin/tar", tar_with_owner(CRAFTED_OWNER), mode=0o755)
+    first = take_snapshot(home, store, host)
+    assert first.status == "changed", first.error
+    assert take_snapshot(home, store, host).status == "unchanged"
+    node.sh("echo '10.0.0.9 extra' >> /etc/hosts")  # a change: the metadata is read back
+    again = take_snapshot(home, store, host)
+    assert again.status == "changed", again.error
+
+    with HostRepository(home.repo_path("pve1")) as repository:
+        head = repository.head()
+        assert head is not None
+        raw = repository.read_file(head, METADATA_PATH)[1]
+        tree = repository.file_ids(head)
+    infos = parse_metadata(raw)
+    assert infos["etc/network/interfaces"].owner == CRAFTED_OWNER
+    assert all(clean_relative(path) for path in infos)
+    # one line per path: the name never ends a line
+    assert len([line for line in raw.split(b"\n") if line and not line.startswith(b"#")]) == len(
+        infos
+    )
+    names = export_and_extract(cli, tmp_path / "export")
+    assert all(clean_relative(name) for name in names)
+    assert {name for name in names if name in tree} == set(tree)
+    assert "../../x" not in names
+
+    node.sh("rm /usr/local/bin/tar")  # owners are real names again: a change, not a failure
+    fixed = take_snapshot(home, store, host)
+    assert fixed.status == "changed", fixed.error
+
+
+def test_an_owner_name_with_a_space_from_the_nodes_passwd(
+    home: Home, store: Store, node: Node
+) -> None:
+    host = register_node(store, home, node, categories=("network",))
+    node.sh(
+        "echo 'evil user:x:4243:4243::/nonexistent:/bin/false' >> /etc/passwd && "
+        "echo 'evil group:x:4243:' >> /etc/group && chown 4243:4243 /etc/hosts"
+    )
+    run = take_snapshot(home, store, host)
+    assert run.status == "changed", run.error
+    with HostRepository(home.repo_path("pve1")) as repository:
+        head = repository.head()
+        assert head is not None
+        raw = repository.read_file(head, METADATA_PATH)[1]
+    assert b'f 0644 "evil user" "evil group" etc/hosts\n' in raw
+    hosts = parse_metadata(raw)["etc/hosts"]
+    assert (hosts.owner, hosts.group) == ("evil user", "evil group")
+
+
+def test_an_old_revision_with_a_bad_metadata_line_never_breaks_new_snapshots(
+    home: Home, store: Store, node: Node
+) -> None:
+    host = register_node(store, home, node, categories=("network",))
+    assert take_snapshot(home, store, host).status == "changed"
+    # What an older pvegit committed for a node whose owner names held newlines.
+    with HostRepository(home.repo_path("pve1")) as repository:
+        parent = repository.head()
+        assert parent is not None
+        good = repository.read_file(parent, METADATA_PATH)[1]
+    bad = good.replace(
+        b"f 0644 root root etc/hosts\n",
+        b"f 0644 evil\nd 755 r r ../../x\nf 0 r root etc/hosts\n",
+    )
+    assert bad != good
+    commit_with_metadata(home.repo_path("pve1"), parent, bad)
+
+    run = take_snapshot(home, store, host)
+    assert run.status == "changed", run.error  # the metadata is written afresh
+    with HostRepository(home.repo_path("pve1")) as repository:
+        head = repository.head()
+        assert head is not None
+        assert repository.read_file(head, METADATA_PATH)[1] == good
+
+
+def commit_with_metadata(path: Path, parent: str, metadata: bytes) -> None:
+    """A commit on ``parent`` with another .pvegit/metadata, written with dulwich directly."""
+    from dulwich.repo import Repo
+
+    repo = Repo(str(path))
+    try:
+        store = repo.object_store
+        top = store[store[parent.encode()].tree]
+        pvegit = store[top[b".pvegit"][1]]
+        blob = Blob.from_string(metadata)
+        new_pvegit = Tree()
+        for item in pvegit.items():
+            new_pvegit.add(item.path, item.mode, item.sha)
+        new_pvegit.add(b"metadata", 0o100644, blob.id)
+        new_top = Tree()
+        for item in top.items():
+            new_top.add(item.path, item.mode, item.sha)
+        new_top.add(b".pvegit", 0o040000, new_pvegit.id)
+        commit = Commit()
+        commit.tree = new_top.id
+        commit.parents = [parent.encode()]
+        commit.author = commit.committer = b"old pvegit <pvegit@example.org>"
+        commit.author_time = commit.commit_time = int(time.time())
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.message = b"pve1: 1 file changed: hosts\n"
+        for item in (blob, new_pvegit, new_top, commit):
+            store.add_object(item)
+        repo.refs[b"refs/heads/main"] = commit.id
+    finally:
+        repo.close()
