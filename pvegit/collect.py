@@ -20,6 +20,7 @@ from pvegit.home import DEMO_NODES, HOME_TAG
 from pvegit.inventory import InventoryLimits
 from pvegit.inventorystream import inventory_script, read_inventory
 from pvegit.tarstream import Entry, display_path, read_tar_stream
+from pvegit.textsafe import printable
 from pvegit.transport import NODE_ENVIRONMENT, Transport
 
 # GNU tar's messages for a path it could not read: "Cannot open: <why>", "Cannot
@@ -170,7 +171,8 @@ _PRESENT = (
 
 def _parse_probe(stderr: bytes) -> Probe:
     values: dict[str, str] = {}
-    for line in stderr.decode("utf-8", "replace").splitlines():
+    # What the node says about itself is shown to users: no control characters.
+    for line in printable(stderr.decode("utf-8", "replace"), lines=True).splitlines():
         if line.startswith("pvegit-probe "):
             body = line[len("pvegit-probe ") :]
             whole = body.startswith(("hostname=", "pve_error="))
@@ -428,10 +430,10 @@ def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection) -> N
             )
             continue
         match = _TAR_ERROR.match(line)
-        text = line.decode("utf-8", "backslashreplace")
+        text = printable(line.decode("utf-8", "surrogateescape"))  # the node's words, shown
         if match:
             path = match.group("path").decode("utf-8", "surrogateescape")
-            why = (match.group("why") or match.group("what")).decode("utf-8", "backslashreplace")
+            why = printable((match.group("why") or match.group("what")).decode("utf-8", "replace"))
             if why == "No such file or directory":  # gone since the script looked
                 collection.warnings.append(text)
                 continue

@@ -33,6 +33,7 @@ from pvegit.home import Home
 from pvegit.redact import redact_text, redact_url
 from pvegit.repo import HostRepository, count_lines, is_binary
 from pvegit.store import Run, Store
+from pvegit.textsafe import printable
 
 _log = logging.getLogger(__name__)
 SEND_TIMEOUT = 10.0
@@ -50,6 +51,12 @@ class Event:
     run_id: int | None = None
     commit_id: str | None = None
     at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        # Names, errors and diff lines from a node go to mail, chat and phones: no control
+        # characters (a title is one line, so it cannot add a mail header either).
+        object.__setattr__(self, "title", printable(self.title))
+        object.__setattr__(self, "message", printable(self.message, lines=True))
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -50,6 +50,7 @@ from pvegit.runlog import recorded_commits
 from pvegit.state import settings_of
 from pvegit.store import Host, Run, Store
 from pvegit.tarstream import Entry, display_path
+from pvegit.textsafe import printable
 from pvegit.transport import DEFAULT_IO_TIMEOUT, Transport, open_transport
 
 # A snapshot that deletes more than this share of at least this many files is held.
@@ -110,20 +111,22 @@ def take_snapshot(
             _settle_interrupted_runs(home, store, host.name, run_id)
             return _locked_snapshot(home, store, host, run_id, options, report, transport_factory)
     except RefusedError as err:
-        return store.finish_run(run_id, status="refused", error=str(err), failure="permanent")
+        return store.finish_run(
+            run_id, status="refused", error=printable(str(err)), failure="permanent"
+        )
     except Exception as err:
         if is_disk_full(err):
             return _finish_on_full_disk(home, store, run_id)
         if isinstance(err, PvegitError):
             return store.finish_run(
-                run_id, status="failed", error=str(err), failure=failure_kind(err)
+                run_id, status="failed", error=printable(str(err)), failure=failure_kind(err)
             )
         # a bug must not stop the other hosts or lose the run
         _log.exception("snapshot of %s failed unexpectedly", host.name)
         return store.finish_run(
             run_id,
             status="failed",
-            error=f"internal error: {type(err).__name__}: {err}",
+            error=printable(f"internal error: {type(err).__name__}: {err}"),
             failure="permanent",
         )
 
@@ -259,6 +262,8 @@ def _locked_snapshot(
         ]
         if carried:
             warnings.append(f"kept {carried} unreadable file(s) as they were in the last snapshot")
+        # Many of these quote the node (tar's messages, names): stored and shown escaped.
+        warnings = [printable(warning) for warning in warnings]
         partial = bool(collection.unreadable or collection.problems)
 
         message = _commit_message(
@@ -453,7 +458,9 @@ def _commit_message(
     if options.actor:
         lines.append(f"Triggered-By: {options.actor}")
     lines += [f"{key}: {value}" for key, value in options.trailers]
-    return "\n".join(lines) + "\n"
+    # One line each: nothing from the node may add a line (a forged trailer) or drive a
+    # terminal that shows the message (git log, pvegit show).
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 def _short_name(path: str) -> str:

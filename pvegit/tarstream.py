@@ -16,6 +16,7 @@ from typing import IO, Literal
 
 from pvegit.categories import PVEGIT_DIR, matches_any
 from pvegit.errors import CollectError
+from pvegit.textsafe import printable
 
 EntryKind = Literal["file", "dir", "symlink"]
 
@@ -106,7 +107,6 @@ def _check_end_of_archive(reader: _CappedReader, offset: int) -> None:
         )
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ESCAPE = re.compile(r"\\x([0-1][0-9a-fA-F]|7[fF]|[89a-fA-F][0-9a-fA-F])")
 
 
@@ -117,13 +117,13 @@ def escape_undecodable(path: str) -> str:
 
 
 def display_path(path: str) -> str:
-    """A path fit for messages, logs and URLs: one line, valid UTF-8.
+    """A path fit for messages, logs and URLs: one line, valid UTF-8, no control characters.
 
-    Control characters (a newline in a name) and bytes that are not UTF-8 are
-    shown as \\xNN; parse_display_path turns them back.
+    Control characters (a newline or an escape sequence in a name) and bytes
+    that are not UTF-8 are shown as \\xNN (pvegit.textsafe.printable);
+    parse_display_path turns them back.
     """
-    shown = escape_undecodable(path)
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", shown)
+    return printable(path)
 
 
 def parse_display_path(text: str) -> str:
@@ -133,7 +133,9 @@ def parse_display_path(text: str) -> str:
         value = int(match.group(1), 16)
         return chr(0xDC00 + value) if value >= 0x80 else chr(value)
 
-    return _ESCAPE.sub(byte, text)
+    # A C1 character was shown as its two UTF-8 bytes: decode them back into it.
+    raw = _ESCAPE.sub(byte, text).encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def check_member_name(name: str) -> str:

@@ -235,3 +235,119 @@ def commit_with_metadata(path: Path, parent: str, metadata: bytes) -> None:
         repo.refs[b"refs/heads/main"] = commit.id
     finally:
         repo.close()
+
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J"  # set the terminal's title, clear the screen
+SHOWN = "\\x1b]0;pwned\\x07\\x1b[2J"
+HOSTILE_FILE = f"etc/network/interfaces.d/{ESCAPES}.cfg"
+# A tar that complains in escape sequences: once about a path, once about nothing known.
+TAR_SAYING_ESCAPES = (
+    "#!/bin/sh\n"
+    "printf 'tar: \\033]0;pwned\\007: Cannot open: Permission denied\\n' >&2\n"
+    "printf 'tar: \\033]0;pwned\\007\\033[2J odd\\n' >&2\n"
+    'exec /usr/bin/tar "$@"\n'
+)
+PASSWORD = "correct horse battery"
+
+
+def assert_inert(text: str, where: str) -> None:
+    for character in ("\x1b", "\x07"):
+        assert character not in text, f"a raw {character!r} in {where}: {text[:2000]!r}"
+
+
+def on_a_terminal(*arguments: str) -> str:
+    """What `pvegit ...` writes to a real terminal (a pty)."""
+    import subprocess
+    import sys
+
+    leader, follower = os.openpty()
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "pvegit", *arguments],
+            stdin=subprocess.DEVNULL,
+            stdout=follower,
+            stderr=follower,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(follower)
+    output = bytearray()
+    try:
+        while chunk := os.read(leader, 65536):
+            output += chunk
+    except OSError:  # EIO: the terminal's other end is closed and everything was read
+        pass
+    finally:
+        os.close(leader)
+    return output.decode("utf-8", "replace")
+
+
+def test_control_characters_from_the_node_never_reach_a_terminal_a_page_or_a_commit(
+    cli,  # type: ignore[no-untyped-def]
+    home: Home,
+    store: Store,
+    node: Node,
+) -> None:
+    from starlette.testclient import TestClient
+
+    from web.app import create_app
+    from web.context import Settings
+    from web.security import hash_password
+
+    register_node(store, home, node, categories=("network",))
+    node.write(f"/{HOSTILE_FILE}", f"iface {ESCAPES} inet manual\n")
+    node.write("/usr/local/bin/tar", TAR_SAYING_ESCAPES, mode=0o755)
+    first = cli("snapshot", "pve1")
+    assert first.code == 3, first.err  # partial: tar said something it should not
+    node.write(f"/{HOSTILE_FILE}", f"iface {ESCAPES} inet dhcp\n")
+    second = cli("snapshot", "pve1")
+    outputs = {"snapshot": first.out + first.err + second.out + second.err}
+    for command in (("log", "pve1"), ("show", "pve1", "HEAD"), ("diff", "pve1"), ("runs",)):
+        result = cli(*command)
+        assert result.code == 0, result.err
+        outputs[" ".join(command)] = result.out + result.err
+    for where, text in outputs.items():
+        assert_inert(text, f"pvegit {where}")
+    assert f"{SHOWN}.cfg" in outputs["show pve1 HEAD"]
+    assert f"+iface {SHOWN} inet dhcp" in outputs["diff pve1"]
+    assert "odd" in outputs["snapshot"] and SHOWN in outputs["snapshot"]
+
+    shown_file = on_a_terminal("--home", str(home.root), "show", "pve1", f"HEAD:/{HOSTILE_FILE}")
+    assert shown_file.strip() == f"iface {SHOWN} inet dhcp"
+
+    with HostRepository(home.repo_path("pve1")) as repository:
+        head = repository.head()
+        assert head is not None
+        messages = [commit.message for commit in repository.log(limit=10)]
+    for message in messages:
+        assert_inert(message, "a commit message")
+    assert any("problem: tar: \\x1b]0;pwned\\x07\\x1b[2J odd" in item for item in messages)
+
+    store.add_user("admin", hash_password(PASSWORD))
+    app = create_app(home, Settings(concurrency=1), store=store)
+    run_id = store.runs("pve1", limit=1)[0].id
+    with TestClient(app, follow_redirects=False) as client:
+        page = client.get("/login").text
+        token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        answer = client.post(
+            "/login",
+            data={"username": "admin", "password": PASSWORD, "csrf_token": token, "next": "/"},
+        )
+        assert answer.status_code == 303
+        quoted = "etc/network/interfaces.d/%5Cx1b%5D0%3Bpwned%5Cx07%5Cx1b%5B2J.cfg"
+        for url in (
+            f"/runs/{run_id}",
+            "/runs",
+            f"/hosts/pve1/commits/{head}",
+            f"/hosts/pve1/tree/{head}/etc/network/interfaces.d",
+            f"/hosts/pve1/tree/{head}/{quoted}",
+            f"/hosts/pve1/history/{quoted}",
+            "/hosts/pve1",
+        ):
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.text[:500])
+            assert_inert(response.text, url)
+        file_page = client.get(f"/hosts/pve1/tree/{head}/{quoted}").text
+        assert "iface \\x1b]0;pwned\\x07\\x1b[2J inet dhcp" in file_page
+        assert "\\x1b]0;pwned\\x07\\x1b[2J odd" in client.get(f"/runs/{run_id}").text

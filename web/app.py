@@ -29,6 +29,7 @@ from pvegit.scheduler import Scheduler
 from pvegit.status import describe_age
 from pvegit.store import Store
 from pvegit.tarstream import display_path
+from pvegit.textsafe import printable
 from web import api, gitserve
 from web.context import Context, Settings, render
 from web.runner import RunLauncher
@@ -97,12 +98,10 @@ PUBLIC_PATHS = ("/login", "/static")
 
 
 def _printable(value: object) -> object:
-    """Every printed value: names with bytes that are not UTF-8 shown as \\xNN."""
-    if isinstance(value, str) and not isinstance(value, Markup) and not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return display_path(value)
+    """Every printed value: control characters (ESC, BEL: HTML escaping leaves them) and
+    bytes that are not UTF-8 shown as \\xNN; newlines and tabs kept for <pre> blocks."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return printable(value, lines=True)
     return value
 
 

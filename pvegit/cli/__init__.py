@@ -30,11 +30,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code.
+
+    Everything it prints goes through pvegit.textsafe.EscapingStream: names,
+    messages and contents from a node never reach the terminal with a control
+    character in them.
+    """
+    from pvegit.textsafe import EscapingStream
+
     parser = build_parser()
     arguments = parser.parse_args(argv)
     module_name, function_name = arguments.handler
     module = importlib.import_module(f"pvegit.cli.{module_name}")
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = EscapingStream(sys.stdout), EscapingStream(sys.stderr)
     try:
         return int(getattr(module, function_name)(arguments))
     except PvegitError as err:
@@ -45,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 def run() -> int:

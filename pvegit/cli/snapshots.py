@@ -14,6 +14,7 @@ from pvegit.errors import ConfigError
 from pvegit.home import Home
 from pvegit.snapshot import SnapshotOptions, take_snapshot
 from pvegit.store import Host, Run, Store
+from pvegit.textsafe import unwrapped
 
 
 def exit_code(runs: list[Run]) -> int:
@@ -57,8 +58,9 @@ class _TerminalProgress:
                 return
             count = f" {done}/{total}" if total else (f" {done}" if done else "")
             with self._lock:
-                sys.stderr.write(f"\r\033[K[{self._finished}/{self._total}] {name}: {stage}{count}")
-                sys.stderr.flush()
+                terminal = unwrapped(sys.stderr)  # its own control sequences, not escaped
+                terminal.write(f"\r\033[K[{self._finished}/{self._total}] {name}: {stage}{count}")
+                terminal.flush()
 
         return report
 
@@ -66,8 +68,8 @@ class _TerminalProgress:
         with self._lock:
             self._finished += 1
             if self._enabled:
-                sys.stderr.write("\r\033[K")
-                sys.stderr.flush()
+                unwrapped(sys.stderr).write("\r\033[K")
+                unwrapped(sys.stderr).flush()
 
 
 def snapshot_hosts(

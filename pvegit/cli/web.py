@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import secrets
 import sys
+from typing import IO
 
 from pvegit.cli.common import actor, open_home
 from pvegit.config import Config
@@ -149,13 +151,23 @@ def serve(home: Home, store: Store, config: Config, *, scheduler: bool = True) -
 
 def setup_logging() -> None:
     """One line per event, key=value, with host and run id where there is one."""
-    import logging
+    logging.basicConfig(level=logging.INFO, handlers=[log_handler()])
 
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
+
+def log_handler(stream: IO[str] | None = None) -> logging.Handler:
+    """The handler of ``pvegit serve``'s log (stderr by default): control characters (a
+    node's names and messages) escaped, so nothing drives a terminal and no event spans
+    two lines."""
+    from pvegit.textsafe import EscapingFormatter
+
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        EscapingFormatter(
+            "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+            datefmt="%Y-%m-%dT%H:%M:%S%z",
+        )
     )
+    return handler
 
 
 def cmd_serve(arguments: argparse.Namespace) -> int:
