@@ -91,7 +91,7 @@ CATALOGUE: tuple[Category, ...] = (
     ),
     Category(
         "network",
-        "identity, interfaces, NIC name pinning, DNS, routing, time",
+        "identity, interfaces, NIC name pinning (.link files), DNS, routing, time",
         paths=(
             "etc/hostname",
             "etc/hosts",
@@ -99,6 +99,8 @@ CATALOGUE: tuple[Category, ...] = (
             "etc/timezone",
             "etc/network",
             "etc/systemd/network",
+            # PVE 9's pve-network-interface-pinning writes its .link files here.
+            "usr/local/lib/systemd/network",
             "etc/udev/rules.d",
             "etc/frr",
             "etc/chrony",
@@ -122,7 +124,7 @@ CATALOGUE: tuple[Category, ...] = (
     ),
     Category(
         "system",
-        "boot and kernel, APT sources, cron, SSH server, mail, local scripts",
+        "boot and kernel, APT sources, cron, local systemd units, SSH server, mail, local scripts",
         paths=(
             "etc/kernel/cmdline",
             "etc/kernel/proxmox-boot-uuids",
@@ -158,6 +160,15 @@ CATALOGUE: tuple[Category, ...] = (
             "etc/usbguard",
             "usr/local/bin",
             "usr/local/sbin",
+            "etc/systemd/system",
+        ),
+        # Enablement state, not configuration: `systemctl enable` makes these links from
+        # the units' [Install] sections and package scripts change them; which units are
+        # enabled is in the inventory (enabled-units). Masks and aliases are kept.
+        excludes=(
+            "etc/systemd/system/*.wants",
+            "etc/systemd/system/*.requires",
+            "etc/systemd/system/*.upholds",
         ),
     ),
     Category(
@@ -204,6 +215,9 @@ HARDWARE_BOUND: tuple[str, ...] = (
     "etc/zfs/zpool.cache",
     "etc/kernel/proxmox-boot-uuids",
     "etc/hostid",
+    # NIC names pinned by MAC address: on other NICs they name nothing, or the wrong one.
+    "etc/systemd/network/*.link",
+    "usr/local/lib/systemd/network/*.link",
 )
 
 # Node paths are passed to the remote shell unquoted (so globs expand there):

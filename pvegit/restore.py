@@ -13,7 +13,11 @@ Safety rails, each named in the preview and overridable:
   it on reboot or ``ifreload -a``) unless ``write_interfaces``;
 * ``corosync.conf`` gets its ``config_version`` raised above the running one
   (pmxcfs ignores a file that does not raise it) unless ``keep_corosync_version``;
-* hardware-bound files and secrets are restored only when named exactly;
+* hardware-bound files (NIC .link files included) and secrets are restored only
+  when named exactly;
+* what Proxmox VE 8 and 9 read differently (HA groups onto a PVE 9 node, PVE 9's
+  files onto a PVE 8 node, APT sources of another Debian release) is written
+  with a warning in the preview (``release.restore_note``);
 * files the node has but the revision does not are deleted only with ``delete``.
 """
 
@@ -41,6 +45,7 @@ from pvegit.errors import ConfigError, PvegitError, RefusedError
 from pvegit.export import pmxcfs_mode
 from pvegit.home import Home
 from pvegit.metadata import METADATA_PATH, PathInfo, is_pmxcfs_path, parse_metadata
+from pvegit.release import release_of_commit, restore_note
 from pvegit.repo import SYMLINK_MODE, HostRepository
 from pvegit.store import Host, Run, Store
 from pvegit.tarstream import display_path, read_tar_stream
@@ -131,6 +136,8 @@ def plan_restore(
     if METADATA_PATH in files:
         infos = parse_metadata(repository.read_blob(files[METADATA_PATH][1]))
     plan = RestorePlan(commit_id)
+    # The node's major version as its newest snapshot shows it.
+    node_release = release_of_commit(repository, repository.head())
     for source, named in _wanted(paths, files):
         if source.startswith(".pvegit/") or is_runtime(source):
             continue
@@ -164,6 +171,8 @@ def plan_restore(
         ):
             running = live.get(source, (b"", False))[0]
             data, note = _raise_corosync_version(data, running)
+        warning = restore_note(source, data, node_release)
+        note = "; ".join(part for part in (note, warning) if part)
         current = live.get(target)
         symlink = mode == SYMLINK_MODE
         if current is None:

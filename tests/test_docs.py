@@ -56,10 +56,21 @@ def test_categories_doc_lists_every_path() -> None:
         assert f"## `{category.name}`" in text
         for path in category.paths:
             assert f"`/{path}`" in text, path
+        for pattern in category.excludes:
+            assert f"`/{pattern}`" in text, pattern
         for command in category.commands:
             assert f"`{command}`" in text, command
     for path in (*RUNTIME_EXCLUDES, *SECRET_PATTERNS):
         assert f"`/{path}`" in text, path
+
+
+def test_categories_doc_lists_the_pve9_paths() -> None:
+    from pve9 import PVE9_PATHS
+
+    section = (ROOT / "docs/categories.md").read_text().split("## Proxmox VE 9", 1)[1]
+    for pattern, category in PVE9_PATHS:
+        shown = pattern.removesuffix("/*") + ("/" if pattern.endswith("/*") else "")
+        assert f"`/{shown}` | `{category}`" in section, pattern
 
 
 def test_help_texts_render() -> None:

@@ -306,7 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
         "cmd_demo",
         "set up a simulated Proxmox node with some history, an admin user, and serve the UI",
     )
-    demo.add_argument("--name", default="pve-demo", help="host name of the demo node")
+    demo.add_argument(
+        "--name",
+        default="pve-demo",
+        help="host name of the demo node (pve9, pve10, pve11: a Proxmox VE 9 node; "
+        "pve1, pve2, pve3 and any other name: Proxmox VE 8)",
+    )
     demo.add_argument("--listen", default="127.0.0.1:8080", metavar="ADDR:PORT")
     demo.add_argument(
         "--no-serve", action="store_true", help="only set up (and print the admin password)"

@@ -61,6 +61,8 @@ def cmd_categories(arguments: argparse.Namespace) -> int:
         print(f"{item.name} ({marker}): {item.description}")
         for path in item.paths:
             print(f"    /{path}")
+        for pattern in item.excludes:
+            print(f"    not /{pattern}")
         for name in item.commands:
             print(f"    $ {name}")
     return 0
