@@ -27,6 +27,11 @@ Home: --home, else $PVEGIT_HOME, else /var/lib/pvegit (root) or
 ~/.local/share/pvegit.  Exit codes: 0 ok, 1 failed, 2 usage, 3 partial.
 """
 
+REVEAL_HELP = (
+    "show secret files and password lines as they are (by default secret files are not "
+    "shown and password lines are masked); written to the audit log"
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used by the tests that check the docs)."""
@@ -91,10 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("rev_b", nargs="?", metavar="REV_B", help="default: HEAD")
     diff.add_argument("--path", action="append", default=[], help="limit to PATH (repeatable)")
     diff.add_argument("--stat", action="store_true", help="only count lines per file")
+    diff.add_argument("--reveal", action="store_true", help=REVEAL_HELP)
 
     show = command("show", "history", "cmd_show", "show a commit, or a file at a revision")
     show.add_argument("name", metavar="NAME")
     show.add_argument("revision", metavar="REV[:PATH]")
+    show.add_argument("--reveal", action="store_true", help=REVEAL_HELP)
 
     export = command(
         "export", "history", "cmd_export", "write a revision as a .tar.gz with owners and modes"
