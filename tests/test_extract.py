@@ -120,8 +120,8 @@ def test_a_directory_swapped_for_a_link_mid_restore_gets_nothing(
 ) -> None:
     commit, fifo, data = gated_revision(home, b"# the gate\n")
     mallory = owned_by_other_user(shared / "mallory")
-    victim = shared / "victim"  # root's, anywhere the other user likes
-    victim.mkdir()
+    victim = shared / "victim"  # a stand-in for /: the link could point there
+    (victim / "etc").mkdir(parents=True)
     target = mallory / "restored"
     process = subprocess.Popen(
         pvegit_command(home, "restore", "pve1", commit, "--to-dir", str(target)),
@@ -143,7 +143,7 @@ def test_a_directory_swapped_for_a_link_mid_restore_gets_nothing(
             process.kill()
             process.communicate()
     assert process.returncode == 0, err.decode()
-    assert list(victim.iterdir()) == [], "files landed where the link points"
+    assert list(victim.rglob("*")) == [victim / "etc"], "files landed where the link points"
     moved = mallory / "restored.moved"
     assert (moved / "etc/hosts").read_bytes() == b"# the gate\n"
     assert (moved / "etc/pve/storage.cfg").is_file()  # written after the swap, in its place
