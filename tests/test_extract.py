@@ -52,8 +52,10 @@ def shared() -> Iterator[Path]:
 def as_other_user(script: str, cwd: Path) -> None:
     entry = pwd.getpwnam(OTHER_USER)
     subprocess.run(
-        ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"]
-        + ["/bin/sh", "-c", script],
+        [
+            *("setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"),
+            *("/bin/sh", "-c", script),
+        ],
         cwd=cwd,
         check=True,
     )
@@ -73,12 +75,16 @@ def gated_revision(home: Home, content: bytes) -> tuple[str, Path, bytes]:
     Returns the commit, the FIFO and the object's bytes.
     """
     repository = str(home.repo_path("pve1"))
-    blob = subprocess.run(
-        ["git", "--git-dir", repository, "hash-object", "-w", "--stdin"],
-        input=content,
-        capture_output=True,
-        check=True,
-    ).stdout.decode().strip()
+    blob = (
+        subprocess.run(
+            ["git", "--git-dir", repository, "hash-object", "-w", "--stdin"],
+            input=content,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
     index = {"GIT_INDEX_FILE": str(home.root / "gate-index"), **os.environ}
     for command in (
         ["read-tree", "HEAD"],
