@@ -74,10 +74,11 @@ def restore_to_directory(
             writer.write(path, mode, repository.read_blob(blob))
         path = ""
         writer.set_directory_modes()
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a NUL in a link target
         where = f" at /{display_path(path)}" if path else ""
+        reason = getattr(err, "strerror", None) or err
         raise PvegitError(
-            f"writing into {directory} failed{where}: {err.strerror or err}; what was "
+            f"writing into {directory} failed{where}: {reason}; what was "
             "written so far stays there (nothing outside it was touched)"
         ) from err
     finally:
@@ -90,8 +91,11 @@ def _open_target(directory: Path) -> int:
     target = Path(os.path.abspath(directory))
     if target.name in ("", ".", ".."):
         raise ConfigError(f"{directory} cannot be restored into: name a new directory")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    parent = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        parent = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as err:
+        raise ConfigError(f"cannot use {target.parent}: {err.strerror or err}") from err
     try:
         with contextlib.suppress(FileExistsError):  # checked below, on the descriptor
             os.mkdir(target.name, 0o700, dir_fd=parent)
