@@ -55,6 +55,9 @@ from pvegit.transport import DEFAULT_IO_TIMEOUT, Transport, open_transport
 # A snapshot that deletes more than this share of at least this many files is held.
 MASS_DELETION_SHARE = 0.5
 MASS_DELETION_MINIMUM = 10
+# How a run's error or warning starts when the guard held it, or was forced past it.
+MASS_DELETION_HELD = "held: "
+MASS_DELETION_FORCED = "forced past the mass-deletion guard: "
 LOCK_TIMEOUT = 600.0
 _SUBJECT_NAMES = 4
 
@@ -231,9 +234,11 @@ def _locked_snapshot(
         deleted = [
             path for path, kind in changes if kind == "D" and not path.startswith(".pvegit/")
         ]
-        _guard_mass_deletion(parent_files, deleted, options.force)
+        forced = _guard_mass_deletion(parent_files, deleted, options.force)
 
         warnings = list(collection.warnings)
+        if forced:
+            warnings.append(forced)
         if low_space:
             warnings.append(low_space)
         warnings += [
@@ -395,16 +400,30 @@ def _describe_changes(
 
 def _guard_mass_deletion(
     parent_files: dict[str, tuple[int, str]], deleted: list[str], force: bool
-) -> None:
+) -> str | None:
+    """Refuse (hold) a snapshot that deletes most files; forced past, say so (a warning)."""
     existing = sum(1 for path in parent_files if not path.startswith(".pvegit/"))
-    if force or existing < MASS_DELETION_MINIMUM:
-        return
-    if len(deleted) > existing * MASS_DELETION_SHARE:
-        raise RefusedError(
-            f"held: this snapshot would delete {len(deleted)} of {existing} files "
-            f"(e.g. /{display_path(deleted[0])}). Nothing was committed. If the node really "
-            "lost them, run the snapshot again with --force"
-        )
+    if existing < MASS_DELETION_MINIMUM or len(deleted) <= existing * MASS_DELETION_SHARE:
+        return None
+    count = f"{len(deleted)} of {existing} files (e.g. /{display_path(deleted[0])})"
+    if force:
+        return f"{MASS_DELETION_FORCED}this snapshot deletes {count}"
+    raise RefusedError(
+        f"{MASS_DELETION_HELD}this snapshot would delete {count}. Nothing was committed. "
+        "If the node really lost them, run the snapshot again with --force"
+    )
+
+
+def held_deletions(run: Run) -> str | None:
+    """What the mass-deletion guard held ``run`` for ("40 of 60 files (e.g. /etc/x)"), or None."""
+    match = _HELD.match(run.error or "") if run.status == "refused" else None
+    return match.group(1) if match else None
+
+
+_HELD = re.compile(
+    re.escape(MASS_DELETION_HELD) + r"this snapshot would delete (.+?)\. Nothing was committed",
+    re.DOTALL,
+)
 
 
 def _commit_message(

@@ -149,11 +149,15 @@ CREATE TABLE IF NOT EXISTS audit (
     actor TEXT NOT NULL,
     action TEXT NOT NULL,
     host TEXT,
-    detail TEXT NOT NULL DEFAULT '{}'
+    detail TEXT NOT NULL DEFAULT '{}',
+    state TEXT
 );
 """
 
 RUN_STATUSES = ("running", "changed", "unchanged", "partial", "failed", "refused")
+# An audit entry's state: None for a one-shot entry (complete when written); an
+# action written before it acts (a restore) is 'started', then one of the others.
+AUDIT_STATES = ("started", "completed", "failed", "refused", "interrupted")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
@@ -345,6 +349,7 @@ class Store:
         if "failure" not in columns:
             self._connection.execute("ALTER TABLE runs ADD COLUMN failure TEXT")
         self._migrate_access()
+        self._migrate_audit()
 
     def _migrate_access(self) -> None:
         """Roles and session epochs. Users and tokens made before roles existed keep
@@ -896,12 +901,73 @@ class Store:
 
     # -- audit ---------------------------------------------------------------
 
-    def audit(self, actor: str, action: str, host: str | None = None, **detail: Any) -> None:
+    def _migrate_audit(self) -> None:
+        """The state column: audit entries written before an action and completed after."""
+        columns = {row[1] for row in self._connection.execute("PRAGMA table_info(audit)")}
+        if "state" not in columns:
+            self._connection.execute("ALTER TABLE audit ADD COLUMN state TEXT")
+
+    def audit(self, actor: str, action: str, host: str | None = None, **detail: Any) -> int:
+        """Record who did what (synced before it returns); returns the entry's id."""
+        return self._insert_audit(actor, action, host, None, detail)
+
+    def start_audit(self, actor: str, action: str, host: str | None = None, **detail: Any) -> int:
+        """Record an action before it acts (state 'started', synced); returns the entry's id.
+
+        Finish it with ``update_audit``. An entry left 'started' by a process that
+        died is closed with ``interrupt_audits``.
+        """
+        return self._insert_audit(actor, action, host, "started", detail)
+
+    def _insert_audit(
+        self, actor: str, action: str, host: str | None, state: str | None, detail: dict[str, Any]
+    ) -> int:
         with self._transaction() as connection:
-            connection.execute(
-                "INSERT INTO audit (at, actor, action, host, detail) VALUES (?,?,?,?,?)",
-                (self._clock(), actor, action, host, json.dumps(detail, sort_keys=True)),
+            cursor = connection.execute(
+                "INSERT INTO audit (at, actor, action, host, detail, state) VALUES (?,?,?,?,?,?)",
+                (self._clock(), actor, action, host, json.dumps(detail, sort_keys=True), state),
             )
+            return int(cursor.lastrowid or 0)
+
+    def update_audit(self, entry_id: int, state: str | None = None, **detail: Any) -> None:
+        """Add ``detail`` to a started entry (synced); ``state`` finishes it.
+
+        Raises NotFound for an unknown entry, ConfigError for an unknown state.
+        """
+        if state is not None and state not in AUDIT_STATES:
+            raise ConfigError(f"unknown audit state {state!r}")
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT detail, state FROM audit WHERE id=?", (entry_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no audit entry {entry_id}")
+            merged = {**json.loads(row["detail"]), **detail}
+            connection.execute(
+                "UPDATE audit SET detail=?, state=? WHERE id=?",
+                (json.dumps(merged, sort_keys=True), state or row["state"], entry_id),
+            )
+
+    def started_audits(self, action: str) -> list[dict[str, Any]]:
+        """Entries of ``action`` still 'started': running now, or left by a process that died."""
+        rows = self._query(
+            "SELECT * FROM audit WHERE action=? AND state='started' ORDER BY id", (action,)
+        )
+        return [_row_to_audit(row) for row in rows]
+
+    def interrupt_audits(self, action: str, host: str) -> int:
+        """Mark ``host``'s entries of ``action`` still 'started' as interrupted.
+
+        Call only while holding the lock that the action holds while it runs:
+        none of them can then be live. Returns how many were marked.
+        """
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "UPDATE audit SET state='interrupted'"
+                " WHERE action=? AND host=? AND state='started'",
+                (action, host),
+            )
+            return cursor.rowcount
 
     def audit_events(
         self, limit: int = 100, host: str | None = None, action: str | None = None
@@ -910,17 +976,7 @@ class Store:
         rows = self._query(
             f"SELECT * FROM audit {clauses} ORDER BY id DESC LIMIT ?", (*values, limit)
         )
-        return [
-            {
-                "id": row["id"],
-                "at": row["at"],
-                "actor": row["actor"],
-                "action": row["action"],
-                "host": row["host"],
-                "detail": json.loads(row["detail"]),
-            }
-            for row in rows
-        ]
+        return [_row_to_audit(row) for row in rows]
 
 
 def _filters(**equal: str | None) -> tuple[str, list[Any]]:
@@ -928,6 +984,18 @@ def _filters(**equal: str | None) -> tuple[str, list[Any]]:
     parts = [f"{column}=?" for column, value in equal.items() if value is not None]
     values: list[Any] = [value for value in equal.values() if value is not None]
     return ("WHERE " + " AND ".join(parts) if parts else ""), values
+
+
+def _row_to_audit(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "at": row["at"],
+        "actor": row["actor"],
+        "action": row["action"],
+        "host": row["host"],
+        "detail": json.loads(row["detail"]),
+        "state": row["state"],
+    }
 
 
 def _row_to_host(row: sqlite3.Row) -> Host:

@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--to-dir",
         type=Path,
         metavar="DIR",
-        help="write the revision into a local directory instead of the node",
+        help="write the revision into a new local directory instead of the node (created "
+        "0700; an existing one must be empty, yours, and writable by no one else)",
     )
     restore.add_argument(
         "--write-interfaces",
@@ -145,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument(
         "--delete", action="store_true", help="delete files the node has but the revision does not"
     )
+    restore.add_argument(
+        "--accept-deletions",
+        action="store_true",
+        help="the node lost most of its files: let the snapshot before the restore record "
+        "the deletions (the mass-deletion guard holds it otherwise; audited)",
+    )
+    restore.add_argument(
+        "--keep-setuid",
+        action="store_true",
+        help="with --to-dir: keep setuid, setgid and sticky bits (dropped by default)",
+    )
 
     rescue = command(
         "rescue",
@@ -156,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     rescue.add_argument(
         "--host", metavar="NAME", help="the host in pvegit (default: ROOT/etc/hostname)"
     )
+
+    audit = command(
+        "audit", "audit", "cmd_audit", "who did what, newest first (restores with their state)"
+    )
+    audit.add_argument("name", nargs="?", metavar="NAME", help="only this host")
+    audit.add_argument("--action", metavar="ACTION", help="only this action, e.g. restore")
+    audit.add_argument("-n", type=int, default=50, dest="limit")
+    audit.add_argument("--json", action="store_true")
 
     runs = command("runs", "history", "cmd_runs", "list recent runs (all hosts or one)")
     runs.add_argument("name", nargs="?", metavar="NAME")
