@@ -38,6 +38,7 @@ from pvegit.errors import (
 from pvegit.history import sync_index
 from pvegit.home import Home
 from pvegit.inventory import inventory_path
+from pvegit.liveness import settle_runs
 from pvegit.locks import exclusive
 from pvegit.metadata import (
     METADATA_PATH,
@@ -56,6 +57,9 @@ from pvegit.transport import DEFAULT_IO_TIMEOUT, Transport, open_transport
 MASS_DELETION_SHARE = 0.5
 MASS_DELETION_MINIMUM = 10
 LOCK_TIMEOUT = 600.0
+# After its time limit a run still has to connect (before the watchdog starts,
+# up to its I/O timeout) and to commit: past all that it counts as failed.
+FINISH_GRACE = 300.0
 _SUBJECT_NAMES = 4
 
 _log = logging.getLogger(__name__)
@@ -103,8 +107,17 @@ def take_snapshot(
         if progress is not None:
             progress(stage, done, total)
 
+    # Seconds the run may take once it holds the host's lock; past that (and the
+    # wait for the lock) its record counts as failed whatever holds it (liveness.py).
+    budget = None
+    if options.time_limit is not None:
+        budget = options.io_timeout + options.time_limit + FINISH_GRACE
     try:
+        if budget is not None:
+            store.set_deadline(run_id, options.lock_timeout + budget)
         with exclusive(home.lock_path(host.name), timeout=options.lock_timeout, what=host.name):
+            if budget is not None:
+                store.set_deadline(run_id, budget)
             _settle_interrupted_runs(home, store, host.name, run_id)
             return _locked_snapshot(home, store, host, run_id, options, report, transport_factory)
     except RefusedError as err:
@@ -124,6 +137,9 @@ def take_snapshot(
             error=f"internal error: {type(err).__name__}: {err}",
             failure="permanent",
         )
+    finally:
+        # A record left 'running' (it could not be written) is then interrupted.
+        store.release_run(run_id)
 
 
 def _finish_on_full_disk(home: Home, store: Store, run_id: int) -> Run:
@@ -141,8 +157,9 @@ def _settle_interrupted_runs(home: Home, store: Store, host_name: str, run_id: i
 
     A run killed after its commit landed but before its record was finished is
     recorded as ``changed`` with that commit (the commit's ``Run-Id`` trailer
-    names it), so the run log never misses a commit; the others are failed as
-    interrupted.
+    names it), so the run log never misses a commit; the others nobody runs
+    any more are failed as interrupted (liveness.py decides; a run of another
+    process waiting for this lock is left alone).
     """
     path = home.repo_path(host_name)
     if path.exists():
@@ -162,7 +179,7 @@ def _settle_interrupted_runs(home: Home, store: Store, host_name: str, run_id: i
                     commit_id=head,
                     warnings=["the pvegit process stopped after this commit; counts not recorded"],
                 )
-    store.abandon_stale_runs(host_name, keep=run_id)
+    settle_runs(home, store, host_name, holding_lock=True)
 
 
 def failure_kind(error: PvegitError) -> str:
