@@ -19,20 +19,29 @@ A run is still being run
 and in every case only until its deadline (its time limit, plus the time to
 connect and to commit). Past that it counts as failed ("overdue") even when
 its process still seems to hold it, and the host is reported stale.
+
+A run that stopped after its commit landed (the host's newest commit names it
+in its ``Run-Id`` trailer) is recorded as ``changed`` with that commit, so the
+run log never misses a commit, whoever looks first.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
+from pvegit.errors import PvegitError
 from pvegit.home import Home
 from pvegit.locks import is_held
 from pvegit.processes import ProcessIdentity, claimed, identity_of, this_process
+from pvegit.repo import HostRepository
 from pvegit.store import Run, Store
 
 INTERRUPTED = "interrupted: the pvegit process running it stopped"
 OVERDUE = "overdue"  # the failure kind of a run settled past its deadline
+STOPPED_AFTER_COMMIT = "the pvegit process stopped after this commit; counts not recorded"
+_RUN_ID = re.compile(r"^Run-Id: (\d+)$", re.MULTILINE)
 
 _log = logging.getLogger(__name__)
 
@@ -125,6 +134,34 @@ def _judged_running(home: Home, store: Store, run: Run, now: float, holding_lock
     verdict = judge_run(home, store, run, now=now, holding_lock=holding_lock)
     if verdict.running:
         return True
-    if store.settle_run(run.id, error=verdict.error, failure=verdict.failure):
+    commit_id = _landed_commit(home, run)
+    if commit_id is not None:
+        if store.settle_run(
+            run.id, error=None, failure=None, commit_id=commit_id, warnings=[STOPPED_AFTER_COMMIT]
+        ):
+            _log.warning("run %s of %s settled as changed: %s", run.id, run.host, commit_id)
+    elif store.settle_run(run.id, error=verdict.error, failure=verdict.failure):
         _log.warning("run %s of %s settled as failed: %s", run.id, run.host, verdict.error)
     return False
+
+
+def _landed_commit(home: Home, run: Run) -> str | None:
+    """The host's newest commit if ``run`` made it (its ``Run-Id`` trailer), else None.
+
+    Any later run of the host settles this one before it commits, so the
+    newest commit is the one to look at. A repository that cannot be read
+    gives None: the run is failed, and `pvegit verify` names a commit the run
+    log lacks (`pvegit repair` records it).
+    """
+    path = home.repo_path(run.host)
+    if not path.exists():
+        return None
+    try:
+        with HostRepository(path) as repository:
+            head = repository.head()
+            message = repository.commit(head).message if head else ""
+    except (PvegitError, OSError) as err:
+        _log.warning("run %s of %s: could not read its repository: %s", run.id, run.host, err)
+        return None
+    match = _RUN_ID.search(message)
+    return head if match and int(match.group(1)) == run.id else None

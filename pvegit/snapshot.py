@@ -9,7 +9,6 @@ refused), which is also in the run log.
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import threading
 from collections.abc import Callable
@@ -30,7 +29,6 @@ from pvegit.errors import (
     CollectError,
     ConnectError,
     LockTimeout,
-    NotFound,
     PvegitError,
     RefusedError,
     StorageError,
@@ -118,7 +116,9 @@ def take_snapshot(
         with exclusive(home.lock_path(host.name), timeout=options.lock_timeout, what=host.name):
             if budget is not None:
                 store.set_deadline(run_id, budget)
-            _settle_interrupted_runs(home, store, host.name, run_id)
+            # Runs nobody runs any more are closed (changed with their commit
+            # if it landed); a run of another process waiting for this lock is not.
+            settle_runs(home, store, host.name, holding_lock=True)
             return _locked_snapshot(home, store, host, run_id, options, report, transport_factory)
     except RefusedError as err:
         return store.finish_run(run_id, status="refused", error=str(err), failure="permanent")
@@ -150,36 +150,6 @@ def _finish_on_full_disk(home: Home, store: Store, run_id: int) -> Run:
     except PvegitError as err:
         # The record stays 'running'; the next run on this host closes it as interrupted.
         raise StorageError(message) from err
-
-
-def _settle_interrupted_runs(home: Home, store: Store, host_name: str, run_id: int) -> None:
-    """Close the records of runs whose process died (call with the host's lock held).
-
-    A run killed after its commit landed but before its record was finished is
-    recorded as ``changed`` with that commit (the commit's ``Run-Id`` trailer
-    names it), so the run log never misses a commit; the others nobody runs
-    any more are failed as interrupted (liveness.py decides; a run of another
-    process waiting for this lock is left alone).
-    """
-    path = home.repo_path(host_name)
-    if path.exists():
-        with HostRepository(path) as repository:
-            head = repository.head()
-            message = repository.commit(head).message if head else ""
-        match = re.search(r"^Run-Id: (\d+)$", message, re.MULTILINE)
-        if head and match and int(match.group(1)) != run_id:
-            try:
-                committed = store.run(int(match.group(1)))
-            except NotFound:
-                committed = None
-            if committed and committed.host == host_name and committed.status == "running":
-                store.finish_run(
-                    committed.id,
-                    status="changed",
-                    commit_id=head,
-                    warnings=["the pvegit process stopped after this commit; counts not recorded"],
-                )
-    settle_runs(home, store, host_name, holding_lock=True)
 
 
 def failure_kind(error: PvegitError) -> str:

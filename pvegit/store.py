@@ -631,16 +631,33 @@ class Store:
         release(self.owner_key, run_id)
         return self.run(run_id)
 
-    def settle_run(self, run_id: int, *, error: str, failure: str) -> bool:
-        """Record a run nobody runs any more as failed; False if it was no longer 'running'.
+    def settle_run(
+        self,
+        run_id: int,
+        *,
+        error: str | None,
+        failure: str | None,
+        commit_id: str | None = None,
+        warnings: Sequence[str] = (),
+    ) -> bool:
+        """Record a run nobody runs any more: failed, or ``changed`` with ``commit_id``
+        when its commit landed before it stopped. False if it was no longer 'running'.
 
         Only liveness.py decides that a run is not being run: call it, not this.
         """
         with self._transaction() as connection:
             cursor = connection.execute(
-                "UPDATE runs SET status='failed', stage='done', finished_at=?, error=?, failure=?"
-                " WHERE id=? AND status='running'",
-                (self._clock(), error, failure, run_id),
+                "UPDATE runs SET status=?, stage='done', finished_at=?, error=?, failure=?,"
+                " commit_id=?, warnings=? WHERE id=? AND status='running'",
+                (
+                    "changed" if commit_id else "failed",
+                    self._clock(),
+                    error,
+                    failure,
+                    commit_id,
+                    json.dumps(list(warnings)),
+                    run_id,
+                ),
             )
             return cursor.rowcount > 0
 

@@ -138,6 +138,22 @@ def test_a_run_with_a_reused_pid_is_not_running_through_the_api(
         assert run["status"] == "changed"
 
 
+def test_a_run_that_stopped_after_its_commit_keeps_it_whoever_looks_first(
+    cli, home: Home, store: Store, demo_host: Host
+) -> None:  # type: ignore[no-untyped-def]
+    old = record_running(store, "pve1", pid=1, boot=OTHER_BOOT, start_time=_pid_one_start())
+    # Its commit landed, its record did not (a kill, or state.db's WAL cut short).
+    commit_id = take_snapshot(home, store, demo_host, run_id=old).commit_id
+    with store.transaction() as connection:
+        connection.execute(
+            "UPDATE runs SET status='running', commit_id=NULL, finished_at=NULL WHERE id=?", (old,)
+        )
+    listed = cli("runs")  # a look, before any other run of the host
+    line = next(item for item in listed.out.splitlines() if item.split()[0] == str(old))
+    assert " changed " in line and (commit_id or "?")[:10] in line
+    assert store.run(old).commit_id == commit_id
+
+
 def test_a_host_left_running_by_a_dead_process_is_scheduled_again(home: Home, store: Store) -> None:
     # No key pinned: serve's housekeeping neither verifies nor contacts it.
     store.add_host(Host("pve2", "192.0.2.1", schedule="hourly"))
