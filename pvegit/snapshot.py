@@ -30,7 +30,6 @@ from pvegit.errors import (
     CollectError,
     ConnectError,
     LockTimeout,
-    NotFound,
     PvegitError,
     RefusedError,
     StorageError,
@@ -38,6 +37,7 @@ from pvegit.errors import (
 from pvegit.history import sync_index
 from pvegit.home import Home
 from pvegit.inventory import inventory_path
+from pvegit.liveness import settle_runs
 from pvegit.locks import exclusive
 from pvegit.metadata import (
     METADATA_PATH,
@@ -59,6 +59,9 @@ MASS_DELETION_MINIMUM = 10
 MASS_DELETION_HELD = "held: "
 MASS_DELETION_FORCED = "forced past the mass-deletion guard: "
 LOCK_TIMEOUT = 600.0
+# After its time limit a run still has to connect (before the watchdog starts,
+# up to its I/O timeout) and to commit: past all that it counts as failed.
+FINISH_GRACE = 300.0
 _SUBJECT_NAMES = 4
 
 _log = logging.getLogger(__name__)
@@ -106,9 +109,20 @@ def take_snapshot(
         if progress is not None:
             progress(stage, done, total)
 
+    # Seconds the run may take once it holds the host's lock; past that (and the
+    # wait for the lock) its record counts as failed whatever holds it (liveness.py).
+    budget = None
+    if options.time_limit is not None:
+        budget = options.io_timeout + options.time_limit + FINISH_GRACE
     try:
+        if budget is not None:
+            store.set_deadline(run_id, options.lock_timeout + budget)
         with exclusive(home.lock_path(host.name), timeout=options.lock_timeout, what=host.name):
-            _settle_interrupted_runs(home, store, host.name, run_id)
+            if budget is not None:
+                store.set_deadline(run_id, budget)
+            # Runs nobody runs any more are closed (changed with their commit
+            # if it landed); a run of another process waiting for this lock is not.
+            settle_runs(home, store, host.name, holding_lock=True)
             return _locked_snapshot(home, store, host, run_id, options, report, transport_factory)
     except RefusedError as err:
         return store.finish_run(run_id, status="refused", error=str(err), failure="permanent")
@@ -127,6 +141,9 @@ def take_snapshot(
             error=f"internal error: {type(err).__name__}: {err}",
             failure="permanent",
         )
+    finally:
+        # A record left 'running' (it could not be written) is then interrupted.
+        store.release_run(run_id)
 
 
 def _finish_on_full_disk(home: Home, store: Store, run_id: int) -> Run:
@@ -137,35 +154,6 @@ def _finish_on_full_disk(home: Home, store: Store, run_id: int) -> Run:
     except PvegitError as err:
         # The record stays 'running'; the next run on this host closes it as interrupted.
         raise StorageError(message) from err
-
-
-def _settle_interrupted_runs(home: Home, store: Store, host_name: str, run_id: int) -> None:
-    """Close the records of runs whose process died (call with the host's lock held).
-
-    A run killed after its commit landed but before its record was finished is
-    recorded as ``changed`` with that commit (the commit's ``Run-Id`` trailer
-    names it), so the run log never misses a commit; the others are failed as
-    interrupted.
-    """
-    path = home.repo_path(host_name)
-    if path.exists():
-        with HostRepository(path) as repository:
-            head = repository.head()
-            message = repository.commit(head).message if head else ""
-        match = re.search(r"^Run-Id: (\d+)$", message, re.MULTILINE)
-        if head and match and int(match.group(1)) != run_id:
-            try:
-                committed = store.run(int(match.group(1)))
-            except NotFound:
-                committed = None
-            if committed and committed.host == host_name and committed.status == "running":
-                store.finish_run(
-                    committed.id,
-                    status="changed",
-                    commit_id=head,
-                    warnings=["the pvegit process stopped after this commit; counts not recorded"],
-                )
-    store.abandon_stale_runs(host_name, keep=run_id)
 
 
 def failure_kind(error: PvegitError) -> str:

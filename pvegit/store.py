@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from pvegit.diskspace import disk_space, full_message, is_disk_full
 from pvegit.errors import ConfigError, NotFound, PvegitError, StateDamaged, StorageError
+from pvegit.processes import claim, release, this_process
 from pvegit.roles import ADMIN, ROLES, VIEWER, check_role
 
 _log = logging.getLogger(__name__)
@@ -89,9 +90,13 @@ CREATE TABLE IF NOT EXISTS runs (
     warnings TEXT NOT NULL DEFAULT '[]',
     error TEXT,
     pid INTEGER,
-    failure TEXT
+    failure TEXT,
+    boot_id TEXT,
+    process_start INTEGER,
+    deadline REAL
 );
 CREATE INDEX IF NOT EXISTS runs_by_host ON runs (host, id);
+CREATE INDEX IF NOT EXISTS runs_running ON runs (host) WHERE status='running';
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY,
     password_hash TEXT NOT NULL,
@@ -244,7 +249,10 @@ class Run:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     error: str | None = None
     pid: int | None = None
-    failure: str | None = None  # "transient" or "permanent" for failed/refused runs
+    failure: str | None = None  # "transient", "permanent" or "overdue" for failed/refused runs
+    boot_id: str | None = None  # with process_start: the process running it (processes.py)
+    process_start: int | None = None
+    deadline: float | None = None  # past this, a run still 'running' counts as failed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -307,6 +315,7 @@ class Store:
         lock held for a while. ``clock`` stamps runs and records (tests move it).
         """
         self.path = path
+        self.owner_key = os.path.realpath(path)  # the runs this process claims, by database
         self._clock = clock
         self.busy_waits = 0
         self._next_busy_log = 0.0
@@ -348,6 +357,15 @@ class Store:
         columns = {row[1] for row in self._connection.execute("PRAGMA table_info(runs)")}
         if "failure" not in columns:
             self._connection.execute("ALTER TABLE runs ADD COLUMN failure TEXT")
+        # Who runs a run beyond its pid (processes.py); older rows have NULL
+        # there and are judged by their host's lock instead.
+        for column, kind in (
+            ("boot_id", "TEXT"),
+            ("process_start", "INTEGER"),
+            ("deadline", "REAL"),
+        ):
+            if column not in columns:
+                self._connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
         self._migrate_access()
         self._migrate_audit()
 
@@ -540,13 +558,37 @@ class Store:
     # -- runs ----------------------------------------------------------------
 
     def start_run(self, host: str, trigger: str, actor: str | None = None) -> int:
+        """Record a run of ``host`` as 'running' by this process; return its id.
+
+        The record names this process beyond its pid (boot id, start time), and
+        this process claims the run until ``finish_run`` or ``release_run``.
+        """
+        owner = this_process()
         with self._transaction() as connection:
             cursor = connection.execute(
-                "INSERT INTO runs (host, trigger, actor, status, stage, started_at, pid)"
-                " VALUES (?,?,?,'running','queued',?,?)",
-                (host, trigger, actor, self._clock(), os.getpid()),
+                "INSERT INTO runs (host, trigger, actor, status, stage, started_at, pid,"
+                " boot_id, process_start) VALUES (?,?,?,'running','queued',?,?,?,?)",
+                (host, trigger, actor, self._clock(), owner.pid, owner.boot_id, owner.start_time),
             )
-            return int(cursor.lastrowid or 0)
+            run_id = int(cursor.lastrowid or 0)
+            # Claimed before the row is committed: no one sees it unclaimed meanwhile.
+            claim(self.owner_key, run_id)
+            return run_id
+
+    def release_run(self, run_id: int) -> None:
+        """This process no longer runs ``run_id`` (a record still 'running' is then interrupted)."""
+        release(self.owner_key, run_id)
+
+    def set_deadline(self, run_id: int, seconds: float) -> None:
+        """Past ``seconds`` from now, ``run_id`` counts as failed if it is still 'running'."""
+        with self._transaction(durable=False) as connection:
+            connection.execute(
+                "UPDATE runs SET deadline=? WHERE id=?", (self._clock() + seconds, run_id)
+            )
+
+    def now(self) -> float:
+        """The store's clock: what stamps runs and deadlines (tests move it)."""
+        return self._clock()
 
     def update_progress(self, run_id: int, stage: str, done: int = 0, total: int = 0) -> None:
         with self._transaction(durable=False) as connection:
@@ -591,21 +633,38 @@ class Store:
                     run_id,
                 ),
             )
+        release(self.owner_key, run_id)
         return self.run(run_id)
 
-    def abandon_stale_runs(self, host: str, keep: int) -> int:
-        """Mark runs of ``host`` still 'running' (their process died) as failed.
+    def settle_run(
+        self,
+        run_id: int,
+        *,
+        error: str | None,
+        failure: str | None,
+        commit_id: str | None = None,
+        warnings: Sequence[str] = (),
+    ) -> bool:
+        """Record a run nobody runs any more: failed, or ``changed`` with ``commit_id``
+        when its commit landed before it stopped. False if it was no longer 'running'.
 
-        Call only while holding the host's lock: no other run can then be live.
+        Only liveness.py decides that a run is not being run: call it, not this.
         """
         with self._transaction() as connection:
             cursor = connection.execute(
-                "UPDATE runs SET status='failed', stage='done', finished_at=?,"
-                " error='interrupted: the pvegit process running it stopped'"
-                " WHERE host=? AND status='running' AND id<>?",
-                (self._clock(), host, keep),
+                "UPDATE runs SET status=?, stage='done', finished_at=?, error=?, failure=?,"
+                " commit_id=?, warnings=? WHERE id=? AND status='running'",
+                (
+                    "changed" if commit_id else "failed",
+                    self._clock(),
+                    error,
+                    failure,
+                    commit_id,
+                    json.dumps(list(warnings)),
+                    run_id,
+                ),
             )
-            return cursor.rowcount
+            return cursor.rowcount > 0
 
     def run(self, run_id: int) -> Run:
         rows = self._query("SELECT * FROM runs WHERE id=?", (run_id,))
@@ -679,8 +738,11 @@ class Store:
         rows = self._query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
         return {str(row["status"]): int(row["n"]) for row in rows}
 
-    def running_runs(self) -> list[Run]:
-        rows = self._query("SELECT * FROM runs WHERE status='running' ORDER BY id")
+    def running_runs(self, host: str | None = None) -> list[Run]:
+        """The runs recorded as 'running', oldest first (liveness.py says which still are)."""
+        clauses, values = _filters(host=host)
+        clauses += (" AND" if clauses else "WHERE") + " status='running'"
+        rows = self._query(f"SELECT * FROM runs {clauses} ORDER BY id", values)
         return [_row_to_run(row) for row in rows]
 
     # -- users ---------------------------------------------------------------
@@ -1047,4 +1109,7 @@ def _row_to_run(row: sqlite3.Row) -> Run:
         error=row["error"],
         pid=row["pid"],
         failure=row["failure"],
+        boot_id=row["boot_id"],
+        process_start=row["process_start"],
+        deadline=row["deadline"],
     )

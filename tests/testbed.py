@@ -627,7 +627,7 @@ class TestBed:
             "set -e\n"
             # A failed write must not leave this pmxcfs running (it keeps the namespace).
             "trap 'status=$?; pid=$(cat /run/pve-cluster.pid 2>/dev/null) && "
-            "kill -9 \"$pid\" 2>/dev/null; exit $status' EXIT\n"
+            'kill -9 "$pid" 2>/dev/null; exit $status\' EXIT\n'
             f"hostname {hostname}\n"
             f"mount -t overlay overlay -o lowerdir=/etc,upperdir={work}/etc-upper,"
             f"workdir={work}/etc-work /etc\n"

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from pvegit.errors import ConfigError, NotFound
 from pvegit.filediff import read_diff
 from pvegit.history import commit_count, sync_index, timeline
+from pvegit.liveness import settle_runs, settled_run
 from pvegit.repo import HostRepository
 from pvegit.roles import OPERATOR, VIEWER, allows
 from pvegit.store import RUN_STATUSES, Host, Store, Token
@@ -160,9 +161,10 @@ def runs(request: Request, user: str) -> list[dict[str, Any]]:
     if status is not None and status not in RUN_STATUSES:
         raise ApiError(400, f"status must be one of: {', '.join(RUN_STATUSES)}")
     limit = _number(request, "limit", 50, 1000)
-    found = context_of(request).store.runs(
-        request.query_params.get("host"), limit=limit, status=status
-    )
+    context = context_of(request)
+    host = request.query_params.get("host")
+    settle_runs(context.home, context.store, host)
+    found = context.store.runs(host, limit=limit, status=status)
     return [run.to_json() for run in found]
 
 
@@ -170,7 +172,8 @@ def runs(request: Request, user: str) -> list[dict[str, Any]]:
 def run(request: Request, user: str) -> dict[str, Any]:
     from web.views.runs import progress_of
 
-    found = context_of(request).store.run(request.path_params["id"])
+    context = context_of(request)
+    found = settled_run(context.home, context.store, request.path_params["id"])
     return {**found.to_json(), "progress": progress_of(found)}
 
 

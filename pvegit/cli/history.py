@@ -11,6 +11,7 @@ from pvegit.errors import NotFound, PvegitError
 from pvegit.export import export_tarball
 from pvegit.filediff import file_content, read_diff
 from pvegit.home import Home
+from pvegit.liveness import settle_runs
 from pvegit.repo import HostRepository
 from pvegit.runlog import open_repository
 from pvegit.tarstream import display_path
@@ -267,7 +268,8 @@ def cmd_reindex(arguments: argparse.Namespace) -> int:
 
 
 def cmd_runs(arguments: argparse.Namespace) -> int:
-    _, store = open_home(arguments)
+    home, store = open_home(arguments)
+    settle_runs(home, store, arguments.name)
     runs = store.runs(arguments.name, limit=arguments.limit)
     if arguments.json:
         print_json([run.to_json() for run in runs])
