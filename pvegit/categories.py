@@ -48,23 +48,48 @@ RUNTIME_EXCLUDES: tuple[str, ...] = (
 )
 
 # Secret material: only collected when the `secrets` category is chosen, and
-# never shown in the web UI without an explicit, audited step.
+# never shown in the web UI without an explicit, audited step. Files a rebuild
+# needs that merely carry a password line (iscsid.conf, frr.conf, interfaces,
+# apt.conf.d proxies) are not here: they are collected, and pvegit.masking hides
+# their secret lines wherever content is shown.
 SECRET_PATTERNS: tuple[str, ...] = (
     "etc/pve/priv",
     "etc/pve/pve-www.key",
     "etc/pve/nodes/*/pve-ssl.key",
     "etc/pve/nodes/*/pveproxy-ssl.key",
     "etc/corosync/authkey",
+    "etc/corosync/qdevice/net/nssdb",
+    "etc/corosync/qnetd/nssdb",
     "etc/postfix/sasl_passwd",
-    "etc/postfix/sasl_passwd.db",
+    "etc/postfix/sasl_passwd.*",
+    "etc/postfix/sasl",
     "etc/apt/auth.conf",
     "etc/apt/auth.conf.d",
     "etc/ssh/ssh_host_*_key",
     "etc/ceph/*.keyring",
     "etc/pve/ceph/*.keyring",
-    "etc/iscsi/iscsid.conf",
+    # open-iscsi's node and discovery records: each carries the target's CHAP
+    # password (node.session.auth.password) in its own file.
+    "etc/iscsi/nodes",
+    "etc/iscsi/send_targets",
+    "etc/chrony/*.keys",
+    "etc/ppp/chap-secrets",
+    "etc/ppp/pap-secrets",
+    "etc/ssl/private",
     "root/.ssh/id_*",
 )
+
+# pmxcfs's built-in links: /etc/pve/local and the guest folders lead into the
+# node's own folder, nodes/<hostname>/. Seen through them a file has a second
+# name (an include of /etc/pve/local/* reads nodes/<hostname>/pve-ssl.key as
+# etc/pve/local/pve-ssl.key), so paths are classified by where they lead.
+PMXCFS_LINKS: dict[str, str] = {
+    "etc/pve/local": "",
+    "etc/pve/qemu-server": "qemu-server",
+    "etc/pve/lxc": "lxc",
+    "etc/pve/openvz": "openvz",
+}
+_NODES = "etc/pve/nodes/"
 
 # Where pvegit keeps its own files inside a host's tree.
 PVEGIT_DIR = ".pvegit"
@@ -91,7 +116,7 @@ CATALOGUE: tuple[Category, ...] = (
     ),
     Category(
         "network",
-        "identity, interfaces, NIC name pinning, DNS, routing, time",
+        "identity, interfaces, NIC name pinning (.link files), DNS, routing, time",
         paths=(
             "etc/hostname",
             "etc/hosts",
@@ -99,6 +124,8 @@ CATALOGUE: tuple[Category, ...] = (
             "etc/timezone",
             "etc/network",
             "etc/systemd/network",
+            # PVE 9's pve-network-interface-pinning writes its .link files here.
+            "usr/local/lib/systemd/network",
             "etc/udev/rules.d",
             "etc/frr",
             "etc/chrony",
@@ -122,7 +149,7 @@ CATALOGUE: tuple[Category, ...] = (
     ),
     Category(
         "system",
-        "boot and kernel, APT sources, cron, SSH server, mail, local scripts",
+        "boot and kernel, APT sources, cron, local systemd units, SSH server, mail, local scripts",
         paths=(
             "etc/kernel/cmdline",
             "etc/kernel/proxmox-boot-uuids",
@@ -158,6 +185,15 @@ CATALOGUE: tuple[Category, ...] = (
             "etc/usbguard",
             "usr/local/bin",
             "usr/local/sbin",
+            "etc/systemd/system",
+        ),
+        # Enablement state, not configuration: `systemctl enable` makes these links from
+        # the units' [Install] sections and package scripts change them; which units are
+        # enabled is in the inventory (enabled-units). Masks and aliases are kept.
+        excludes=(
+            "etc/systemd/system/*.wants",
+            "etc/systemd/system/*.requires",
+            "etc/systemd/system/*.upholds",
         ),
     ),
     Category(
@@ -189,7 +225,7 @@ CATALOGUE: tuple[Category, ...] = (
     Category(
         "secrets",
         "opt-in: /etc/pve/priv (incl. PBS encryption keys), TLS and SSH host keys, "
-        "corosync authkey, mail and APT credentials",
+        "corosync authkey and qdevice keys, mail, APT, iSCSI CHAP, chrony and PPP credentials",
         paths=SECRET_PATTERNS,
         default=False,
     ),
@@ -204,6 +240,9 @@ HARDWARE_BOUND: tuple[str, ...] = (
     "etc/zfs/zpool.cache",
     "etc/kernel/proxmox-boot-uuids",
     "etc/hostid",
+    # NIC names pinned by MAC address: on other NICs they name nothing, or the wrong one.
+    "etc/systemd/network/*.link",
+    "usr/local/lib/systemd/network/*.link",
 )
 
 # Node paths are passed to the remote shell unquoted (so globs expand there):
@@ -290,14 +329,62 @@ def matches_any(patterns: Iterable[str], path: str) -> bool:
     return _compiled(patterns).match(path) is not None
 
 
+def resolve_link_path(path: str) -> str:
+    """``path`` with a leading pmxcfs built-in link replaced by where it leads.
+
+    The node's own folder is written ``etc/pve/nodes/*`` (whichever node it
+    is): ``etc/pve/local/pve-ssl.key`` becomes ``etc/pve/nodes/*/pve-ssl.key``,
+    which the patterns written for every node (``nodes/*/...``) match. Other
+    paths come back unchanged.
+    """
+    for link, inside in PMXCFS_LINKS.items():
+        if path == link or path.startswith(link + "/"):
+            target = _NODES + "*" + ("/" + inside if inside else "")
+            return target + path[len(link) :]
+    return path
+
+
+def link_aliases(pattern: str) -> tuple[str, ...]:
+    """The names a pattern under ``etc/pve/nodes/<any node>/`` also has through the
+    built-in links (``etc/pve/nodes/*/pve-ssl.key`` -> ``etc/pve/local/pve-ssl.key``).
+
+    Only a node part with a glob can be the node's own folder; a pattern naming
+    one node (``nodes/pve2/...``) has no alias.
+    """
+    if pattern == _NODES.rstrip("/"):  # every node's folder, this node's among them
+        pattern = _NODES + "*"
+    if not pattern.startswith(_NODES):
+        return ()
+    node, _, rest = pattern[len(_NODES) :].partition("/")
+    if not any(char in node for char in "*?["):
+        return ()
+    aliases = []
+    for link, inside in PMXCFS_LINKS.items():
+        if not inside:
+            aliases.append(link + ("/" + rest if rest else ""))
+        elif not rest or rest == inside:
+            aliases.append(link)
+        elif rest.startswith(inside + "/"):
+            aliases.append(link + rest[len(inside) :])
+    return tuple(aliases)
+
+
+def matches_resolved(patterns: Iterable[str], path: str) -> bool:
+    """True if a pattern covers ``path`` as named or as resolved through the built-in links."""
+    patterns = tuple(patterns)
+    path = path.lstrip("/")
+    return matches_any(patterns, path) or matches_any(patterns, resolve_link_path(path))
+
+
 def is_secret(path: str) -> bool:
-    """True for tree paths that hold secret material (SECRET_PATTERNS, and config.db)."""
-    return matches_any((*SECRET_PATTERNS, "var/lib/pve-cluster/config.db"), path.lstrip("/"))
+    """True for tree paths that hold secret material (SECRET_PATTERNS, and config.db),
+    also when named through a built-in link (``etc/pve/local/pve-ssl.key``)."""
+    return matches_resolved((*SECRET_PATTERNS, "var/lib/pve-cluster/config.db"), path)
 
 
 def is_runtime(path: str) -> bool:
     """True for pmxcfs status files and runtime state that never belong in a snapshot."""
-    return matches_any(RUNTIME_EXCLUDES, path.lstrip("/"))
+    return matches_resolved(RUNTIME_EXCLUDES, path)
 
 
 def resolve_selection(
@@ -308,7 +395,8 @@ def resolve_selection(
     """Combine categories, extra includes and exclude globs into one Selection.
 
     Secret patterns are excluded unless the ``secrets`` category is chosen;
-    runtime files are always excluded.
+    runtime files are always excluded. Every exclude under the nodes' folders
+    also excludes its names through the built-in links (see link_aliases).
     """
     chosen = [category(name) for name in dict.fromkeys(category_names)]
     paths: list[str] = []
@@ -324,6 +412,10 @@ def resolve_selection(
     if not include_secrets:
         all_excludes.extend(SECRET_PATTERNS)
         paths = [path for path in paths if path not in SECRET_PATTERNS]
+    # tar matches names as it reads them: a file reached through a built-in
+    # link (an include of /etc/pve/local/*) needs the link's name excluded too.
+    aliases = [alias for pattern in all_excludes for alias in link_aliases(pattern)]
+    all_excludes.extend(aliases)
     return Selection(
         paths=tuple(dict.fromkeys(paths)),
         excludes=tuple(dict.fromkeys(all_excludes)),

@@ -6,6 +6,9 @@ a three-node cluster with guests, storage, users, firewall, HA, SDN, the
 secrets under priv/, the pmxcfs status files and built-in symlinks, and the
 configuration outside /etc/pve that a rebuild needs. Owners and modes are
 set the way a node has them when run as root.
+
+The nodes of a second cluster, ``PVE9_CLUSTER``, run Proxmox VE 9: their
+tree is this one changed the way PVE 9 changes it (``demo_pve9.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CLUSTER = ("pve1", "pve2", "pve3")
+# A second cluster ("lab9", same site network) whose nodes run Proxmox VE 9.
+PVE9_CLUSTER = ("pve9", "pve10", "pve11")
+FIXTURE_NODES = CLUSTER + PVE9_CLUSTER
 WWW_DATA_GID = 33
 
 
@@ -65,11 +71,30 @@ def _guest_ct(vmid: int, node: str, rng: random.Random) -> str:
 
 
 def node_items(node: str, guests: int = 150, seed: int = 7) -> list[_Item]:
-    """Every file, directory and link of a simulated node ``node``."""
+    """Every file, directory and link of a simulated node ``node``: a PVE 8 node of
+    ``CLUSTER`` (any other name gets pve1's tree), or a PVE 9 node of ``PVE9_CLUSTER``."""
+    if node in PVE9_CLUSTER:
+        from pvegit.demo_pve9 import pve9_items
+
+        return pve9_items(node, seed=seed)
+    return cluster_node_items(node, CLUSTER, "lab", 11, guests=guests, seed=seed)
+
+
+def cluster_node_items(
+    node: str,
+    members: tuple[str, ...],
+    cluster_name: str,
+    first_host: int,
+    *,
+    guests: int = 150,
+    seed: int = 7,
+) -> list[_Item]:
+    """The PVE 8 tree of ``node`` in cluster ``cluster_name`` of ``members``, whose
+    addresses are 10.20.0.``first_host`` and up."""
     rng = random.Random(seed)
     pve_files: list[_Item] = []
-    index = CLUSTER.index(node) if node in CLUSTER else 0
-    address = f"10.20.0.{11 + index}"
+    index = members.index(node) if node in members else 0
+    address = f"10.20.0.{first_host + index}"
 
     def pve(path: str, content: str | bytes | None, private: bool = False) -> None:
         mode = (0o700 if private else 0o750) if content is None else (0o600 if private else 0o640)
@@ -78,7 +103,10 @@ def node_items(node: str, guests: int = 150, seed: int = 7) -> list[_Item]:
     pve("", None)
     pve_files[-1].mode = 0o755
     pve(".version", '{\n"version": 412,\n"user.cfg": 3,\n"storage.cfg": 9\n}\n')
-    pve(".members", f'{{\n"nodename": "{node}",\n"version": 5,\n"cluster": {{"name": "lab"}}\n}}\n')
+    pve(
+        ".members",
+        f'{{\n"nodename": "{node}",\n"version": 5,\n"cluster": {{"name": "{cluster_name}"}}\n}}\n',
+    )
     pve(".vmlist", '{\n"version": 52,\n"ids": {}\n}\n')
     pve(".clusterlog", '{\n"data": []\n}\n')
     pve(".rrd", "pve2-node/pve1:1700000000:0.1:2\n")
@@ -93,14 +121,15 @@ def node_items(node: str, guests: int = 150, seed: int = 7) -> list[_Item]:
         "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8Aold\n"
         "-----END PUBLIC KEY-----\n",
     )
-    members = "".join(
+    nodelist = "".join(
         f"  node {{\n    name: {name}\n    nodeid: {i + 1}\n    quorum_votes: 1\n"
-        f"    ring0_addr: 10.20.0.{11 + i}\n  }}\n"
-        for i, name in enumerate(CLUSTER)
+        f"    ring0_addr: 10.20.0.{first_host + i}\n  }}\n"
+        for i, name in enumerate(members)
     )
     corosync = (
-        "logging {\n  debug: off\n  to_syslog: yes\n}\n\nnodelist {\n" + members + "}\n\n"
-        "quorum {\n  provider: corosync_votequorum\n}\n\ntotem {\n  cluster_name: lab\n"
+        "logging {\n  debug: off\n  to_syslog: yes\n}\n\nnodelist {\n" + nodelist + "}\n\n"
+        "quorum {\n  provider: corosync_votequorum\n}\n\ntotem {\n"
+        f"  cluster_name: {cluster_name}\n"
         "  config_version: 3\n  interface {\n    linknumber: 0\n  }\n  ip_version: ipv4-6\n"
         "  link_mode: passive\n  secauth: on\n  version: 2\n}\n"
     )
@@ -182,7 +211,7 @@ def node_items(node: str, guests: int = 150, seed: int = 7) -> list[_Item]:
     pve("sdn/mac-cache.json", "{}\n")
     pve("nodes", None)
     vmid = 100
-    for host in CLUSTER:
+    for host in members:
         pve(f"nodes/{host}", None)
         pve(f"nodes/{host}/qemu-server", None)
         pve(f"nodes/{host}/lxc", None)
@@ -205,9 +234,9 @@ def node_items(node: str, guests: int = 150, seed: int = 7) -> list[_Item]:
         pve(
             f"nodes/{host}/config",
             f"description: {host} in rack B\nwakeonlan: "
-            f"bc:24:11:00:00:{11 + CLUSTER.index(host):02x}\n",
+            f"bc:24:11:00:00:{first_host + members.index(host):02x}\n",
         )
-        for _ in range(guests // len(CLUSTER)):
+        for _ in range(guests // len(members)):
             if vmid % 4 == 3:
                 pve(f"nodes/{host}/lxc/{vmid}.conf", _guest_ct(vmid, host, rng))
             else:
@@ -455,7 +484,7 @@ class DemoNode:
         if (self.root / "etc" / "pve" / ".version").exists():
             return False
         self.root.mkdir(parents=True, exist_ok=True)
-        write_items(self.root, node_items(self.name if self.name in CLUSTER else "pve1"))
+        write_items(self.root, node_items(self.name if self.name in FIXTURE_NODES else "pve1"))
         return True
 
     def edit_something(self) -> str:

@@ -7,6 +7,7 @@ Layout::
     ssh/id_ed25519      pvegit's own key pair (private key 0600)
     known_hosts         pinned host keys, OpenSSH format (generated from state.db)
     locks/<host>.lock   flock files serializing runs of one host across processes
+    locks/restore/<host>.lock   held by a restore onto the node while it runs
     PVEGIT_HOME.TAG     marks the directory as a pvegit home: never collected from any host
     demo-node/<name>    the simulated nodes of `pvegit demo` (the one part a host may collect)
 """
@@ -81,6 +82,10 @@ class Home:
 
     def lock_path(self, host_name: str) -> Path:
         return self.root / "locks" / f"{host_name}.lock"
+
+    def restore_lock_path(self, host_name: str) -> Path:
+        """Held by a restore onto the node from its start to its audit entry's end."""
+        return self.root / "locks" / "restore" / f"{host_name}.lock"
 
     def is_initialized(self) -> bool:
         return self.state_path.exists() and self.private_key_path.exists()

@@ -1,7 +1,7 @@
 """Notifications: webhooks (generic JSON, Slack-compatible, Gotify, ntfy) and e-mail.
 
 Events: ``failed`` (after retries), ``stale``, ``recovered``, ``changed`` (with
-the changed files and a short diff, secrets redacted) and ``restore``.
+the changed files and a short diff, secret files named only, secret lines masked) and ``restore``.
 Delivery happens on a background thread with retries; a target that fails is
 logged and never holds up a backup. A webhook URL may carry credentials
 (user-info, sent as basic authentication, or a token in the query): errors and
@@ -26,18 +26,24 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
-from pvegit.categories import is_secret
 from pvegit.config import Config, Target
 from pvegit.errors import PvegitError
+from pvegit.filediff import read_diff
 from pvegit.home import Home
 from pvegit.redact import redact_text, redact_url
-from pvegit.repo import HostRepository, count_lines, is_binary
+from pvegit.repo import HostRepository
 from pvegit.store import Run, Store
 from pvegit.textsafe import printable
 
 _log = logging.getLogger(__name__)
 SEND_TIMEOUT = 10.0
 MAX_DIFF_LINES = 40
+# Files whose content a notification leaves out, by the content model's kind.
+_UNSENT = {
+    "secret": " (secret, content not sent)",
+    "too-large": " (too large, content not sent)",
+    "binary": "",
+}
 
 
 @dataclass(frozen=True)
@@ -266,7 +272,8 @@ def send_test(targets: Sequence[Target]) -> list[tuple[Target, str | None]]:
 
 
 def change_summary(home: Home, host: str, commit_id: str, subject: str) -> str:
-    """The changed files and a short diff of a commit; secret files only named."""
+    """The changed files and a short diff of a commit (pvegit.filediff's model: secret
+    files only named, secret lines masked)."""
     lines = [subject, ""]
     shown = 0
     with HostRepository(home.repo_path(host)) as repository:
@@ -277,22 +284,18 @@ def change_summary(home: Home, host: str, commit_id: str, subject: str) -> str:
         for change in repository.changes(parent, commit_id):
             if change.path == ".pvegit/metadata":
                 continue
-            if is_secret(change.path):
-                lines.append(f"{change.change}: /{change.path} (secret, content not sent)")
+            found = read_diff(repository, change)
+            if found.kind != "text":
+                lines.append(f"{change.change}: /{change.path}{_UNSENT[found.kind]}")
                 continue
-            old = repository.read_blob(change.old_id) if change.old_id else b""
-            new = repository.read_blob(change.new_id) if change.new_id else b""
-            if is_binary(old) or is_binary(new):
-                lines.append(f"{change.change}: /{change.path}")
-                continue
-            diff = repository.unified_diff(change)
-            added, removed = count_lines(diff)
-            lines.append(f"{change.change}: /{change.path} (+{added} -{removed})")
-            for line in diff.splitlines():
-                if line.startswith(("+", "-")) and not line.startswith(("+++", "---")):
-                    if shown < MAX_DIFF_LINES:
-                        lines.append(f"    {line}")
-                    shown += 1
+            masked = f", {found.masked} masked" if found.masked else ""
+            lines.append(
+                f"{change.change}: /{change.path} (+{found.added} -{found.removed}{masked})"
+            )
+            for line in found.changed_lines():
+                if shown < MAX_DIFF_LINES:
+                    lines.append(f"    {line}")
+                shown += 1
     if shown > MAX_DIFF_LINES:
         lines.append(f"    … {shown - MAX_DIFF_LINES} more changed lines")
     return "\n".join(lines)

@@ -13,7 +13,11 @@ Safety rails, each named in the preview and overridable:
   it on reboot or ``ifreload -a``) unless ``write_interfaces``;
 * ``corosync.conf`` gets its ``config_version`` raised above the running one
   (pmxcfs ignores a file that does not raise it) unless ``keep_corosync_version``;
-* hardware-bound files and secrets are restored only when named exactly;
+* hardware-bound files (NIC .link files included) and secrets are restored only
+  when named exactly;
+* what Proxmox VE 8 and 9 read differently (HA groups onto a PVE 9 node, PVE 9's
+  files onto a PVE 8 node, APT sources of another Debian release) is written
+  with a warning in the preview (``release.restore_note``);
 * files the node has but the revision does not are deleted only with ``delete``.
 """
 
@@ -26,7 +30,6 @@ import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pvegit.categories import (
     HARDWARE_BOUND,
@@ -37,11 +40,12 @@ from pvegit.categories import (
     resolve_selection,
 )
 from pvegit.collect import tar_script
-from pvegit.errors import ConfigError, PvegitError, RefusedError
-from pvegit.export import pmxcfs_mode
+from pvegit.errors import ConfigError, RefusedError
 from pvegit.home import Home
 from pvegit.metadata import METADATA_PATH, PathInfo, is_pmxcfs_path, parse_metadata
+from pvegit.release import release_of_commit, restore_note
 from pvegit.repo import SYMLINK_MODE, HostRepository
+from pvegit.restorelog import RestoreEntry, restore_entry
 from pvegit.store import Host, Run, Store
 from pvegit.tarstream import display_path, read_tar_stream
 from pvegit.transport import Transport
@@ -58,6 +62,9 @@ class RestoreOptions:
     write_interfaces: bool = False
     keep_corosync_version: bool = False
     delete: bool = False
+    # The pre-restore snapshot may record a mass deletion (the node lost most of
+    # its files): the mass-deletion guard would hold it, and the restore with it.
+    accept_deletions: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,8 +90,11 @@ class RestorePlan:
         return [step for step in self.steps if step.action in ("create", "change", "delete")]
 
 
-def _wanted(paths: Sequence[str], files: dict[str, tuple[int, str]]) -> list[tuple[str, bool]]:
-    """(path in the revision, named exactly) for every file under the given paths."""
+def wanted_paths(paths: Sequence[str], files: dict[str, tuple[int, str]]) -> list[tuple[str, bool]]:
+    """(path in the revision, named exactly) for every file under ``paths``, sorted.
+
+    Raises ConfigError for a path the revision does not hold.
+    """
     found: dict[str, bool] = {}
     for wanted in paths:
         if wanted in files:
@@ -131,7 +141,9 @@ def plan_restore(
     if METADATA_PATH in files:
         infos = parse_metadata(repository.read_blob(files[METADATA_PATH][1]))
     plan = RestorePlan(commit_id)
-    for source, named in _wanted(paths, files):
+    # The node's major version as its newest snapshot shows it.
+    node_release = release_of_commit(repository, repository.head())
+    for source, named in wanted_paths(paths, files):
         if source.startswith(".pvegit/") or is_runtime(source):
             continue
         mode, blob = files[source]
@@ -164,6 +176,8 @@ def plan_restore(
         ):
             running = live.get(source, (b"", False))[0]
             data, note = _raise_corosync_version(data, running)
+        warning = restore_note(source, data, node_release)
+        note = "; ".join(part for part in (note, warning) if part)
         current = live.get(target)
         symlink = mode == SYMLINK_MODE
         if current is None:
@@ -254,15 +268,15 @@ def write_script(plan: RestorePlan, root: str = "/") -> str:
         lines.append('if [ -n "$t" ]; then')
         if step.symlink:
             target = shlex.quote(step.data.decode("utf-8", "surrogateescape"))
-            lines.append(f'  rm -f "$t" && ln -s {target} "$t" && ok=1 || ok=0')
+            lines.append(f'  rm -f "$t" && ln -s -- {target} "$t" && ok=1 || ok=0')
         else:
             payload = base64.b64encode(step.data).decode()
             lines.append(f'  echo {payload} | base64 -d > "$t" && ok=1 || ok=0')
             if not is_pmxcfs_path(step.path) and step.info and step.info.mode is not None:
                 owner = shlex.quote(f"{step.info.owner or 'root'}:{step.info.group or 'root'}")
                 lines.append(
-                    f'  [ "$ok" = 1 ] && {{ chown {owner} "$t" 2>/dev/null; '
-                    f'chmod {step.info.mode:o} "$t"; }}'
+                    f'  [ "$ok" = 1 ] && {{ chown -- {owner} "$t" 2>/dev/null; '
+                    f'chmod -- {step.info.mode:o} "$t"; }}'
                 )
         lines.append(
             f'  if [ "$ok" = 1 ] && mv -f "$t" {quoted}; then report ok {number}; '
@@ -356,70 +370,6 @@ def describe(plan: RestorePlan) -> list[str]:
     return lines
 
 
-def restore_to_directory(
-    repository: HostRepository, revision: str, directory: Path, paths: Sequence[str] = ()
-) -> int:
-    """Write a revision (or some paths of it) below ``directory``; return files written.
-
-    Owners and modes apply when running as root; /etc/pve paths get pmxcfs's.
-    """
-    commit_id = repository.resolve(revision)
-    files = repository.file_ids(commit_id)
-    infos = (
-        parse_metadata(repository.read_blob(files[METADATA_PATH][1]))
-        if (METADATA_PATH in files)
-        else {}
-    )
-    chosen = [path for path, _ in _wanted(paths, files)] if paths else sorted(files)
-    # An empty directory only: a link already in it (say etc -> /etc) would
-    # otherwise carry the files, as root, to wherever it points.
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise ConfigError(f"{directory} is not an empty directory: choose a new or empty one")
-    root = directory.resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    as_root = os.geteuid() == 0
-    count = 0
-    for path in chosen:
-        if path.startswith(".pvegit/"):
-            continue
-        if path.startswith("/") or ".." in path.split("/"):
-            raise PvegitError(f"/{display_path(path)} would land outside {root}")
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        mode, blob = files[path]
-        data = repository.read_blob(blob)
-        if mode == SYMLINK_MODE:
-            os.symlink(data.decode("utf-8", "surrogateescape"), target)
-        else:
-            target.write_bytes(data)
-            info = infos.get(path)
-            if is_pmxcfs_path(path):
-                target.chmod(pmxcfs_mode(path, False))
-            elif info and info.mode is not None:
-                target.chmod(info.mode)
-            if as_root:
-                _chown(target, path, info)
-        count += 1
-    return count
-
-
-def _chown(target: Path, path: str, info: PathInfo | None) -> None:
-    import grp
-    import pwd
-
-    owner, group = (
-        ("root", "www-data")
-        if is_pmxcfs_path(path)
-        else ((info.owner or "root", info.group or "root") if info else ("root", "root"))
-    )
-    try:
-        uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
-        gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
-    except KeyError:
-        return  # an owner this machine does not know: leave root's
-    os.lchown(target, uid, gid)
-
-
 @dataclass
 class RestoreReport:
     """What a restore to a node did."""
@@ -443,53 +393,123 @@ def restore_to_node(
     confirm: Callable[[RestorePlan], bool],
     actor: str,
 ) -> RestoreReport:
-    """Preview, then (if confirmed) snapshot, write, snapshot again and verify."""
-    from pvegit.snapshot import SnapshotOptions, take_snapshot
+    """Preview, then (if confirmed) snapshot, write, snapshot again and verify.
+
+    Before anything is written the restore's audit entry is (who, revision,
+    paths, options; then the pre-restore snapshot), and it is finished with the
+    outcome (see ``restorelog``). Raises RefusedError when nothing was written
+    (the pre-restore snapshot failed or was held, pmxcfs is down, another
+    restore of the host is running), PvegitError for other failures.
+    """
     from pvegit.transport import open_transport
 
-    wanted = [path for path in dict.fromkeys(paths)]
-    with HostRepository(home.repo_path(host.name)) as repository:
-        commit_id = repository.resolve(revision)
-        transport = open_transport(home, host)
-        try:
-            live_paths = [*wanted, INTERFACES + ".new"]
-            live = read_live(transport, live_paths)
+    wanted = list(dict.fromkeys(paths))
+    transport = open_transport(home, host)
+    try:
+        with HostRepository(home.repo_path(host.name)) as repository:
+            commit_id = repository.resolve(revision)
+            live = read_live(transport, [*wanted, INTERFACES + ".new"])
             selection = resolve_selection(host.categories, host.includes, host.excludes)
             plan = plan_restore(repository, commit_id, wanted, live, options, selection)
-            report = RestoreReport(plan)
-            if dry_run or not plan.writes or not confirm(plan):
-                return report
-            report.before = take_snapshot(
-                home, store, host, SnapshotOptions(trigger="pre-restore", actor=actor)
-            )
-            if report.before.status not in ("changed", "unchanged", "partial"):
-                raise RefusedError(
-                    f"the snapshot before the restore did not succeed "
-                    f"({report.before.status}: {report.before.error}); nothing "
-                    "was written"
-                )
-            report.written = apply_plan(transport, plan)
-        finally:
-            transport.close()
-    restored = ", ".join("/" + step.source for step in plan.writes)
-    trailers = (("Restored-From", commit_id), ("Restored-Paths", restored), ("Restored-By", actor))
+        report = RestoreReport(plan)
+        if dry_run or not plan.writes or not confirm(plan):
+            return report
+        chosen = [name for name, value in vars(options).items() if value]
+        with restore_entry(
+            home,
+            store,
+            host.name,
+            actor,
+            revision=commit_id,
+            paths=_restored(plan),
+            options=chosen,
+            stage="pre-restore snapshot",
+        ) as entry:
+            _restore_and_verify(home, store, host, transport, report, options, actor, entry)
+        return report
+    finally:
+        transport.close()
+
+
+def _restored(plan: RestorePlan) -> str:
+    return ", ".join("/" + step.source for step in plan.writes)
+
+
+def _restore_and_verify(
+    home: Home,
+    store: Store,
+    host: Host,
+    transport: Transport,
+    report: RestoreReport,
+    options: RestoreOptions,
+    actor: str,
+    entry: RestoreEntry,
+) -> None:
+    """The writing part of ``restore_to_node``, inside its audit entry."""
+    from pvegit.snapshot import (
+        MASS_DELETION_FORCED,
+        SnapshotOptions,
+        held_deletions,
+        take_snapshot,
+    )
+
+    plan = report.plan
+    report.before = before = take_snapshot(
+        home,
+        store,
+        host,
+        SnapshotOptions(trigger="pre-restore", actor=actor, force=options.accept_deletions),
+    )
+    held = held_deletions(before)
+    if held is not None:
+        raise RefusedError(
+            f"the node lost most of its files: the snapshot before the restore would delete "
+            f"{held}, so the mass-deletion guard held it and nothing was written. If the node "
+            "really lost them, restore again with --accept-deletions (in the web UI: tick "
+            '"accept the deletions"): the pre-restore snapshot then records them, so '
+            "restoring it still undoes the restore exactly, and the audit log names you"
+        )
+    if before.status not in ("changed", "unchanged", "partial"):
+        raise RefusedError(
+            f"the snapshot before the restore did not succeed "
+            f"({before.status}: {before.error}); nothing was written"
+        )
+    forced = [warning for warning in before.warnings if warning.startswith(MASS_DELETION_FORCED)]
+    # Synced before the first write: the undo point, and who let the deletions through.
+    entry.add(
+        before=before.commit_id or _head(home, host),
+        before_run=before.id,
+        guard_passed=forced[0] if forced else None,
+        stage="writing",
+    )
+    report.written = apply_plan(transport, plan)
+    errors = [f"/{path}: {error}" for path, error in report.written if error]
+    entry.add(errors=errors, stage="snapshot after the restore")
+    trailers = (
+        ("Restored-From", plan.revision),
+        ("Restored-Paths", _restored(plan)),
+        ("Restored-By", actor),
+    )
     report.after = take_snapshot(
         home,
         store,
         host,
         SnapshotOptions(trigger="restore", actor=actor, trailers=trailers, force=True),
     )
-    with HostRepository(home.repo_path(host.name)) as repository:
-        head = repository.head()
-        if head is not None:
+    head = _head(home, host)
+    if head is not None:
+        with HostRepository(home.repo_path(host.name)) as repository:
             report.differences = verify(repository, head, plan)
-    store.audit(
-        actor,
-        "restore",
-        host.name,
-        revision=commit_id,
-        paths=restored,
-        before=report.before.commit_id if report.before else None,
-        errors=[f"/{path}: {error}" for path, error in report.written if error],
+    entry.finish(
+        "failed" if errors or report.differences else "completed",
+        after=report.after.commit_id,
+        after_run=report.after.id,
+        differences=report.differences,
+        verified=not report.differences,
+        stage="done",
     )
-    return report
+
+
+def _head(home: Home, host: Host) -> str | None:
+    with HostRepository(home.repo_path(host.name)) as repository:
+        return repository.head()

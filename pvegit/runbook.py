@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import time
 
+from pvegit.categories import HARDWARE_BOUND, matches_any
+from pvegit.release import LINK_FILES, rebuild_notes, release_of_tree
 from pvegit.repo import HostRepository
 
 
@@ -29,6 +31,7 @@ def recovery_runbook(repository: HostRepository, commit_id: str, host_name: str)
     hostname = _read(files, repository, "etc/hostname").strip() or host_name
     version = _read(files, repository, ".pvegit/inventory/pveversion.txt")
     manager = next((line for line in version.splitlines() if line.startswith("pve-manager")), "")
+    release = release_of_tree(files, lambda path: _read(files, repository, path))
     interfaces = _read(files, repository, "etc/network/interfaces")
     addresses = re.findall(r"^\s*address\s+(\S+)", interfaces, re.MULTILINE)
     links = _read(files, repository, ".pvegit/inventory/ip-link.txt")
@@ -40,7 +43,7 @@ def recovery_runbook(repository: HostRepository, commit_id: str, host_name: str)
             if line.startswith(("MACAddress=", "Name="))
         )
         for path in files
-        if path.startswith("etc/systemd/network/") and path.endswith(".link")
+        if matches_any(LINK_FILES, path)
     ]
     storage = _read(files, repository, "etc/pve/storage.cfg")
     storages = re.findall(r"^(\w+):\s*(\S+)", storage, re.MULTILINE)
@@ -62,6 +65,7 @@ def recovery_runbook(repository: HostRepository, commit_id: str, host_name: str)
                 [
                     f"- hostname: `{hostname}`",
                     f"- Proxmox VE: `{manager or 'unknown (no inventory in this snapshot)'}`",
+                    f"- major version: {release.describe()}",
                     f"- cluster: `{cluster.group(1)}` with nodes "
                     + ", ".join(f"`{name}` (id {number})" for name, number in members)
                     if cluster
@@ -108,11 +112,13 @@ def recovery_runbook(repository: HostRepository, commit_id: str, host_name: str)
             "has no `secrets` category, so no priv/ keys)."
         )
     )
+    bound = ", ".join(f"`/{path}`" for path in HARDWARE_BOUND)
+    known = [part for part in (manager, release.describe() if release.major else "") if part]
     steps = f"""\
 {method}
 
-1. Install the same Proxmox VE version ({manager or "see above"}) on the new machine,
-   with the same hostname and an address from above.
+1. Install the same Proxmox VE version ({"; ".join(known) or "see above"}) on the new
+   machine, with the same hostname and an address from above.
 2. Set the identity before anything else (pmxcfs only starts when the hostname
    resolves to a non-loopback address):
 
@@ -148,8 +154,7 @@ def recovery_runbook(repository: HostRepository, commit_id: str, host_name: str)
    while kill -0 $pid 2>/dev/null; do sleep 0.2; done   # stopped: it has unmounted /etc/pve
    ```
 5. Put back the rest of the configuration, **except** what is bound to the old
-   hardware (`/etc/fstab`, `/etc/zfs/zpool.cache`, `/etc/kernel/proxmox-boot-uuids`,
-   `/etc/hostid`) and compare the network configuration with the new NICs first:
+   hardware ({bound}) and compare the network configuration with the new NICs first:
 
    ```sh
    mkdir -p /tmp/restore && tar -xzpf {host_name}.tar.gz -C /tmp/restore
@@ -170,5 +175,6 @@ def recovery_runbook(repository: HostRepository, commit_id: str, host_name: str)
 8. Reboot to apply `interfaces.new`, then take a snapshot with pvegit and
    compare it with this one: `pvegit diff {host_name} {commit_id[:10]} HEAD`.
 """
+    out.append(_section("Proxmox VE 8 or 9", rebuild_notes(release)))
     out.append(_section("Step by step", steps))
     return "".join(out)

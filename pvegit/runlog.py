@@ -89,7 +89,8 @@ def unrecorded_commits(
 
     Goes back to the host's oldest run in the log (older runs are pruned on
     purpose) or, when the log holds none, to the first commit. A run still
-    ``running`` is not missing: the next snapshot settles it. Oldest first.
+    ``running`` is not missing: the first look at it settles it with its
+    commit (liveness.py). Oldest first.
     """
     rows = store.query("SELECT id, status, commit_id, started_at FROM runs WHERE host=?", (host,))
     recorded = {str(row["commit_id"]) for row in rows if row["commit_id"]}

@@ -30,7 +30,6 @@ from pvegit.errors import (
     CollectError,
     ConnectError,
     LockTimeout,
-    NotFound,
     PvegitError,
     RefusedError,
     StorageError,
@@ -38,6 +37,7 @@ from pvegit.errors import (
 from pvegit.history import sync_index
 from pvegit.home import Home
 from pvegit.inventory import InventoryLimits, inventory_path
+from pvegit.liveness import settle_runs
 from pvegit.locks import exclusive
 from pvegit.metadata import (
     METADATA_PATH,
@@ -56,7 +56,13 @@ from pvegit.transport import DEFAULT_IO_TIMEOUT, Transport, open_transport
 # A snapshot that deletes more than this share of at least this many files is held.
 MASS_DELETION_SHARE = 0.5
 MASS_DELETION_MINIMUM = 10
+# How a run's error or warning starts when the guard held it, or was forced past it.
+MASS_DELETION_HELD = "held: "
+MASS_DELETION_FORCED = "forced past the mass-deletion guard: "
 LOCK_TIMEOUT = 600.0
+# After its time limit a run still has to connect (before the watchdog starts,
+# up to its I/O timeout) and to commit: past all that it counts as failed.
+FINISH_GRACE = 300.0
 _SUBJECT_NAMES = 4
 
 _log = logging.getLogger(__name__)
@@ -106,9 +112,20 @@ def take_snapshot(
         if progress is not None:
             progress(stage, done, total)
 
+    # Seconds the run may take once it holds the host's lock; past that (and the
+    # wait for the lock) its record counts as failed whatever holds it (liveness.py).
+    budget = None
+    if options.time_limit is not None:
+        budget = options.io_timeout + options.time_limit + FINISH_GRACE
     try:
+        if budget is not None:
+            store.set_deadline(run_id, options.lock_timeout + budget)
         with exclusive(home.lock_path(host.name), timeout=options.lock_timeout, what=host.name):
-            _settle_interrupted_runs(home, store, host.name, run_id)
+            if budget is not None:
+                store.set_deadline(run_id, budget)
+            # Runs nobody runs any more are closed (changed with their commit
+            # if it landed); a run of another process waiting for this lock is not.
+            settle_runs(home, store, host.name, holding_lock=True)
             return _locked_snapshot(home, store, host, run_id, options, report, transport_factory)
     except RefusedError as err:
         return store.finish_run(
@@ -129,6 +146,9 @@ def take_snapshot(
             error=printable(f"internal error: {type(err).__name__}: {err}"),
             failure="permanent",
         )
+    finally:
+        # A record left 'running' (it could not be written) is then interrupted.
+        store.release_run(run_id)
 
 
 def _finish_on_full_disk(home: Home, store: Store, run_id: int) -> Run:
@@ -139,35 +159,6 @@ def _finish_on_full_disk(home: Home, store: Store, run_id: int) -> Run:
     except PvegitError as err:
         # The record stays 'running'; the next run on this host closes it as interrupted.
         raise StorageError(message) from err
-
-
-def _settle_interrupted_runs(home: Home, store: Store, host_name: str, run_id: int) -> None:
-    """Close the records of runs whose process died (call with the host's lock held).
-
-    A run killed after its commit landed but before its record was finished is
-    recorded as ``changed`` with that commit (the commit's ``Run-Id`` trailer
-    names it), so the run log never misses a commit; the others are failed as
-    interrupted.
-    """
-    path = home.repo_path(host_name)
-    if path.exists():
-        with HostRepository(path) as repository:
-            head = repository.head()
-            message = repository.commit(head).message if head else ""
-        match = re.search(r"^Run-Id: (\d+)$", message, re.MULTILINE)
-        if head and match and int(match.group(1)) != run_id:
-            try:
-                committed = store.run(int(match.group(1)))
-            except NotFound:
-                committed = None
-            if committed and committed.host == host_name and committed.status == "running":
-                store.finish_run(
-                    committed.id,
-                    status="changed",
-                    commit_id=head,
-                    warnings=["the pvegit process stopped after this commit; counts not recorded"],
-                )
-    store.abandon_stale_runs(host_name, keep=run_id)
 
 
 def failure_kind(error: PvegitError) -> str:
@@ -237,9 +228,11 @@ def _locked_snapshot(
         deleted = [
             path for path, kind in changes if kind == "D" and not path.startswith(".pvegit/")
         ]
-        _guard_mass_deletion(parent_files, deleted, options.force)
+        forced = _guard_mass_deletion(parent_files, deleted, options.force)
 
         warnings = list(collection.warnings)
+        if forced:
+            warnings.append(forced)
         if low_space:
             warnings.append(low_space)
         warnings += [
@@ -412,16 +405,30 @@ def _describe_changes(
 
 def _guard_mass_deletion(
     parent_files: dict[str, tuple[int, str]], deleted: list[str], force: bool
-) -> None:
+) -> str | None:
+    """Refuse (hold) a snapshot that deletes most files; forced past, say so (a warning)."""
     existing = sum(1 for path in parent_files if not path.startswith(".pvegit/"))
-    if force or existing < MASS_DELETION_MINIMUM:
-        return
-    if len(deleted) > existing * MASS_DELETION_SHARE:
-        raise RefusedError(
-            f"held: this snapshot would delete {len(deleted)} of {existing} files "
-            f"(e.g. /{display_path(deleted[0])}). Nothing was committed. If the node really "
-            "lost them, run the snapshot again with --force"
-        )
+    if existing < MASS_DELETION_MINIMUM or len(deleted) <= existing * MASS_DELETION_SHARE:
+        return None
+    count = f"{len(deleted)} of {existing} files (e.g. /{display_path(deleted[0])})"
+    if force:
+        return f"{MASS_DELETION_FORCED}this snapshot deletes {count}"
+    raise RefusedError(
+        f"{MASS_DELETION_HELD}this snapshot would delete {count}. Nothing was committed. "
+        "If the node really lost them, run the snapshot again with --force"
+    )
+
+
+def held_deletions(run: Run) -> str | None:
+    """What the mass-deletion guard held ``run`` for ("40 of 60 files (e.g. /etc/x)"), or None."""
+    match = _HELD.match(run.error or "") if run.status == "refused" else None
+    return match.group(1) if match else None
+
+
+_HELD = re.compile(
+    re.escape(MASS_DELETION_HELD) + r"this snapshot would delete (.+?)\. Nothing was committed",
+    re.DOTALL,
+)
 
 
 def _commit_message(

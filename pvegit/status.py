@@ -2,8 +2,10 @@
 
 ``ok``: the last run succeeded (changed or unchanged); ``partial``: it
 committed what it could read; ``failing``: the last run failed or was
-refused; ``stale``: no successful run for twice the schedule's interval;
-``running``; ``never``: no successful run yet.
+refused; ``stale``: no successful run for twice the schedule's interval, or
+the last run went past its deadline while something still held it (liveness.py);
+``running``; ``never``: no successful run yet. The runs given are settled first
+(``liveness.settle_runs``): a run nobody runs any more is not ``running``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from pvegit.errors import ConfigError
+from pvegit.liveness import OVERDUE
 from pvegit.schedules import Schedule, parse_schedule
 from pvegit.store import Host, Run
 
@@ -69,6 +72,8 @@ def host_status(
 
     if last_run is not None and last_run.status == "running":
         return status("running", f"{last_run.stage or 'starting'}")
+    if last_run is not None and last_run.status == "failed" and last_run.failure == OVERDUE:
+        return status("stale", last_run.error or "the last run is overdue")
     if last_run is not None and last_run.status in ("failed", "refused"):
         return status("failing", last_run.error or last_run.status)
     if last_success is None:

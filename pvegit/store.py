@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from pvegit.diskspace import disk_space, full_message, is_disk_full
 from pvegit.errors import ConfigError, NotFound, PvegitError, StateDamaged, StorageError
+from pvegit.processes import claim, release, this_process
 from pvegit.roles import ADMIN, ROLES, VIEWER, check_role
 
 _log = logging.getLogger(__name__)
@@ -89,9 +90,13 @@ CREATE TABLE IF NOT EXISTS runs (
     warnings TEXT NOT NULL DEFAULT '[]',
     error TEXT,
     pid INTEGER,
-    failure TEXT
+    failure TEXT,
+    boot_id TEXT,
+    process_start INTEGER,
+    deadline REAL
 );
 CREATE INDEX IF NOT EXISTS runs_by_host ON runs (host, id);
+CREATE INDEX IF NOT EXISTS runs_running ON runs (host) WHERE status='running';
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY,
     password_hash TEXT NOT NULL,
@@ -149,11 +154,15 @@ CREATE TABLE IF NOT EXISTS audit (
     actor TEXT NOT NULL,
     action TEXT NOT NULL,
     host TEXT,
-    detail TEXT NOT NULL DEFAULT '{}'
+    detail TEXT NOT NULL DEFAULT '{}',
+    state TEXT
 );
 """
 
 RUN_STATUSES = ("running", "changed", "unchanged", "partial", "failed", "refused")
+# An audit entry's state: None for a one-shot entry (complete when written); an
+# action written before it acts (a restore) is 'started', then one of the others.
+AUDIT_STATES = ("started", "completed", "failed", "refused", "interrupted")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
@@ -240,7 +249,10 @@ class Run:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     error: str | None = None
     pid: int | None = None
-    failure: str | None = None  # "transient" or "permanent" for failed/refused runs
+    failure: str | None = None  # "transient", "permanent" or "overdue" for failed/refused runs
+    boot_id: str | None = None  # with process_start: the process running it (processes.py)
+    process_start: int | None = None
+    deadline: float | None = None  # past this, a run still 'running' counts as failed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -303,6 +315,7 @@ class Store:
         lock held for a while. ``clock`` stamps runs and records (tests move it).
         """
         self.path = path
+        self.owner_key = os.path.realpath(path)  # the runs this process claims, by database
         self._clock = clock
         self.busy_waits = 0
         self._next_busy_log = 0.0
@@ -344,7 +357,17 @@ class Store:
         columns = {row[1] for row in self._connection.execute("PRAGMA table_info(runs)")}
         if "failure" not in columns:
             self._connection.execute("ALTER TABLE runs ADD COLUMN failure TEXT")
+        # Who runs a run beyond its pid (processes.py); older rows have NULL
+        # there and are judged by their host's lock instead.
+        for column, kind in (
+            ("boot_id", "TEXT"),
+            ("process_start", "INTEGER"),
+            ("deadline", "REAL"),
+        ):
+            if column not in columns:
+                self._connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
         self._migrate_access()
+        self._migrate_audit()
 
     def _migrate_access(self) -> None:
         """Roles and session epochs. Users and tokens made before roles existed keep
@@ -535,13 +558,37 @@ class Store:
     # -- runs ----------------------------------------------------------------
 
     def start_run(self, host: str, trigger: str, actor: str | None = None) -> int:
+        """Record a run of ``host`` as 'running' by this process; return its id.
+
+        The record names this process beyond its pid (boot id, start time), and
+        this process claims the run until ``finish_run`` or ``release_run``.
+        """
+        owner = this_process()
         with self._transaction() as connection:
             cursor = connection.execute(
-                "INSERT INTO runs (host, trigger, actor, status, stage, started_at, pid)"
-                " VALUES (?,?,?,'running','queued',?,?)",
-                (host, trigger, actor, self._clock(), os.getpid()),
+                "INSERT INTO runs (host, trigger, actor, status, stage, started_at, pid,"
+                " boot_id, process_start) VALUES (?,?,?,'running','queued',?,?,?,?)",
+                (host, trigger, actor, self._clock(), owner.pid, owner.boot_id, owner.start_time),
             )
-            return int(cursor.lastrowid or 0)
+            run_id = int(cursor.lastrowid or 0)
+            # Claimed before the row is committed: no one sees it unclaimed meanwhile.
+            claim(self.owner_key, run_id)
+            return run_id
+
+    def release_run(self, run_id: int) -> None:
+        """This process no longer runs ``run_id`` (a record still 'running' is then interrupted)."""
+        release(self.owner_key, run_id)
+
+    def set_deadline(self, run_id: int, seconds: float) -> None:
+        """Past ``seconds`` from now, ``run_id`` counts as failed if it is still 'running'."""
+        with self._transaction(durable=False) as connection:
+            connection.execute(
+                "UPDATE runs SET deadline=? WHERE id=?", (self._clock() + seconds, run_id)
+            )
+
+    def now(self) -> float:
+        """The store's clock: what stamps runs and deadlines (tests move it)."""
+        return self._clock()
 
     def update_progress(self, run_id: int, stage: str, done: int = 0, total: int = 0) -> None:
         with self._transaction(durable=False) as connection:
@@ -586,21 +633,38 @@ class Store:
                     run_id,
                 ),
             )
+        release(self.owner_key, run_id)
         return self.run(run_id)
 
-    def abandon_stale_runs(self, host: str, keep: int) -> int:
-        """Mark runs of ``host`` still 'running' (their process died) as failed.
+    def settle_run(
+        self,
+        run_id: int,
+        *,
+        error: str | None,
+        failure: str | None,
+        commit_id: str | None = None,
+        warnings: Sequence[str] = (),
+    ) -> bool:
+        """Record a run nobody runs any more: failed, or ``changed`` with ``commit_id``
+        when its commit landed before it stopped. False if it was no longer 'running'.
 
-        Call only while holding the host's lock: no other run can then be live.
+        Only liveness.py decides that a run is not being run: call it, not this.
         """
         with self._transaction() as connection:
             cursor = connection.execute(
-                "UPDATE runs SET status='failed', stage='done', finished_at=?,"
-                " error='interrupted: the pvegit process running it stopped'"
-                " WHERE host=? AND status='running' AND id<>?",
-                (self._clock(), host, keep),
+                "UPDATE runs SET status=?, stage='done', finished_at=?, error=?, failure=?,"
+                " commit_id=?, warnings=? WHERE id=? AND status='running'",
+                (
+                    "changed" if commit_id else "failed",
+                    self._clock(),
+                    error,
+                    failure,
+                    commit_id,
+                    json.dumps(list(warnings)),
+                    run_id,
+                ),
             )
-            return cursor.rowcount
+            return cursor.rowcount > 0
 
     def run(self, run_id: int) -> Run:
         rows = self._query("SELECT * FROM runs WHERE id=?", (run_id,))
@@ -674,8 +738,11 @@ class Store:
         rows = self._query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
         return {str(row["status"]): int(row["n"]) for row in rows}
 
-    def running_runs(self) -> list[Run]:
-        rows = self._query("SELECT * FROM runs WHERE status='running' ORDER BY id")
+    def running_runs(self, host: str | None = None) -> list[Run]:
+        """The runs recorded as 'running', oldest first (liveness.py says which still are)."""
+        clauses, values = _filters(host=host)
+        clauses += (" AND" if clauses else "WHERE") + " status='running'"
+        rows = self._query(f"SELECT * FROM runs {clauses} ORDER BY id", values)
         return [_row_to_run(row) for row in rows]
 
     # -- users ---------------------------------------------------------------
@@ -896,12 +963,73 @@ class Store:
 
     # -- audit ---------------------------------------------------------------
 
-    def audit(self, actor: str, action: str, host: str | None = None, **detail: Any) -> None:
+    def _migrate_audit(self) -> None:
+        """The state column: audit entries written before an action and completed after."""
+        columns = {row[1] for row in self._connection.execute("PRAGMA table_info(audit)")}
+        if "state" not in columns:
+            self._connection.execute("ALTER TABLE audit ADD COLUMN state TEXT")
+
+    def audit(self, actor: str, action: str, host: str | None = None, **detail: Any) -> int:
+        """Record who did what (synced before it returns); returns the entry's id."""
+        return self._insert_audit(actor, action, host, None, detail)
+
+    def start_audit(self, actor: str, action: str, host: str | None = None, **detail: Any) -> int:
+        """Record an action before it acts (state 'started', synced); returns the entry's id.
+
+        Finish it with ``update_audit``. An entry left 'started' by a process that
+        died is closed with ``interrupt_audits``.
+        """
+        return self._insert_audit(actor, action, host, "started", detail)
+
+    def _insert_audit(
+        self, actor: str, action: str, host: str | None, state: str | None, detail: dict[str, Any]
+    ) -> int:
         with self._transaction() as connection:
-            connection.execute(
-                "INSERT INTO audit (at, actor, action, host, detail) VALUES (?,?,?,?,?)",
-                (self._clock(), actor, action, host, json.dumps(detail, sort_keys=True)),
+            cursor = connection.execute(
+                "INSERT INTO audit (at, actor, action, host, detail, state) VALUES (?,?,?,?,?,?)",
+                (self._clock(), actor, action, host, json.dumps(detail, sort_keys=True), state),
             )
+            return int(cursor.lastrowid or 0)
+
+    def update_audit(self, entry_id: int, state: str | None = None, **detail: Any) -> None:
+        """Add ``detail`` to a started entry (synced); ``state`` finishes it.
+
+        Raises NotFound for an unknown entry, ConfigError for an unknown state.
+        """
+        if state is not None and state not in AUDIT_STATES:
+            raise ConfigError(f"unknown audit state {state!r}")
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT detail, state FROM audit WHERE id=?", (entry_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no audit entry {entry_id}")
+            merged = {**json.loads(row["detail"]), **detail}
+            connection.execute(
+                "UPDATE audit SET detail=?, state=? WHERE id=?",
+                (json.dumps(merged, sort_keys=True), state or row["state"], entry_id),
+            )
+
+    def started_audits(self, action: str) -> list[dict[str, Any]]:
+        """Entries of ``action`` still 'started': running now, or left by a process that died."""
+        rows = self._query(
+            "SELECT * FROM audit WHERE action=? AND state='started' ORDER BY id", (action,)
+        )
+        return [_row_to_audit(row) for row in rows]
+
+    def interrupt_audits(self, action: str, host: str) -> int:
+        """Mark ``host``'s entries of ``action`` still 'started' as interrupted.
+
+        Call only while holding the lock that the action holds while it runs:
+        none of them can then be live. Returns how many were marked.
+        """
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "UPDATE audit SET state='interrupted'"
+                " WHERE action=? AND host=? AND state='started'",
+                (action, host),
+            )
+            return cursor.rowcount
 
     def audit_events(
         self, limit: int = 100, host: str | None = None, action: str | None = None
@@ -910,17 +1038,7 @@ class Store:
         rows = self._query(
             f"SELECT * FROM audit {clauses} ORDER BY id DESC LIMIT ?", (*values, limit)
         )
-        return [
-            {
-                "id": row["id"],
-                "at": row["at"],
-                "actor": row["actor"],
-                "action": row["action"],
-                "host": row["host"],
-                "detail": json.loads(row["detail"]),
-            }
-            for row in rows
-        ]
+        return [_row_to_audit(row) for row in rows]
 
 
 def _filters(**equal: str | None) -> tuple[str, list[Any]]:
@@ -928,6 +1046,18 @@ def _filters(**equal: str | None) -> tuple[str, list[Any]]:
     parts = [f"{column}=?" for column, value in equal.items() if value is not None]
     values: list[Any] = [value for value in equal.values() if value is not None]
     return ("WHERE " + " AND ".join(parts) if parts else ""), values
+
+
+def _row_to_audit(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "at": row["at"],
+        "actor": row["actor"],
+        "action": row["action"],
+        "host": row["host"],
+        "detail": json.loads(row["detail"]),
+        "state": row["state"],
+    }
 
 
 def _row_to_host(row: sqlite3.Row) -> Host:
@@ -979,4 +1109,7 @@ def _row_to_run(row: sqlite3.Row) -> Run:
         error=row["error"],
         pid=row["pid"],
         failure=row["failure"],
+        boot_id=row["boot_id"],
+        process_start=row["process_start"],
+        deadline=row["deadline"],
     )

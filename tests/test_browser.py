@@ -62,6 +62,11 @@ def browser():  # type: ignore[no-untyped-def]
         instance.close()
 
 
+# A snapshot's inventory commands (apt-mark showmanual, systemctl list-unit-files) take
+# seconds each on a loaded 2-core machine: the run page may wait longer than a click.
+RUN_TIMEOUT_MS = 120_000
+
+
 def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -101,7 +106,7 @@ def test_add_trust_back_up_change_and_diff(server: str, browser, node: Node, hom
 
     # Back up now: the run page follows the progress live, then shows the result.
     page.get_by_role("button", name="Back up now").click()
-    expect(page.get_by_text("Changed", exact=True)).to_be_visible()
+    expect(page.get_by_text("Changed", exact=True)).to_be_visible(timeout=RUN_TIMEOUT_MS)
     shot(page, "03-run")
     page.locator("dl.facts a.mono").click()
     expect(page.get_by_role("heading", name="pve1: first snapshot")).to_be_visible()
@@ -112,7 +117,7 @@ def test_add_trust_back_up_change_and_diff(server: str, browser, node: Node, hom
     )
     page.goto(server + "/hosts/pve1")
     page.get_by_role("button", name="Back up now").click()
-    expect(page.get_by_text("Changed", exact=True)).to_be_visible()
+    expect(page.get_by_text("Changed", exact=True)).to_be_visible(timeout=RUN_TIMEOUT_MS)
     page.locator("dl.facts a.mono").click()
     expect(page.get_by_role("heading", name="pve1: 1 file changed: storage.cfg")).to_be_visible()
     expect(page.locator("tr.add", has_text="dir: e2e")).to_be_visible()

@@ -84,3 +84,51 @@ def test_unknown_category_is_a_clear_error() -> None:
 def test_normalize_node_path() -> None:
     assert normalize_node_path("/etc/pve/storage.cfg") == "etc/pve/storage.cfg"
     assert normalize_node_path("etc//network/./interfaces/") == "etc/network/interfaces"
+
+
+def test_every_pve9_path_is_in_its_category() -> None:
+    from pve9 import PVE9_PATHS
+
+    from pvegit.categories import category
+
+    default = resolve_selection(DEFAULT_CATEGORIES)
+    with_secrets = resolve_selection((*DEFAULT_CATEGORIES, "secrets"))
+    for pattern, name in PVE9_PATHS:
+        path = pattern.replace("*", "x")  # one path the pattern stands for
+        assert matches_any(category(name).paths, path), (path, name)
+        collected = matches_any(default.paths, path) and not matches_any(default.excludes, path)
+        assert collected == (name != "secrets"), path
+        assert is_secret(path) == (name == "secrets"), path
+        assert matches_any(with_secrets.paths, path), path
+        assert not matches_any(with_secrets.excludes, path), path
+        assert not is_runtime(path), path
+
+
+def test_systemd_enablement_links_are_left_out_and_masks_kept() -> None:
+    selection = resolve_selection(DEFAULT_CATEGORIES)
+    for path in (
+        "etc/systemd/system/multi-user.target.wants/pve-guests.service",
+        "etc/systemd/system/timers.target.wants/pve-housekeeping.timer",
+        "etc/systemd/system/local-fs.target.requires/zfs-mount.service",
+        "etc/systemd/system/sockets.target.upholds/x.socket",
+    ):
+        assert matches_any(selection.excludes, path), path
+    for path in (
+        "etc/systemd/system/rpcbind.service",  # masked: a link to /dev/null
+        "etc/systemd/system/pve-guests.service.d/override.conf",
+        "etc/systemd/system/pve-housekeeping.timer",
+    ):
+        assert matches_any(selection.paths, path), path
+        assert not matches_any(selection.excludes, path), path
+
+
+def test_nic_link_files_are_hardware_bound() -> None:
+    from pvegit.categories import HARDWARE_BOUND
+
+    for path in (
+        "usr/local/lib/systemd/network/50-pve-nic0.link",
+        "usr/local/lib/systemd/network/50-pmx-nic1.link",
+        "etc/systemd/network/10-enwan0.link",
+    ):
+        assert matches_any(HARDWARE_BOUND, path), path
+    assert not matches_any(HARDWARE_BOUND, "etc/systemd/network/25-bond.netdev")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pvegit.categories import CATALOGUE, RUNTIME_EXCLUDES, SECRET_PATTERNS
 from pvegit.cli import build_parser
+from pvegit.masking import MASK_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -56,10 +57,25 @@ def test_categories_doc_lists_every_path() -> None:
         assert f"## `{category.name}`" in text
         for path in category.paths:
             assert f"`/{path}`" in text, path
+        for pattern in category.excludes:
+            assert f"`/{pattern}`" in text, pattern
         for command in category.commands:
             assert f"`{command}`" in text, command
     for path in (*RUNTIME_EXCLUDES, *SECRET_PATTERNS):
         assert f"`/{path}`" in text, path
+    masked = text.split("## Masked lines", 1)[1]
+    for rule in MASK_RULES:
+        for path in rule.paths:
+            assert f"`/{path}`" in masked, path
+
+
+def test_categories_doc_lists_the_pve9_paths() -> None:
+    from pve9 import PVE9_PATHS
+
+    section = (ROOT / "docs/categories.md").read_text().split("## Proxmox VE 9", 1)[1]
+    for pattern, category in PVE9_PATHS:
+        shown = pattern.removesuffix("/*") + ("/" if pattern.endswith("/*") else "")
+        assert f"`/{shown}` | `{category}`" in section, pattern
 
 
 def test_help_texts_render() -> None:

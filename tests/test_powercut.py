@@ -34,6 +34,7 @@ from diskfaults import (
 )
 
 from pvegit.home import Home
+from pvegit.store import Store
 
 _COMMIT_AND_STAY = """
 import sys
@@ -211,14 +212,19 @@ def test_state_wal_truncated(cut: tuple[History, str]) -> None:
     truncate_half(home.root / "state.db-wal")
     # The run's start survived, its finish (the last write) did not: it reads as
     # still running, like a run whose process was killed after its commit, and
-    # the next snapshot settles it with its commit (found by its Run-Id trailer).
+    # the first look at it (here `pvegit runs`) settles it with its commit
+    # (found by its Run-Id trailer).
+    store = Store(home.state_path)
+    try:
+        recorded = store.run(4)
+    finally:
+        store.close()
+    assert recorded.status == "running" and recorded.commit_id is None
     run = _run_of(home, 4)
-    assert run is not None and run["status"] == "running" and run["commit"] is None
+    assert run is not None and run["status"] == "changed" and run["commit"] == newest
     _older_history_intact(history)
     history.node.edit_something()
     assert "changed" in pvegit(home, "snapshot", "pve1").stdout
-    run = _run_of(home, 4)
-    assert run is not None and run["status"] == "changed" and run["commit"] == newest
     assert pvegit(home, "verify", "--no-node").returncode == 0
 
 

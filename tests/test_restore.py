@@ -104,14 +104,17 @@ def test_secrets_and_hardware_bound_files_only_by_name(
     from testbed import register_node
 
     register_node(store, home, node, "pve1", categories=("storage", "secrets"))
+    record = "/etc/iscsi/send_targets/10.0.0.5,3260/st_config"  # holds a CHAP password
+    node.sh("mkdir -p '/etc/iscsi/send_targets/10.0.0.5,3260'")
+    node.write(record, "discovery.sendtargets.auth.password = chap\n")
     take_snapshot(home, store, store.host("pve1"))
     node.write("/etc/fstab", "# emptied\n")
-    node.write("/etc/iscsi/iscsid.conf", "# emptied\n")
+    node.write(record, "# emptied\n")
     whole = restore(cli, "HEAD", "/etc", "--dry-run")
     assert "skip  /etc/fstab  [bound to the old hardware" in whole.out
-    assert "skip  /etc/iscsi/iscsid.conf  [secret: name it" in whole.out
-    named = restore(cli, "HEAD", "/etc/fstab", "/etc/iscsi/iscsid.conf", "--dry-run")
-    assert "change  /etc/fstab" in named.out and "change  /etc/iscsi/iscsid.conf" in named.out
+    assert f"skip  {record}  [secret: name it" in whole.out
+    named = restore(cli, "HEAD", "/etc/fstab", record, "--dry-run")
+    assert "change  /etc/fstab" in named.out and f"change  {record}" in named.out
 
 
 def test_restore_to_a_directory(

@@ -2,7 +2,7 @@
 
 Each node is an ``sshd`` in its own mount + UTS namespace, listening on its
 own loopback address (127.x.y.z) and showing a realistic PVE 8 file tree at
-the real paths:
+the real paths (a PVE 9 one for pve9, pve10 and pve11):
 
 * ``/etc/pve`` is **Proxmox's own pmxcfs** (built by ../shared/pmxcfs/build.sh
   from the pve-cluster source), running in local mode (``pmxcfs -l``) in the
@@ -17,9 +17,10 @@ the real paths:
   machine;
 * ``/usr/sbin`` carries stand-ins for ``pveversion``, ``qm``, ``pct``,
   ``pvecm``, ``pvesm``, ``zpool`` and ``zfs`` whose output has the noise the
-  real ones have (PIDs, run states, dates, counters);
-* ``/root``, ``/home``, ``/var/spool``, ``/usr/local/bin``, ``/var/lib`` (an
-  overlay) and ``/run`` (a tmpfs) are the node's own.
+  real ones have (PIDs, run states, dates, counters), as PVE 8 or PVE 9
+  prints it;
+* ``/root``, ``/home``, ``/var/spool``, ``/usr/local/bin``, ``/usr/local/lib``
+  and ``/var/lib`` (overlays) and ``/run`` (a tmpfs) are the node's own.
 
 Needs root (mount namespaces, overlay mounts, FUSE) and OpenSSH's sshd. Used
 by the tests and by the benchmarks under bench/.
@@ -46,7 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pvegit.demo import WWW_DATA_GID, node_items, write_items
+from pve9 import PVE9_STAND_INS
+
+from pvegit.demo import FIXTURE_NODES, PVE9_CLUSTER, WWW_DATA_GID, node_items, write_items
 from pvegit.home import Home
 from pvegit.sshclient import scan_host_key
 from pvegit.store import Host, Store
@@ -622,6 +625,9 @@ class TestBed:
         (work / "pmxcfs").write_text(pmxcfs_launcher(self.pmxcfs))
         script = (
             "set -e\n"
+            # A failed write must not leave this pmxcfs running (it keeps the namespace).
+            "trap 'status=$?; pid=$(cat /run/pve-cluster.pid 2>/dev/null) && "
+            'kill -9 "$pid" 2>/dev/null; exit $status\' EXIT\n'
             f"hostname {hostname}\n"
             f"mount -t overlay overlay -o lowerdir=/etc,upperdir={work}/etc-upper,"
             f"workdir={work}/etc-work /etc\n"
@@ -658,14 +664,15 @@ class TestBed:
     def start(
         self, name: str = "pve1", *, node_name: str | None = None, hostname: str | None = None
     ) -> Node:
-        """Start a node called ``name`` (its fixture is cluster node ``node_name``).
+        """Start a node called ``name`` (its fixture is cluster node ``node_name``: pve1-3
+        run Proxmox VE 8, pve9-11 Proxmox VE 9).
 
         ``node_name="blank"``: a freshly installed node, pmxcfs running on an
         empty cluster file system and nothing of the fixture's configuration.
         ``hostname``: the node's own name (pmxcfs's built-in links point at
         nodes/HOSTNAME); by default the fixture's (a blank node: pve1).
         """
-        node_name = node_name or (name if name in ("pve1", "pve2", "pve3") else "pve1")
+        node_name = node_name or (name if name in FIXTURE_NODES else "pve1")
         hostname = hostname or (node_name if node_name != "blank" else "pve1")
         directory = self.base / f"node-{name}-{next(self._counter)}"
         directory.mkdir(parents=True)
@@ -688,6 +695,8 @@ class TestBed:
             "work/sbin",
             "upper/varlib/pve-cluster",
             "work/varlib",
+            "upper/locallib",
+            "work/locallib",
             "varlib-lower",
             "sbin",
             "home",
@@ -710,6 +719,8 @@ class TestBed:
         os.chown(directory / "upper/pve", 0, WWW_DATA_GID)
         os.chmod(directory / "upper/pve", 0o755)
         programs = dict(STAND_INS)
+        if node_name in PVE9_CLUSTER:
+            programs.update(PVE9_STAND_INS)
         if self.pmxcfs:
             # `pmxcfs -l` as the runbook says it; in a network namespace of its own.
             programs["pmxcfs"] = pmxcfs_launcher(self.pmxcfs)
@@ -720,6 +731,7 @@ class TestBed:
         home.mkdir()
         os.chown(home, BACKUP_UID, BACKUP_UID)
         (tree / "usr/local/bin").mkdir(parents=True, exist_ok=True)
+        (tree / "usr/local/lib").mkdir(parents=True, exist_ok=True)
         (tree / "var/spool").mkdir(parents=True, exist_ok=True)
 
         number = next(_address_counter)
@@ -746,6 +758,10 @@ class TestBed:
             f"mount --bind {tree}/root /root\n"
             f"mount --bind {tree}/var/spool /var/spool\n"
             f"mount --bind {tree}/usr/local/bin /usr/local/bin\n"
+            # PVE 9 pins NIC names with .link files in /usr/local/lib/systemd/network.
+            f"mount -t overlay overlay -o lowerdir={tree}/usr/local/lib:/usr/local/lib,"
+            f"upperdir={directory}/upper/locallib,workdir={directory}/work/locallib "
+            "/usr/local/lib\n"
             f"mount --bind {directory}/empty /usr/local/sbin\n"
             f"mount --bind {directory}/home /home\n"
             "mount -t tmpfs -o mode=755 tmpfs /run\n"

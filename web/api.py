@@ -18,12 +18,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from pvegit.categories import is_secret
 from pvegit.errors import ConfigError, NotFound
+from pvegit.filediff import read_diff
 from pvegit.history import commit_count, sync_index, timeline
-from pvegit.repo import HostRepository, count_lines, is_binary
+from pvegit.liveness import settle_runs, settled_run
+from pvegit.repo import HostRepository
 from pvegit.roles import OPERATOR, VIEWER, allows
 from pvegit.store import RUN_STATUSES, Host, Store, Token
+from pvegit.tarstream import display_path
 from web.context import context_of
 
 TOKEN_PREFIX = "pvegit_"
@@ -160,9 +162,10 @@ def runs(request: Request, user: str) -> list[dict[str, Any]]:
     if status is not None and status not in RUN_STATUSES:
         raise ApiError(400, f"status must be one of: {', '.join(RUN_STATUSES)}")
     limit = _number(request, "limit", 50, 1000)
-    found = context_of(request).store.runs(
-        request.query_params.get("host"), limit=limit, status=status
-    )
+    context = context_of(request)
+    host = request.query_params.get("host")
+    settle_runs(context.home, context.store, host)
+    found = context.store.runs(host, limit=limit, status=status)
     return [run.to_json() for run in found]
 
 
@@ -170,7 +173,8 @@ def runs(request: Request, user: str) -> list[dict[str, Any]]:
 def run(request: Request, user: str) -> dict[str, Any]:
     from web.views.runs import progress_of
 
-    found = context_of(request).store.run(request.path_params["id"])
+    context = context_of(request)
+    found = settled_run(context.home, context.store, request.path_params["id"])
     return {**found.to_json(), "progress": progress_of(found)}
 
 
@@ -226,19 +230,21 @@ def diff(request: Request, user: str) -> dict[str, Any]:
             old = parents[0] if parents else None
         files = []
         for change in repository.changes(old, new):
-            entry: dict[str, Any] = {"path": "/" + change.path, "change": change.change}
-            blobs = [
-                repository.read_blob(blob) if blob else b""
-                for blob in (change.old_id, change.new_id)
-            ]
-            if is_secret(change.path):
-                entry.update(kind="secret", sizes=[len(blob) for blob in blobs], diff=None)
-            elif any(is_binary(blob) for blob in blobs):
-                entry.update(kind="binary", sizes=[len(blob) for blob in blobs], diff=None)
+            found = read_diff(repository, change)
+            entry: dict[str, Any] = {
+                "path": "/" + display_path(change.path),
+                "change": change.change,
+                "kind": found.kind,
+            }
+            if found.kind == "text":
+                entry.update(
+                    added=found.added,
+                    removed=found.removed,
+                    masked=found.masked,
+                    diff=found.unified(),
+                )
             else:
-                text = repository.unified_diff(change)
-                added, removed = count_lines(text)
-                entry.update(kind="text", added=added, removed=removed, diff=text)
+                entry.update(sizes=[found.old_size, found.new_size], diff=None)
             files.append(entry)
     return {"host": host.name, "a": old, "b": new, "files": files}
 

@@ -22,8 +22,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from pvegit.config import Config
-from pvegit.errors import RepositoryDamaged
+from pvegit.errors import PvegitError, RepositoryDamaged
 from pvegit.home import Home
+from pvegit.liveness import settle_runs
 from pvegit.notify import Notifier, all_targets
 from pvegit.scheduler import Scheduler
 from pvegit.status import describe_age
@@ -230,6 +231,12 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if run_scheduler:
+            # The runs a previous serve left 'running' would keep their hosts
+            # off the schedule until the first housekeeping: settle them now.
+            try:
+                settle_runs(home, store)
+            except PvegitError as err:  # a full disk: serve still starts and says so
+                _log.error("could not settle the runs left running: %s", err)
             scheduler.start(tick_seconds, housekeeping=lambda: housekeeping(context, clock))
         yield
         scheduler.stop()
@@ -249,11 +256,13 @@ def create_app(
 
 
 def housekeeping(context: Context, clock: Callable[[], float]) -> None:
-    """Once a minute: tell about hosts that turned stale; forget runs past retention."""
+    """Once a minute: settle runs nobody runs any more (the scheduler's plan follows),
+    tell about hosts that turned stale, forget runs past retention."""
     from pvegit.notify import stale_event
     from pvegit.status import host_status
 
     store = context.store
+    settle_runs(context.home, store)
     latest = store.latest_runs()
     successes = store.latest_successes()
     for host in store.hosts():

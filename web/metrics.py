@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from pvegit.diskspace import disk_space
+from pvegit.liveness import settle_runs
 from pvegit.status import host_status
 from pvegit.store import RUN_STATUSES
 
@@ -25,6 +26,7 @@ class _PvegitCollector:
     def collect(self) -> Iterator[Metric]:
         context = self._context
         store = context.store
+        settle_runs(context.home, store)
         latest = store.latest_runs()
         successes = store.latest_successes()
         now = time.time()

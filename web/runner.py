@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from pvegit.diskspace import DEFAULT_RESERVE, DEFAULT_WARN_PERCENT
 from pvegit.errors import PvegitError
 from pvegit.home import Home
 from pvegit.inventory import InventoryLimits
+from pvegit.liveness import settle_runs
 from pvegit.notify import Notifier, events_for_run
 from pvegit.snapshot import SnapshotOptions, take_snapshot
 from pvegit.store import Host, Store
@@ -55,11 +55,15 @@ class RunLauncher:
             return self._active
 
     def launch(self, host: Host, *, trigger: str, actor: str | None) -> int:
-        """Queue a snapshot of ``host``; if one is already running, return that run's id."""
+        """Queue a snapshot of ``host``; if one is still being run, return that run's id.
+
+        "Still being run" is liveness.py's answer: a run whose process is gone,
+        or that is past its deadline, is recorded as failed and a new one starts.
+        """
         with self._lock:
-            for run in self._store.running_runs():
-                if run.host == host.name and _alive(run.pid):
-                    return run.id
+            running = settle_runs(self._home, self._store, host.name)
+            if running:
+                return running[0].id
             run_id = self._store.start_run(host.name, trigger, actor)
             self._active += 1
         options = SnapshotOptions(
@@ -70,8 +74,17 @@ class RunLauncher:
             warn_percent=self._warn_percent,
             inventory_limits=self._inventory_limits,
         )
-        self._pool.submit(self._run, host, options, run_id)
+        future = self._pool.submit(self._run, host, options, run_id)
+        future.add_done_callback(lambda done: self._cancelled(done, run_id))
         return run_id
+
+    def _cancelled(self, future: Future[None], run_id: int) -> None:
+        """A queued run dropped at shutdown: this process no longer runs it."""
+        if future.cancelled():
+            self._store.release_run(run_id)
+            with self._lock:
+                self._active -= 1
+                self._idle.notify_all()
 
     def _run(self, host: Host, options: SnapshotOptions, run_id: int) -> None:
         try:
@@ -120,16 +133,3 @@ class RunLauncher:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _alive(pid: int | None) -> bool:
-    """Is the process that recorded a run still there? (A dead one left it 'running'.)"""
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -27,6 +27,11 @@ Home: --home, else $PVEGIT_HOME, else /var/lib/pvegit (root) or
 ~/.local/share/pvegit.  Exit codes: 0 ok, 1 failed, 2 usage, 3 partial.
 """
 
+REVEAL_HELP = (
+    "show secret files and password lines as they are (by default secret files are not "
+    "shown and password lines are masked); written to the audit log"
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used by the tests that check the docs)."""
@@ -91,10 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("rev_b", nargs="?", metavar="REV_B", help="default: HEAD")
     diff.add_argument("--path", action="append", default=[], help="limit to PATH (repeatable)")
     diff.add_argument("--stat", action="store_true", help="only count lines per file")
+    diff.add_argument("--reveal", action="store_true", help=REVEAL_HELP)
 
     show = command("show", "history", "cmd_show", "show a commit, or a file at a revision")
     show.add_argument("name", metavar="NAME")
     show.add_argument("revision", metavar="REV[:PATH]")
+    show.add_argument("--reveal", action="store_true", help=REVEAL_HELP)
 
     export = command(
         "export", "history", "cmd_export", "write a revision as a .tar.gz with owners and modes"
@@ -123,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--to-dir",
         type=Path,
         metavar="DIR",
-        help="write the revision into a local directory instead of the node",
+        help="write the revision into a new local directory instead of the node (created "
+        "0700; an existing one must be empty, yours, and writable by no one else)",
     )
     restore.add_argument(
         "--write-interfaces",
@@ -138,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument(
         "--delete", action="store_true", help="delete files the node has but the revision does not"
     )
+    restore.add_argument(
+        "--accept-deletions",
+        action="store_true",
+        help="the node lost most of its files: let the snapshot before the restore record "
+        "the deletions (the mass-deletion guard holds it otherwise; audited)",
+    )
+    restore.add_argument(
+        "--keep-setuid",
+        action="store_true",
+        help="with --to-dir: keep setuid, setgid and sticky bits (dropped by default)",
+    )
 
     rescue = command(
         "rescue",
@@ -149,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     rescue.add_argument(
         "--host", metavar="NAME", help="the host in pvegit (default: ROOT/etc/hostname)"
     )
+
+    audit = command(
+        "audit", "audit", "cmd_audit", "who did what, newest first (restores with their state)"
+    )
+    audit.add_argument("name", nargs="?", metavar="NAME", help="only this host")
+    audit.add_argument("--action", metavar="ACTION", help="only this action, e.g. restore")
+    audit.add_argument("-n", type=int, default=50, dest="limit")
+    audit.add_argument("--json", action="store_true")
 
     runs = command("runs", "history", "cmd_runs", "list recent runs (all hosts or one)")
     runs.add_argument("name", nargs="?", metavar="NAME")
@@ -306,7 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
         "cmd_demo",
         "set up a simulated Proxmox node with some history, an admin user, and serve the UI",
     )
-    demo.add_argument("--name", default="pve-demo", help="host name of the demo node")
+    demo.add_argument(
+        "--name",
+        default="pve-demo",
+        help="host name of the demo node (pve9, pve10, pve11: a Proxmox VE 9 node; "
+        "pve1, pve2, pve3 and any other name: Proxmox VE 8)",
+    )
     demo.add_argument("--listen", default="127.0.0.1:8080", metavar="ADDR:PORT")
     demo.add_argument(
         "--no-serve", action="store_true", help="only set up (and print the admin password)"

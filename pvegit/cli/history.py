@@ -9,8 +9,10 @@ from pvegit.categories import normalize_node_path
 from pvegit.cli.common import actor, format_time, open_home, print_json
 from pvegit.errors import NotFound, PvegitError
 from pvegit.export import export_tarball
+from pvegit.filediff import file_content, read_diff
 from pvegit.home import Home
-from pvegit.repo import HostRepository, count_lines
+from pvegit.liveness import settle_runs
+from pvegit.repo import HostRepository
 from pvegit.runlog import open_repository
 from pvegit.tarstream import display_path
 
@@ -52,6 +54,16 @@ def cmd_log(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _kept_back(paths: list[str]) -> None:
+    """Say on stderr that secrets were kept back, and how to see them."""
+    if paths:
+        print(
+            f"pvegit: {len(paths)} file(s) hold secrets (secret files are not shown, "
+            "password lines are masked): --reveal shows them and is written to the audit log",
+            file=sys.stderr,
+        )
+
+
 def cmd_diff(arguments: argparse.Namespace) -> int:
     paths = [normalize_node_path(path) for path in arguments.path]
     with _repository(arguments) as repository:
@@ -61,25 +73,29 @@ def cmd_diff(arguments: argparse.Namespace) -> int:
         else:
             parents = repository.commit(new).parents
             old = parents[0] if parents else None
-        changes = repository.changes(old, new, paths)
-        out = sys.stdout
-        total_added = total_removed = 0
-        for change in changes:
-            text = repository.unified_diff(change)
-            if arguments.stat:
-                added, removed = count_lines(text)
-                total_added += added
-                total_removed += removed
-                out.write(
-                    f" /{display_path(change.path)} | +{added} -{removed} ({change.change})\n"
-                )
-            else:
-                out.write(text)
-        if arguments.stat:
+        diffs = [
+            read_diff(repository, change, reveal=arguments.reveal)
+            for change in repository.changes(old, new, paths)
+        ]
+    hidden = ["/" + diff.path for diff in diffs if diff.hidden]
+    if arguments.reveal and hidden:  # written down before anything is shown
+        _home, store = open_home(arguments)
+        store.audit(actor(), "secret shown", arguments.name, paths=hidden, a=old, b=new, via="cli")
+    out = sys.stdout
+    if arguments.stat:
+        for diff in diffs:
             out.write(
-                f" {len(changes)} files changed, {total_added} insertions(+), "
-                f"{total_removed} deletions(-)\n"
+                f" /{display_path(diff.path)} | +{diff.added} -{diff.removed} ({diff.change})\n"
             )
+        out.write(
+            f" {len(diffs)} files changed, {sum(diff.added for diff in diffs)} insertions(+), "
+            f"{sum(diff.removed for diff in diffs)} deletions(-)\n"
+        )
+    else:
+        for diff in diffs:
+            out.write(diff.unified())
+    if not arguments.reveal:
+        _kept_back(hidden)
     return 0
 
 
@@ -88,9 +104,7 @@ def cmd_show(arguments: argparse.Namespace) -> int:
     with _repository(arguments) as repository:
         commit_id = repository.resolve(revision or "HEAD")
         if path:
-            _, data = repository.read_file(commit_id, normalize_node_path(path))
-            sys.stdout.buffer.write(data)
-            return 0
+            return _show_file(arguments, commit_id, repository, normalize_node_path(path))
         commit = repository.commit(commit_id)
         print(f"commit {commit.commit_id}")
         print(f"Date:   {format_time(commit.time)}")
@@ -99,6 +113,32 @@ def cmd_show(arguments: argparse.Namespace) -> int:
         print()
         for change in repository.changes(commit.parents[0] if commit.parents else None, commit_id):
             print(f" {change.change:>8}  /{display_path(change.path)}")
+    return 0
+
+
+def _show_file(
+    arguments: argparse.Namespace, commit_id: str, repository: HostRepository, path: str
+) -> int:
+    """A file at a revision: whole and as it is (any size, binary too), except what the
+    content model keeps back (a secret file, password lines) unless --reveal."""
+    _, data = repository.read_file(commit_id, path)
+    content = file_content(path, data, reveal=arguments.reveal, max_bytes=None)
+    if arguments.reveal and content.hidden:
+        _home, store = open_home(arguments)
+        store.audit(
+            actor(), "secret shown", arguments.name, path=f"/{path}", commit=commit_id, via="cli"
+        )
+    if content.kind == "secret":
+        raise PvegitError(
+            f"/{display_path(path)} is a secret file: --reveal shows it (written to the audit log)"
+        )
+    if content.masked:
+        sys.stdout.write(content.text or "")
+        sys.stdout.flush()
+        _kept_back([path])
+        return 0
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
     return 0
 
 
@@ -228,7 +268,8 @@ def cmd_reindex(arguments: argparse.Namespace) -> int:
 
 
 def cmd_runs(arguments: argparse.Namespace) -> int:
-    _, store = open_home(arguments)
+    home, store = open_home(arguments)
+    settle_runs(home, store, arguments.name)
     runs = store.runs(arguments.name, limit=arguments.limit)
     if arguments.json:
         print_json([run.to_json() for run in runs])

@@ -15,6 +15,7 @@ from pvegit.categories import CATALOGUE, DEFAULT_CATEGORIES
 from pvegit.cli.common import actor, ask_yes, open_home, print_json
 from pvegit.errors import ConfigError, HostKeyError, PvegitError
 from pvegit.home import Home, default_home
+from pvegit.liveness import settle_runs
 from pvegit.store import Host, Store, validate_host_name
 
 
@@ -61,6 +62,8 @@ def cmd_categories(arguments: argparse.Namespace) -> int:
         print(f"{item.name} ({marker}): {item.description}")
         for path in item.paths:
             print(f"    /{path}")
+        for pattern in item.excludes:
+            print(f"    not /{pattern}")
         for name in item.commands:
             print(f"    $ {name}")
     return 0
@@ -173,7 +176,7 @@ def cmd_host_trust(arguments: argparse.Namespace) -> int:
 
 
 def cmd_host_list(arguments: argparse.Namespace) -> int:
-    _, store = open_home(arguments)
+    home, store = open_home(arguments)
     hosts = store.hosts()
     if arguments.json:
         print_json([host.to_json() for host in hosts])
@@ -181,6 +184,7 @@ def cmd_host_list(arguments: argparse.Namespace) -> int:
     if not hosts:
         print("no hosts yet: pvegit host add NAME --address ADDRESS")
         return 0
+    settle_runs(home, store)
     last = {run.host: run for run in reversed(store.runs(limit=1000))}
     print(f"{'NAME':<16} {'ADDRESS':<24} {'USER':<10} {'KEY':<7} LAST RUN")
     for host in hosts:

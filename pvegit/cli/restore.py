@@ -9,14 +9,9 @@ from pvegit.categories import normalize_node_path
 from pvegit.cli import EXIT_FAILED, EXIT_OK
 from pvegit.cli.common import actor, ask_yes, open_home
 from pvegit.errors import ConfigError
+from pvegit.extract import restore_to_directory
 from pvegit.repo import HostRepository
-from pvegit.restore import (
-    RestoreOptions,
-    RestorePlan,
-    describe,
-    restore_to_directory,
-    restore_to_node,
-)
+from pvegit.restore import RestoreOptions, RestorePlan, describe, restore_to_node
 
 
 def cmd_restore(arguments: argparse.Namespace) -> int:
@@ -24,13 +19,20 @@ def cmd_restore(arguments: argparse.Namespace) -> int:
     paths = [normalize_node_path(path, allow_pvegit=False) for path in arguments.paths]
     if arguments.to_dir is not None:
         with HostRepository(home.repo_path(arguments.name)) as repository:
-            count = restore_to_directory(repository, arguments.revision, arguments.to_dir, paths)
+            count = restore_to_directory(
+                repository,
+                arguments.revision,
+                arguments.to_dir,
+                paths,
+                keep_special_bits=arguments.keep_setuid,
+            )
         store.audit(
             actor(),
             "restore to directory",
             arguments.name,
             revision=arguments.revision,
             directory=str(arguments.to_dir),
+            keep_setuid=arguments.keep_setuid,
         )
         print(
             f"wrote {count} files of {arguments.name} at {arguments.revision} to {arguments.to_dir}"
@@ -46,6 +48,7 @@ def cmd_restore(arguments: argparse.Namespace) -> int:
         write_interfaces=arguments.write_interfaces,
         keep_corosync_version=arguments.keep_corosync_version,
         delete=arguments.delete,
+        accept_deletions=arguments.accept_deletions,
     )
 
     def confirm(plan: RestorePlan) -> bool:

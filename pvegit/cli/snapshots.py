@@ -119,6 +119,7 @@ def cmd_snapshot(arguments: argparse.Namespace) -> int:
         actor=actor(),
         force=arguments.force,
         io_timeout=arguments.timeout,
+        time_limit=config.run_timeout,
         reserve_bytes=config.storage_reserve_mb * 1024 * 1024,
         warn_percent=config.storage_warn_percent,
         inventory_limits=config.inventory_limits,

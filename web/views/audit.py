@@ -5,17 +5,28 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pvegit.restorelog import read_audit_log
 from pvegit.roles import ADMIN
 from web.context import context_of, render
 from web.guard import page
 
+# The badge style of each state of an entry written before its action (a restore).
+_BADGES = {
+    "running": "running",
+    "completed": "ok",
+    "failed": "failed",
+    "refused": "refused",
+    "interrupted": "failed",
+}
+
 
 @page(role=ADMIN)
 def audit_page(request: Request, user: str) -> Response:
-    store = context_of(request).store
+    context = context_of(request)
+    store = context.store
     host = request.query_params.get("host") or None
     action = request.query_params.get("action") or None
-    events = store.audit_events(limit=200, host=host, action=action)
+    events = read_audit_log(context.home, store, limit=200, host=host, action=action)
     actions = sorted({event["action"] for event in store.audit_events(limit=1000)})
     return render(
         request,
@@ -23,6 +34,7 @@ def audit_page(request: Request, user: str) -> Response:
         {
             "nav": "audit",
             "events": events,
+            "badges": _BADGES,
             "host": host or "",
             "action": action or "",
             "actions": actions,

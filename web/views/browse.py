@@ -12,16 +12,15 @@ from starlette.responses import Response
 
 from pvegit.categories import is_secret, normalize_node_path
 from pvegit.errors import ConfigError, NotFound
+from pvegit.filediff import file_content
 from pvegit.history import PathChange, find_commit, path_history, sync_index
-from pvegit.repo import SYMLINK_MODE, TREE_MODE, HostRepository, is_binary
+from pvegit.repo import SYMLINK_MODE, TREE_MODE, HostRepository
 from pvegit.store import Host
 from pvegit.tarstream import display_path, parse_display_path
 from web.context import context_of, render
 from web.diffs import build_diffs
 from web.guard import action, page
 from web.views.hosts import find_host
-
-MAX_SHOWN_BYTES = 1024 * 1024
 
 
 def _repository(request: Request, host: Host) -> HostRepository:
@@ -71,7 +70,7 @@ def commit_page(request: Request, user: str) -> Response:
             "diffs": diffs,
             "modes": modes,
             "split": _split(request),
-            "restore_paths": "\n".join("/" + diff.path for diff in diffs),
+            "restore_paths": "\n".join("/" + shown.file.path for shown in diffs),
         },
     )
 
@@ -177,13 +176,8 @@ def _file_page(
     history: list[PathChange],
     revealed: bool,
 ) -> Response:
-    """A file at a revision; secret content only when ``revealed`` (audited by the caller)."""
-    secret = is_secret(path)
-    binary = is_binary(data)
-    text = None
-    if not secret and not binary and len(data) <= MAX_SHOWN_BYTES:
-        text = data.decode("utf-8", "replace")
-    shown = data.decode("utf-8", "replace") if revealed and not binary else None
+    """A file at a revision, as the content model shows it: a secret file not at all and
+    secret lines masked, unless ``revealed`` (audited by the caller)."""
     return render(
         request,
         "file.html",
@@ -193,13 +187,9 @@ def _file_page(
             "commit_id": commit_id,
             "path": path,
             "crumbs": _crumbs(path),
-            "size": len(data),
-            "text": text,
-            "secret": secret,
+            "content": file_content(path, data, reveal=revealed),
             "link": link,
-            "binary": binary,
             "history": history,
-            "revealed": shown,
         },
     )
 
@@ -236,7 +226,8 @@ def history_page(request: Request, user: str) -> Response:
 
 @action
 async def reveal_secret(request: Request, user: str, form: FormData) -> Response:
-    """Show a secret file's content: an explicit step, written to the audit log."""
+    """Show a file with nothing kept back (a secret file, or one whose secret lines are
+    masked): an explicit step, written to the audit log."""
     context = context_of(request)
     host = find_host(request)
     path = _path(str(form.get("path", "")))
@@ -251,7 +242,14 @@ async def reveal_secret(request: Request, user: str, form: FormData) -> Response
                 raise HTTPException(404, str(err)) from err
 
     commit_id, data = await run_in_threadpool(read)
+    shown = file_content(path, data, reveal=True)
     await run_in_threadpool(
-        context.store.audit, user, "secret shown", host.name, path=f"/{path}", commit=commit_id
+        context.store.audit,
+        user,
+        "secret shown",
+        host.name,
+        path=f"/{path}",
+        commit=commit_id,
+        what="secret file" if is_secret(path) else "masked lines" if shown.hidden else "file",
     )
     return _file_page(request, host, commit_id, path, data, link=False, history=[], revealed=True)

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from pvegit.diskspace import Space, disk_space, low_space_warning
 from pvegit.history import IndexedCommit, last_change, recent_changes
 from pvegit.home import Home
+from pvegit.liveness import settle_runs
 from pvegit.scheduler import next_due
 from pvegit.status import HostStatus, host_status
 from pvegit.store import Host, Run
@@ -71,6 +72,7 @@ def fleet_rows(request: Request) -> list[HostRow]:
     """Every host with its status, last change and next scheduled run."""
     context = context_of(request)
     store = context.store
+    settle_runs(context.home, store)
     latest = store.latest_runs()
     successes = store.latest_successes()
     changes = last_change(store)
@@ -94,7 +96,7 @@ def dashboard(request: Request, user: str) -> Response:
     context = context_of(request)
     rows = fleet_rows(request)
     counts = {kind: sum(1 for row in rows if row.status.kind == kind) for kind in CARD_KINDS}
-    running: list[Run] = context.store.running_runs()
+    running: list[Run] = settle_runs(context.home, context.store)
     storage = storage_of(context.home)
     return render(
         request,

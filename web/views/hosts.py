@@ -17,6 +17,7 @@ from pvegit import hostconfig
 from pvegit.categories import CATALOGUE, DEFAULT_CATEGORIES
 from pvegit.errors import ConfigError, NotFound, PvegitError
 from pvegit.history import commit_count, sync_index, timeline
+from pvegit.liveness import settle_runs
 from pvegit.repo import HostRepository
 from pvegit.roles import ADMIN, OPERATOR
 from pvegit.status import host_status
@@ -249,6 +250,7 @@ def host_page(request: Request, user: str) -> Response:
         with HostRepository(repository_path) as repository:
             sync_index(store, repository, host.name)
     commits = timeline(store, host.name, limit=TIMELINE_PAGE, before=before)
+    settle_runs(context.home, store, host.name)
     runs = store.runs(host.name, limit=15)
     last_success = store.last_success(host.name)
     status = host_status(

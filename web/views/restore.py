@@ -46,6 +46,7 @@ def _form(form: FormData | dict[str, str]) -> dict[str, object]:
         "write_interfaces": bool(form.get("write_interfaces")),
         "keep_corosync_version": bool(form.get("keep_corosync_version")),
         "delete": bool(form.get("delete")),
+        "accept_deletions": bool(form.get("accept_deletions")),
     }
 
 
@@ -65,6 +66,7 @@ def _options(values: dict[str, object]) -> RestoreOptions:
         write_interfaces=bool(values["write_interfaces"]),
         keep_corosync_version=bool(values["keep_corosync_version"]),
         delete=bool(values["delete"]),
+        accept_deletions=bool(values["accept_deletions"]),
     )
 
 

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from pvegit.errors import NotFound
+from pvegit.liveness import settle_runs, settled_run
 from pvegit.store import RUN_STATUSES, Run
 from web.context import context_of, render
 from web.guard import page, stream
@@ -22,21 +23,25 @@ _POLL_SECONDS = 0.25
 
 
 def find_run(request: Request) -> Run:
+    """The run the URL names, settled if nobody runs it any more (404 if there is none)."""
+    context = context_of(request)
     try:
-        return context_of(request).store.run(request.path_params["id"])
+        return settled_run(context.home, context.store, request.path_params["id"])
     except NotFound as err:
         raise HTTPException(404, str(err)) from err
 
 
 @page
 def run_list(request: Request, user: str) -> Response:
-    store = context_of(request).store
+    context = context_of(request)
+    store = context.store
     host = request.query_params.get("host") or None
     status = request.query_params.get("status") or None
     if status is not None and status not in RUN_STATUSES:
         status = None
     before_text = request.query_params.get("before", "")
     before = int(before_text) if before_text.isdigit() else None
+    settle_runs(context.home, store, host)
     runs = store.runs(host, limit=PAGE, status=status, before=before)
     return render(
         request,
@@ -91,7 +96,7 @@ def progress_of(run: Run) -> dict[str, object]:
 @stream
 async def run_events(request: Request, user: str) -> Response:
     """Server-Sent Events: the run's progress until it ends."""
-    store = context_of(request).store
+    context = context_of(request)
     run = find_run(request)
 
     async def events() -> AsyncIterator[str]:
@@ -106,7 +111,7 @@ async def run_events(request: Request, user: str) -> Response:
                 yield "event: end\ndata: {}\n\n"
                 return
             await asyncio.sleep(_POLL_SECONDS)
-            current = await run_in_threadpool(store.run, run.id)
+            current = await run_in_threadpool(settled_run, context.home, context.store, run.id)
 
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}

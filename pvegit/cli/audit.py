@@ -1,0 +1,32 @@
+"""``pvegit audit``: who did what, as the web UI's audit page shows it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pvegit.cli.common import format_time, open_home, print_json
+from pvegit.restorelog import read_audit_log
+
+
+def cmd_audit(arguments: argparse.Namespace) -> int:
+    """Print the newest audit entries (a restore with its state: running, interrupted...)."""
+    home, store = open_home(arguments)
+    events = read_audit_log(
+        home, store, limit=arguments.limit, host=arguments.name, action=arguments.action
+    )
+    if arguments.json:
+        print_json(events)
+        return 0
+    print(f"{'WHEN':<19} {'WHO':<12} {'ACTION':<20} {'HOST':<14} {'STATE':<11} DETAILS")
+    for event in events:
+        details = " ".join(
+            f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+            for key, value in event["detail"].items()
+            if value is not None
+        )
+        print(
+            f"{format_time(event['at']):<19} {event['actor']:<12} {event['action']:<20} "
+            f"{event['host'] or '-':<14} {event['state'] or '-':<11} {details}"
+        )
+    return 0

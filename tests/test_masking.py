@@ -1,0 +1,204 @@
+"""The content model (pvegit.filediff) and its masked lines (pvegit.masking), unit by unit;
+tests/test_secret_lines.py checks every face on a real node."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pvegit.categories import (
+    is_runtime,
+    is_secret,
+    link_aliases,
+    matches_any,
+    resolve_link_path,
+    resolve_selection,
+)
+from pvegit.filediff import MAX_DIFF_BYTES, diff_contents, file_content
+from pvegit.masking import MASK, mask_lines
+from pvegit.repo import FileChange, render_unified_diff
+
+MASKED = [  # path, line, the secret value in it
+    ("etc/iscsi/iscsid.conf", "node.session.auth.password = Chap1", "Chap1"),
+    ("etc/iscsi/iscsid.conf", "node.session.auth.password_in=Chap 2", "Chap 2"),
+    ("etc/iscsi/iscsid.conf", "#discovery.sendtargets.auth.password = old", "old"),
+    ("etc/frr/frr.conf", "password zebra", "zebra"),
+    ("etc/frr/frr.conf", "enable password zebra", "zebra"),
+    ("etc/frr/frr.conf.local", " neighbor 10.0.0.2 password bgp-secret", "bgp-secret"),
+    ("etc/frr/frr.conf", " neighbor PEERS password 7 bgp", "bgp"),
+    ("etc/frr/frr.conf", " isis password md5 isis-secret", "isis-secret"),
+    ("etc/frr/frr.conf", " area-password clear area-secret", "area-secret"),
+    ("etc/frr/frr.conf", " ip ospf authentication-key ospf-key", "ospf-key"),
+    ("etc/frr/frr.conf", " ip ospf message-digest-key 1 md5 ospf-md5", "ospf-md5"),
+    ("etc/frr/frr.conf", "  key-string chain-secret", "chain-secret"),
+    ("etc/network/interfaces", "\twpa-psk wifi-secret", "wifi-secret"),
+    ("etc/network/interfaces.d/wlan", "    wpa-password wifi secret", "wifi secret"),
+    ("etc/network/interfaces.new", "\twireless-key s:wep-secret", "s:wep-secret"),
+    ("etc/systemd/network/wg0.netdev", "PrivateKey=wg-secret=", "wg-secret="),
+    ("etc/systemd/network/wg0.netdev", "PresharedKey = wg-psk=", "wg-psk="),
+    ("etc/fstab", "//nas/iso /mnt cifs username=u,password=cifs-secret,vers=3 0 0", "cifs-secret"),
+    ("etc/postfix/main.cf", "smtp_sasl_password_maps = static:me:mail-secret", "mail-secret"),
+    ("etc/pve/nodes/pve1/qemu-server/100.conf", "cipassword: $5$hash", "$5$hash"),
+    ("etc/pve/qemu-server/100.conf", "cipassword: $5$hash", "$5$hash"),  # through the link
+    ("etc/ppp/peers/provider", "password ppp-secret", "ppp-secret"),
+    ("etc/apt/apt.conf.d/80proxy", 'Acquire::http::Proxy "http://u:apt-pw@proxy:3142";', "apt-pw"),
+    ("etc/apt/sources.list", "deb https://u:repo-pw@repo.example.org/debian main", "repo-pw"),
+    ("usr/local/bin/job", "curl https://backup:script-pw@example.org/x", "script-pw"),
+]
+
+
+@pytest.mark.parametrize(("path", "line", "secret"), MASKED)
+def test_a_password_line_keeps_its_key_and_loses_its_value(
+    path: str, line: str, secret: str
+) -> None:
+    assert mask_lines(path, [line]) == ((line.replace(secret, MASK),), 1)
+
+
+@pytest.mark.parametrize(
+    ("path", "line"),
+    [
+        ("etc/frr/frr.conf", "router bgp 65001"),
+        ("etc/frr/frr.conf", "no password"),
+        ("etc/iscsi/iscsid.conf", "node.session.auth.username = pve"),
+        ("etc/network/interfaces", "\twpa-ssid lab"),
+        ("etc/network/interfaces", "\taddress 10.0.0.1/24"),
+        ("etc/pve/storage.cfg", "\tpassword is in priv/storage"),  # rules are per file
+        ("etc/apt/sources.list", "deb http://deb.debian.org/debian bookworm main"),
+        ("etc/fstab", "proc /proc proc defaults 0 0"),
+    ],
+)
+def test_other_lines_are_left_alone(path: str, line: str) -> None:
+    assert mask_lines(path, [line]) == ((line,), 0)
+
+
+def test_a_private_key_inside_any_file_is_masked_between_its_markers() -> None:
+    lines = [
+        "x=1",
+        "-----BEGIN OPENSSH PRIVATE KEY-----",
+        "b3BlbnNzaC",
+        "AAAA",
+        "-----END OPENSSH PRIVATE KEY-----",
+        "y",
+    ]
+    shown, count = mask_lines("usr/local/bin/deploy", lines)
+    assert shown == ("x=1", lines[1], MASK, MASK, lines[4], "y") and count == 2
+
+
+def test_pve_local_is_classified_where_it_leads() -> None:
+    assert resolve_link_path("etc/pve/local/pve-ssl.key") == "etc/pve/nodes/*/pve-ssl.key"
+    assert (
+        resolve_link_path("etc/pve/qemu-server/100.conf") == "etc/pve/nodes/*/qemu-server/100.conf"
+    )
+    assert resolve_link_path("etc/pve/localhost") == "etc/pve/localhost"
+    assert is_secret("etc/pve/local/pve-ssl.key") and is_secret("/etc/pve/local/pveproxy-ssl.key")
+    assert not is_secret("etc/pve/local/pve-ssl.pem")
+    assert is_runtime("etc/pve/local/lrm_status")
+    assert link_aliases("etc/pve/nodes/*/pve-ssl.key") == ("etc/pve/local/pve-ssl.key",)
+    assert link_aliases("etc/pve/nodes/pve2/pve-ssl.key") == ()  # another node's folder
+    assert set(link_aliases("etc/pve/nodes")) == {
+        "etc/pve/local",
+        "etc/pve/qemu-server",
+        "etc/pve/lxc",
+        "etc/pve/openvz",
+    }
+    assert link_aliases("etc/pve/nodes/*/qemu-server/1*.conf") == (
+        "etc/pve/local/qemu-server/1*.conf",
+        "etc/pve/qemu-server/1*.conf",
+    )
+    # tar matches the names it reads: the link's names are excluded on the node too.
+    selection = resolve_selection(["network"], ["/etc/pve/local/*"], ["/etc/pve/nodes/*/host.fw"])
+    for path in ("etc/pve/local/pve-ssl.key", "etc/pve/local/lrm_status", "etc/pve/local/host.fw"):
+        assert matches_any(selection.excludes, path), path
+    assert not matches_any(selection.excludes, "etc/pve/local/pve-ssl.pem")
+    with_secrets = resolve_selection(["network", "secrets"], ["/etc/pve/local/*"])
+    assert not matches_any(with_secrets.excludes, "etc/pve/local/pve-ssl.key")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "etc/iscsi/nodes/iqn.2024-01.org.example:store/10.0.0.5,3260,1/default",
+        "etc/iscsi/send_targets/10.0.0.5,3260/st_config",
+        "etc/postfix/sasl/sasl_passwd",
+        "etc/postfix/sasl_passwd.lmdb",
+        "etc/chrony/chrony.keys",
+        "etc/ppp/chap-secrets",
+        "etc/ppp/pap-secrets",
+        "etc/corosync/qdevice/net/nssdb/key4.db",
+        "etc/ssl/private/ssl-cert-snakeoil.key",
+    ],
+)
+def test_the_extended_secret_list(path: str) -> None:
+    assert is_secret(path)
+    assert matches_any(
+        resolve_selection(["cluster", "network", "storage", "system"]).excludes, path
+    )
+
+
+def test_iscsid_conf_is_collected_and_masked_not_secret() -> None:
+    assert not is_secret("etc/iscsi/iscsid.conf")
+    selection = resolve_selection(["storage"])
+    assert not matches_any(selection.excludes, "etc/iscsi/iscsid.conf")
+
+
+def _change(kind: str = "modified", path: str = "etc/frr/frr.conf") -> FileChange:
+    return FileChange(
+        path,
+        kind,
+        None if kind == "added" else 0o100644,
+        None if kind == "deleted" else 0o100644,
+        None if kind == "added" else "1" * 40,
+        None if kind == "deleted" else "2" * 40,
+    )
+
+
+def test_a_changed_password_is_a_changed_masked_line() -> None:
+    old = b"hostname pve1\npassword old-secret\nline vty\n"
+    new = b"hostname pve1\npassword new-secret\nline vty\n"
+    diff = diff_contents(_change(), old, new)
+    assert diff.kind == "text" and (diff.added, diff.removed, diff.masked) == (1, 1, 2)
+    assert diff.hidden and not diff.revealed
+    assert "-password ********\n+password ********\n" in diff.unified()
+    assert "secret" not in diff.unified() and diff.changed_lines() == [
+        "-password ********",
+        "+password ********",
+    ]
+    revealed = diff_contents(_change(), old, new, reveal=True)
+    assert revealed.hidden and revealed.masked == 0
+    assert "-password old-secret\n+password new-secret\n" in revealed.unified()
+
+
+def test_kinds_and_caps() -> None:
+    secret = diff_contents(_change(path="etc/pve/priv/token.cfg"), b"a 1\n", b"a 2\n")
+    assert secret.kind == "secret" and secret.lines == () and "2\n" not in secret.unified()
+    assert "Secret files a/etc/pve/priv/token.cfg" in secret.unified()
+    assert diff_contents(_change(path="etc/x"), b"\0", b"\0\1").kind == "binary"
+    big = b"x\n" * (MAX_DIFF_BYTES // 2)
+    assert diff_contents(_change(path="etc/x"), big, big + b"y\n").kind == "too-large"
+    long = diff_contents(_change(path="etc/x"), b"", b"a\n" * 50, max_lines=10)
+    assert long.truncated and len(long.lines) == 10 and long.added == 50
+    content = file_content("etc/frr/frr.conf", b"password x\nhostname h\n")
+    assert content.text == "password ********\nhostname h\n" and content.masked == 1
+    assert file_content("etc/pve/priv/token.cfg", b"t 1\n").text is None
+    assert file_content("etc/pve/priv/token.cfg", b"t 1\n", reveal=True).text == "t 1\n"
+    assert file_content("etc/x", b"x" * 10, max_bytes=5).kind == "too-large"
+
+
+def test_an_unmasked_diff_is_git_s_unified_diff_byte_for_byte() -> None:
+    """The CLI and the API print the model's unified text: for a file without secret lines
+    it is exactly what the git layer's render_unified_diff writes (odd line ends too)."""
+    rng = random.Random(7)
+    pieces = ["a\n", "b\n", "c\n", "d", "e\r\n", "\n", "f\x0c", "g\r", "ü\n"]
+    for _ in range(3000):
+        kind = rng.choice(["added", "modified", "deleted"])
+        old = (
+            b"" if kind == "added" else "".join(rng.choices(pieces, k=rng.randint(0, 12))).encode()
+        )
+        new = (
+            b""
+            if kind == "deleted"
+            else "".join(rng.choices(pieces, k=rng.randint(0, 12))).encode()
+        )
+        change = _change(kind, "etc/x")
+        assert diff_contents(change, old, new).unified() == render_unified_diff(change, old, new)
