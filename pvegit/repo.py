@@ -16,7 +16,6 @@ A repository whose files are damaged (see repocheck.py) is never read as
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import logging
 import os
@@ -556,12 +555,6 @@ class HostRepository:
             )
         return out
 
-    def unified_diff(self, change: FileChange, context: int = 3) -> str:
-        """A git-style diff of one change."""
-        old = self.read_blob(change.old_id) if change.old_id else b""
-        new = self.read_blob(change.new_id) if change.new_id else b""
-        return render_unified_diff(change, old, new, context)
-
     # -- writing -----------------------------------------------------------
 
     def file_ids(self, commit_id: str | None) -> dict[str, tuple[int, str]]:
@@ -845,45 +838,6 @@ def _sync_new_repository(path: Path) -> None:
             sync_directory(directory)
     sync_directory(path)
     sync_directory(path.parent)
-
-
-def render_unified_diff(change: FileChange, old: bytes, new: bytes, context: int = 3) -> str:
-    """Render one change as git renders it (``diff --git`` header, hunks)."""
-    path = change.path
-    lines = [f"diff --git a/{path} b/{path}"]
-    if change.change == "added":
-        lines.append(f"new file mode {change.new_mode:06o}")
-    elif change.change == "deleted":
-        lines.append(f"deleted file mode {change.old_mode:06o}")
-    elif change.old_mode != change.new_mode:
-        lines += [f"old mode {change.old_mode:06o}", f"new mode {change.new_mode:06o}"]
-    if is_binary(old) or is_binary(new):
-        lines.append(f"Binary files a/{path} and b/{path} differ")
-        return "\n".join(lines) + "\n"
-    old_lines = old.decode("utf-8", "replace").splitlines(keepends=True)
-    new_lines = new.decode("utf-8", "replace").splitlines(keepends=True)
-    hunks = difflib.unified_diff(
-        old_lines,
-        new_lines,
-        "/dev/null" if change.change == "added" else f"a/{path}",
-        "/dev/null" if change.change == "deleted" else f"b/{path}",
-        n=context,
-    )
-    body = "".join(
-        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in hunks
-    )
-    return "\n".join(lines) + "\n" + body
-
-
-def count_lines(diff_text: str) -> tuple[int, int]:
-    """Added and removed line counts of a unified diff."""
-    added = removed = 0
-    for line in diff_text.splitlines():
-        if line.startswith("+") and not line.startswith("+++"):
-            added += 1
-        elif line.startswith("-") and not line.startswith("---"):
-            removed += 1
-    return added, removed
 
 
 def _to_commit(commit: GitCommit) -> Commit:

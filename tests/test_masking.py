@@ -4,6 +4,8 @@ tests/test_secret_lines.py checks every face on a real node."""
 from __future__ import annotations
 
 import random
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +19,7 @@ from pvegit.categories import (
 )
 from pvegit.filediff import MAX_DIFF_BYTES, diff_contents, file_content
 from pvegit.masking import MASK, mask_lines
-from pvegit.repo import FileChange, render_unified_diff
+from pvegit.repo import FileChange
 
 MASKED = [  # path, line, the secret value in it
     ("etc/iscsi/iscsid.conf", "node.session.auth.password = Chap1", "Chap1"),
@@ -185,20 +187,30 @@ def test_kinds_and_caps() -> None:
     assert file_content("etc/x", b"x" * 10, max_bytes=5).kind == "too-large"
 
 
-def test_an_unmasked_diff_is_git_s_unified_diff_byte_for_byte() -> None:
+def test_an_unmasked_diff_applies_with_the_real_git(tmp_path: Path) -> None:
     """The CLI and the API print the model's unified text: for a file without secret lines
-    it is exactly what the git layer's render_unified_diff writes (odd line ends too)."""
+    the real ``git apply`` turns the old file into the new one with it (a missing final
+    newline on either side included)."""
     rng = random.Random(7)
-    pieces = ["a\n", "b\n", "c\n", "d", "e\r\n", "\n", "f\x0c", "g\r", "ü\n"]
-    for _ in range(3000):
+    pieces = ["a\n", "b\n", "c\n", "\n", "ü\n", "x = 1\n"]
+
+    def content() -> bytes:
+        text = "".join(rng.choices(pieces, k=rng.randint(0, 10)))
+        return (text + rng.choice(["", "d"])).encode()
+
+    for number in range(150):
         kind = rng.choice(["added", "modified", "deleted"])
-        old = (
-            b"" if kind == "added" else "".join(rng.choices(pieces, k=rng.randint(0, 12))).encode()
-        )
-        new = (
-            b""
-            if kind == "deleted"
-            else "".join(rng.choices(pieces, k=rng.randint(0, 12))).encode()
-        )
-        change = _change(kind, "etc/x")
-        assert diff_contents(change, old, new).unified() == render_unified_diff(change, old, new)
+        old = b"" if kind == "added" else content()
+        new = b"" if kind == "deleted" else content()
+        if old == new:
+            continue
+        work = tmp_path / str(number)
+        (work / "etc").mkdir(parents=True)
+        if kind != "added":
+            (work / "etc/x").write_bytes(old)
+        patch = work / "change.patch"
+        patch.write_text(diff_contents(_change(kind, "etc/x"), old, new).unified())
+        subprocess.run(["git", "apply", "change.patch"], cwd=work, check=True, capture_output=True)
+        assert (work / "etc/x").exists() == (kind != "deleted")
+        if kind != "deleted":
+            assert (work / "etc/x").read_bytes() == new

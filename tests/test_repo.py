@@ -7,13 +7,13 @@ import pytest
 from conftest import git
 
 from pvegit.errors import ConfigError, LockTimeout, NotFound
+from pvegit.filediff import read_diff
 from pvegit.locks import exclusive
 from pvegit.repo import (
     EXECUTABLE_MODE,
     FILE_MODE,
     SYMLINK_MODE,
     HostRepository,
-    count_lines,
     prepare_tree,
 )
 
@@ -53,9 +53,9 @@ def test_commit_only_when_the_tree_changes(tmp_path: Path) -> None:
     assert [c.commit_id for c in repository.log()] == [second, first]
     changes = repository.changes(first, second)
     assert [(c.path, c.change) for c in changes] == [("etc/hosts", "modified")]
-    diff = repository.unified_diff(changes[0])
-    assert "+10.0.0.1 pve1" in diff
-    assert count_lines(diff) == (1, 0)
+    diff = read_diff(repository, changes[0])
+    assert "+10.0.0.1 pve1" in diff.unified()
+    assert (diff.added, diff.removed) == (1, 0)
     # What a user sees with the real git client.
     assert git("--git-dir", str(tmp_path / "pve1.git"), "fsck", "--strict") == ""
     tree = git("--git-dir", str(tmp_path / "pve1.git"), "ls-tree", "-r", "HEAD")
