@@ -27,11 +27,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pvegit.categories import PMXCFS_LINKS
 from pvegit.tarstream import Entry, check_member_name
 
 CONFIG_DB = "var/lib/pve-cluster/config.db"
 _DIRECTORY, _FILE = 4, 8
-BUILTIN_LINKS = ("local", "qemu-server", "lxc", "openvz")
 # pmxcfs's own limit is 128 MiB; a bigger file on a rescued disk is not its database.
 _MAX_DATABASE_BYTES = 512 * 1024 * 1024
 
@@ -149,14 +149,8 @@ def _build_tree(rows: list[tuple[object, ...]], node_name: str) -> RescuedTree:
         else:
             problems.append(f"config.db: {relative!r} has unknown type {kind}; skipped")
     entries["etc/pve"] = Entry("etc/pve", "dir", b"", 0o755, "root", "www-data")
-    targets = {
-        "local": f"nodes/{node_name}",
-        "qemu-server": f"nodes/{node_name}/qemu-server",
-        "lxc": f"nodes/{node_name}/lxc",
-        "openvz": f"nodes/{node_name}/openvz",
-    }
-    for link, target in targets.items():
-        entries[f"etc/pve/{link}"] = Entry(
-            f"etc/pve/{link}", "symlink", target.encode(), 0o777, "root", "www-data"
-        )
+    # pmxcfs's built-in links, as it shows them on this node.
+    for link, inside in PMXCFS_LINKS.items():
+        target = f"nodes/{node_name}/{inside}".rstrip("/")
+        entries[link] = Entry(link, "symlink", target.encode(), 0o777, "root", "www-data")
     return tree
