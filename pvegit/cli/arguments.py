@@ -60,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     host_commands.required = True
     add_host_parsers(host_commands)
 
-    snapshot = command("snapshot", "snapshots", "cmd_snapshot", "take snapshots now")
+    snapshot = command(
+        "snapshot",
+        "snapshots",
+        "cmd_snapshot",
+        "take snapshots now (each cut off after [server] run_timeout in pvegit.toml)",
+    )
     snapshot.add_argument("names", nargs="*", metavar="NAME", help="hosts to snapshot")
     snapshot.add_argument("--all", action="store_true", help="snapshot every host")
     snapshot.add_argument("--json", action="store_true", help="print the runs as JSON")
