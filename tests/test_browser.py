@@ -62,8 +62,8 @@ def browser():  # type: ignore[no-untyped-def]
         instance.close()
 
 
-# A snapshot's inventory commands (apt-mark showmanual, systemctl list-unit-files) take
-# seconds each on a loaded 2-core machine: the run page may wait longer than a click.
+# A snapshot on a loaded 2-core machine (Chromium, the node, serve and its run) can take
+# longer than a click: the run page may wait up to two minutes.
 RUN_TIMEOUT_MS = 120_000
 
 

@@ -168,6 +168,42 @@ END
 printf 'rpool\tfilesystem\nrpool/ROOT\tfilesystem\nrpool/ROOT/pve-1\tfilesystem\n'
 printf 'rpool/data\tfilesystem\nrpool/data/vm-100-disk-0\tvolume\n'
 """,
+    # The machine's own apt-mark and systemctl would report the test machine (not a
+    # PVE node) and cost ~1.5 s of CPU each per snapshot: a node's answers instead,
+    # in their real formats (newest apt lists in any order; systemd 252's columns).
+    "apt-mark": r"""#!/bin/sh
+[ "$1" = "showmanual" ] || exec /usr/bin/apt-mark "$@"
+for package in zfsutils-linux proxmox-ve postfix open-iscsi chrony ifupdown2 \
+    openssh-server htop vim; do echo "$package"; done
+""",
+    "systemctl": r"""#!/bin/sh
+case " $* " in
+*" list-unit-files "*)
+    cat <<'END'
+chrony.service                  enabled enabled
+corosync.service                enabled enabled
+cron.service                    enabled enabled
+ksmtuned.service                enabled enabled
+lxc.service                     enabled enabled
+postfix.service                 enabled enabled
+pve-cluster.service             enabled enabled
+pve-firewall.service            enabled enabled
+pve-guests.service              enabled enabled
+pve-ha-crm.service              enabled enabled
+pve-ha-lrm.service              enabled enabled
+pvedaemon.service               enabled enabled
+pveproxy.service                enabled enabled
+pvescheduler.service            enabled enabled
+pvestatd.service                enabled enabled
+ssh.service                     enabled enabled
+zfs-import-cache.service        enabled enabled
+zfs-mount.service               enabled enabled
+pve-daily-update.timer          enabled enabled
+END
+    ;;
+*) exec /usr/bin/systemctl "$@" ;;
+esac
+""",
 }
 
 
