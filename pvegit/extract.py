@@ -1,9 +1,12 @@
 """``restore --to-dir``: a revision written into a local directory, safely.
 
-pvegit runs as root, and the directory may be named where another local user
-can write (their home, a shared folder), so a link swapped in at the right
-moment must never carry a root-owned file elsewhere:
+pvegit runs as root, so a link another local user puts in its way must never
+carry a root-owned file elsewhere:
 
+* the way to the target is walked from / by ``pathwalk.open_parent``: every
+  directory on it opened with ``O_NOFOLLOW``, and only when no one but root
+  and the running user can change it (sticky directories like /tmp aside), a
+  link followed only when it is theirs in such a directory;
 * the target is created by pvegit (mode 0700), or is an empty directory owned
   by the user running pvegit that no one else can write to; it is opened once
   (``O_NOFOLLOW``, ``O_DIRECTORY``) and checked on that descriptor;
@@ -17,7 +20,6 @@ moment must never carry a root-owned file elsewhere:
 
 from __future__ import annotations
 
-import contextlib
 import grp
 import os
 import pwd
@@ -27,6 +29,7 @@ from pathlib import Path
 from pvegit.errors import ConfigError, PvegitError
 from pvegit.export import pmxcfs_mode
 from pvegit.metadata import METADATA_PATH, PathInfo, is_pmxcfs_path, parse_metadata
+from pvegit.pathwalk import open_parent, user_name
 from pvegit.repo import EXECUTABLE_MODE, SYMLINK_MODE, HostRepository
 from pvegit.restore import wanted_paths
 from pvegit.tarstream import display_path
@@ -52,7 +55,9 @@ def restore_to_directory(
     Owners apply when running as root; modes are the recorded ones (pmxcfs's
     under /etc/pve) without setuid, setgid and sticky bits unless
     ``keep_special_bits``. Raises ConfigError for an unusable directory or
-    path, PvegitError when a write fails (what was written stays there).
+    path (one on a way another user could change included: see
+    ``pathwalk.open_parent``), PvegitError when a write fails (what was
+    written stays there).
     """
     commit_id = repository.resolve(revision)
     files = repository.file_ids(commit_id)
@@ -88,19 +93,16 @@ def restore_to_directory(
 
 def _open_target(directory: Path) -> int:
     """Create (or accept) the target directory and return a descriptor of it."""
-    target = Path(os.path.abspath(directory))
-    if target.name in ("", ".", ".."):
-        raise ConfigError(f"{directory} cannot be restored into: name a new directory")
+    parent, name = open_parent(directory)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        parent = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as err:
-        raise ConfigError(f"cannot use {target.parent}: {err.strerror or err}") from err
-    try:
-        with contextlib.suppress(FileExistsError):  # checked below, on the descriptor
-            os.mkdir(target.name, 0o700, dir_fd=parent)
         try:
-            descriptor = os.open(target.name, _DIRECTORY, dir_fd=parent)
+            os.mkdir(name, 0o700, dir_fd=parent)
+        except FileExistsError:
+            pass  # checked below, on the descriptor
+        except OSError as err:
+            raise ConfigError(f"cannot make {directory}: {err.strerror or err}") from err
+        try:
+            descriptor = os.open(name, _DIRECTORY, dir_fd=parent)
         except OSError as err:
             raise ConfigError(
                 f"{directory} is a link or not a directory ({err.strerror}): name a new "
@@ -123,7 +125,7 @@ def _unusable(descriptor: int) -> str | None:
     status = os.fstat(descriptor)
     if status.st_uid != os.geteuid():
         return (
-            f"belongs to {_user_name(status.st_uid)}, not to the user running pvegit "
+            f"belongs to {user_name(status.st_uid)}, not to the user running pvegit "
             "(its owner could swap links into it)"
         )
     if status.st_mode & 0o022:
@@ -131,13 +133,6 @@ def _unusable(descriptor: int) -> str | None:
     if os.listdir(descriptor):
         return "is not an empty directory (a link already in it would carry the files away)"
     return None
-
-
-def _user_name(uid: int) -> str:
-    try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"
 
 
 class _Writer:

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from faults import pvegit_command
 
 from pvegit.demo import DemoNode
 from pvegit.home import Home
+from pvegit.metadata import METADATA_PATH as META
 from pvegit.snapshot import take_snapshot
 from pvegit.store import Host, Store
 
@@ -68,8 +69,8 @@ def owned_by_other_user(path: Path) -> Path:
     return path
 
 
-def gated_revision(home: Home, content: bytes) -> tuple[str, Path, bytes]:
-    """A commit on top of HEAD whose /etc/hosts is ``content``, stored as a loose object
+def gated_revision(home: Home, path: str, content: bytes) -> tuple[str, Path, bytes]:
+    """A commit on top of HEAD whose ``path`` is ``content``, stored as a loose object
     that is a FIFO: reading it blocks a restore until the test writes the object.
 
     Returns the commit, the FIFO and the object's bytes.
@@ -88,7 +89,7 @@ def gated_revision(home: Home, content: bytes) -> tuple[str, Path, bytes]:
     index = {"GIT_INDEX_FILE": str(home.root / "gate-index"), **os.environ}
     for command in (
         ["read-tree", "HEAD"],
-        ["update-index", "--add", "--cacheinfo", f"100644,{blob},etc/hosts"],
+        ["update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"],
     ):
         subprocess.run(["git", "--git-dir", repository, *command], env=index, check=True)
     tree = subprocess.run(
@@ -107,6 +108,30 @@ def gated_revision(home: Home, content: bytes) -> tuple[str, Path, bytes]:
     return commit, loose, data
 
 
+def restore_meanwhile(
+    home: Home, commit: str, target: Path, fifo: Path, data: bytes, meanwhile: Callable[[], None]
+) -> subprocess.CompletedProcess[bytes]:
+    """Run a real ``pvegit restore --to-dir``; do ``meanwhile`` while it waits on ``fifo``."""
+    process = subprocess.Popen(
+        pvegit_command(home, "restore", "pve1", commit, "--to-dir", str(target)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        gate = open_when_read(fifo, process)
+        try:
+            meanwhile()
+            os.write(gate, data)
+        finally:
+            os.close(gate)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            process.communicate()
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
 def open_when_read(fifo: Path, process: subprocess.Popen[bytes]) -> int:
     """Open ``fifo`` for writing once the restore has opened it for reading."""
     deadline = time.monotonic() + 60
@@ -121,39 +146,132 @@ def open_when_read(fifo: Path, process: subprocess.Popen[bytes]) -> int:
         time.sleep(0.01)
 
 
-def test_a_directory_swapped_for_a_link_mid_restore_gets_nothing(
+def test_the_target_swapped_for_a_link_mid_restore_gets_nothing(
     home: Home, store: Store, demo_host: Host, shared: Path
 ) -> None:
-    commit, fifo, data = gated_revision(home, b"# the gate\n")
-    mallory = owned_by_other_user(shared / "mallory")
+    """Every write is relative to the target's descriptor: even a swap no other user could
+    make (the target's directory is root's, so root makes it here) carries nothing away."""
+    commit, fifo, data = gated_revision(home, "etc/hosts", b"# the gate\n")
     victim = shared / "victim"  # a stand-in for /: the link could point there
     (victim / "etc").mkdir(parents=True)
-    target = mallory / "restored"
-    process = subprocess.Popen(
-        pvegit_command(home, "restore", "pve1", commit, "--to-dir", str(target)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        gate = open_when_read(fifo, process)
-        try:
-            # The restore has written the files before /etc/hosts and waits for its
-            # object: the other user moves the directory away and puts a link there.
-            as_other_user("mv restored restored.moved && ln -s ../victim restored", cwd=mallory)
-            os.write(gate, data)
-        finally:
-            os.close(gate)
-        _, err = process.communicate(timeout=120)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0, err.decode()
+    target = shared / "restored"
+
+    def swap() -> None:
+        # The restore has written the files before /etc/hosts and waits for its object.
+        target.rename(shared / "restored.moved")
+        target.symlink_to("victim")
+
+    finished = restore_meanwhile(home, commit, target, fifo, data, swap)
+    assert finished.returncode == 0, finished.stderr.decode()
     assert list(victim.rglob("*")) == [victim / "etc"], "files landed where the link points"
-    moved = mallory / "restored.moved"
+    moved = shared / "restored.moved"
     assert (moved / "etc/hosts").read_bytes() == b"# the gate\n"
     assert (moved / "etc/pve/storage.cfg").is_file()  # written after the swap, in its place
     assert moved.stat().st_uid == 0 and moved.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_directory_on_the_way_swapped_for_a_link_before_the_target_is_made_gets_nothing(
+    home: Home, store: Store, demo_host: Host, shared: Path
+) -> None:
+    metadata = git("--git-dir", str(home.repo_path("pve1")), "cat-file", "blob", "HEAD:" + META)
+    commit, fifo, data = gated_revision(home, META, metadata.encode() + b"# the gate\n")
+    mallory = owned_by_other_user(shared / "mallory")
+    as_other_user("mkdir work", cwd=mallory)
+    victim = shared / "victim"
+    victim.mkdir()
+    # The metadata is read before the target is made: the other user swaps the
+    # directory that is to hold it for a link to the stand-in for /.
+    finished = restore_meanwhile(
+        home,
+        commit,
+        mallory / "work/out",
+        fifo,
+        data,
+        lambda: as_other_user("mv work work.moved && ln -s ../victim work", cwd=mallory),
+    )
+    assert finished.returncode == 1
+    assert f"{mallory} belongs to {OTHER_USER}" in finished.stderr.decode()
+    assert list(victim.iterdir()) == [] and list((mallory / "work.moved").iterdir()) == []
+
+
+def test_links_another_user_could_change_are_not_followed(
+    cli, home: Home, demo_host: Host, shared: Path
+) -> None:  # type: ignore[no-untyped-def]
+    victim = shared / "victim"
+    victim.mkdir()
+    # Their directory with their link in it, there before the restore starts.
+    mallory = owned_by_other_user(shared / "mallory")
+    as_other_user("ln -s ../victim work", cwd=mallory)
+    refused = cli("restore", "pve1", "HEAD", "--to-dir", str(mallory / "work/out"))
+    assert refused.code == 1 and f"{mallory} belongs to {OTHER_USER}" in refused.err, refused.err
+    # Their link in a sticky directory like /tmp: only they could replace it.
+    sticky = shared / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    as_other_user("ln -s ../victim theirs", cwd=sticky)
+    refused = cli("restore", "pve1", "HEAD", "--to-dir", str(sticky / "theirs/out"))
+    assert refused.code == 1, refused.err
+    assert f"{sticky}/theirs is a link of {OTHER_USER}" in refused.err, refused.err
+    assert "it points to ../victim now" in refused.err
+    # Root's own link, in a directory its group can write: the group could replace it.
+    grouped = shared / "grouped"
+    grouped.mkdir()
+    grouped.chmod(0o775)
+    (grouped / "link").symlink_to("../victim")
+    refused = cli("restore", "pve1", "HEAD", "--to-dir", str(grouped / "link/out"))
+    assert refused.code == 1, refused.err
+    assert f"{grouped} is writable by its group (mode 0775)" in refused.err, refused.err
+    assert list(victim.iterdir()) == []
+
+
+def test_only_sticky_directories_others_can_write_are_passed(
+    cli, home: Home, demo_host: Host, shared: Path
+) -> None:  # type: ignore[no-untyped-def]
+    for mode, who in ((0o770, "its group"), (0o777, "everyone")):
+        open_place = shared / f"open-{mode:o}"
+        open_place.mkdir()
+        open_place.chmod(mode)
+        refused = cli("restore", "pve1", "HEAD", "--to-dir", str(open_place / "deeper/out"))
+        assert refused.code == 1, refused.err
+        assert f"{open_place} is writable by {who} (mode 0{mode:o})" in refused.err, refused.err
+        assert list(open_place.iterdir()) == []  # nothing made in it either
+    sticky = shared / "sticky"  # like /tmp
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    theirs = sticky / "theirs"
+    as_other_user("mkdir theirs", cwd=sticky)
+    refused = cli("restore", "pve1", "HEAD", "--to-dir", str(theirs / "out"))
+    assert refused.code == 1, refused.err
+    assert f"{theirs} is a directory of {OTHER_USER}" in refused.err, refused.err
+    assert list(theirs.iterdir()) == []
+    result = cli("restore", "pve1", "HEAD", "--to-dir", str(sticky / "out"))
+    assert result.code == 0, result.err
+    assert (sticky / "out/etc/pve/storage.cfg").is_file()
+    assert (sticky / "out").stat().st_uid == 0
+
+
+def test_links_of_your_own_on_the_way_are_followed(
+    cli, home: Home, demo_host: Host, shared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    real = shared / "deep/real"
+    real.mkdir(parents=True)
+    (shared / "scratch").symlink_to("deep/real")  # root's, where only root writes
+    result = cli("restore", "pve1", "HEAD", "--to-dir", str(shared / "scratch/new/out"))
+    assert result.code == 0, result.err
+    assert (real / "new/out/etc/pve/storage.cfg").is_file()
+    assert (real / "new").stat().st_mode & 0o777 == 0o700  # made on the way, root's alone
+    sticky = shared / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    (sticky / "mine").symlink_to(real)  # root's link in a sticky directory: only root's to change
+    result = cli("restore", "pve1", "HEAD", "--to-dir", str(sticky / "mine/second"))
+    assert result.code == 0, result.err
+    assert (real / "second/etc/pve/storage.cfg").is_file()
+    # A relative path, and ".." after a link, go where the kernel would take them.
+    monkeypatch.chdir(shared)
+    result = cli("restore", "pve1", "HEAD", "--to-dir", "scratch/../relative")
+    assert result.code == 0, result.err
+    assert (shared / "deep/relative/etc/pve/storage.cfg").is_file()
 
 
 def test_the_target_must_be_new_or_an_empty_directory_of_ours(

@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="write the revision into a new local directory instead of the node (created "
-        "0700; an existing one must be empty, yours, and writable by no one else)",
+        "0700; an existing one must be empty, yours, and writable by no one else; the way "
+        "to it must be changeable only by root and you, /tmp-like sticky directories aside)",
     )
     restore.add_argument(
         "--write-interfaces",
