@@ -4,10 +4,13 @@ tests/test_secret_lines.py checks every face on a real node."""
 from __future__ import annotations
 
 import random
+import string
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pvegit.categories import (
     is_runtime,
@@ -85,6 +88,102 @@ def test_a_private_key_inside_any_file_is_masked_between_its_markers() -> None:
     ]
     shown, count = mask_lines("usr/local/bin/deploy", lines)
     assert shown == ("x=1", lines[1], MASK, MASK, lines[4], "y") and count == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "line", "shown"),
+    [
+        (  # a key in a shell variable, its line breaks written as \n
+            "usr/local/bin/deploy.sh",
+            'CERT_KEY="-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg\\n-----END PRIVATE KEY-----"',
+            f'CERT_KEY="-----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY-----"',
+        ),
+        (  # in a JSON string, with text after it
+            "etc/pve/nodes/pve1/config",
+            '{"key": "-----BEGIN EC PRIVATE KEY-----\\nMHcCAQ\\n-----END EC PRIVATE KEY-----\\n"}',
+            f'{{"key": "-----BEGIN EC PRIVATE KEY-----{MASK}-----END EC PRIVATE KEY-----\\n"}}',
+        ),
+        (  # two keys on one line, and what lies between them kept
+            "etc/x.json",
+            '["-----BEGIN RSA PRIVATE KEY-----\\nAAA\\n-----END RSA PRIVATE KEY-----", '
+            '"-----BEGIN OPENSSH PRIVATE KEY-----b3Bl-----END OPENSSH PRIVATE KEY-----"]',
+            f'["-----BEGIN RSA PRIVATE KEY-----{MASK}-----END RSA PRIVATE KEY-----", '
+            f'"-----BEGIN OPENSSH PRIVATE KEY-----{MASK}-----END OPENSSH PRIVATE KEY-----"]',
+        ),
+    ],
+)
+def test_a_private_key_on_one_line_is_masked_between_its_markers(
+    path: str, line: str, shown: str
+) -> None:
+    assert mask_lines(path, [line]) == ((shown,), 1)
+    assert mask_lines(path, [shown]) == ((shown,), 0)  # masking twice changes nothing
+
+
+def test_a_private_key_beginning_and_ending_inside_lines_is_masked_whole() -> None:
+    lines = [
+        'KEY="-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC',
+        "BKcwggSjAgEAAoIBAQC7",
+        "",
+        'QIDAQAB\\n-----END PRIVATE KEY-----" # the deploy key',
+        "URL=http://example.org",
+    ]
+    shown, count = mask_lines("usr/local/bin/deploy", lines)
+    assert shown == (
+        f'KEY="-----BEGIN PRIVATE KEY-----{MASK}',
+        MASK,
+        "",
+        f'{MASK}-----END PRIVATE KEY-----" # the deploy key',
+        "URL=http://example.org",
+    )
+    assert count == 3
+
+
+@given(
+    st.text(alphabet=string.ascii_letters + string.digits + "+/=\\", min_size=1),
+    st.text(alphabet=string.ascii_letters + ' ="{}:', max_size=20),
+)
+def test_no_part_of_a_one_line_key_is_shown(body: str, around: str) -> None:
+    line = f"{around}-----BEGIN PRIVATE KEY-----{body}-----END PRIVATE KEY-----{around}"
+    expected = f"{around}-----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY-----{around}"
+    assert mask_lines("etc/anything", [line]) == ((expected,), 1)
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        # '@' and '/' unencoded in the password: it runs to the URL's last '@'.
+        (
+            'Acquire::http::Proxy "http://bob:p@ss/w0rd@proxy:3142";',
+            f'Acquire::http::Proxy "http://bob:{MASK}@proxy:3142";',
+        ),
+        ("http://bob:p:a@ss@proxy/x", f"http://bob:{MASK}@proxy/x"),
+        # an e-mail address as the user name
+        ("https://bob@example.org:pw@proxy/", f"https://bob@example.org:{MASK}@proxy/"),
+        # two URLs on a line, each its own
+        ("ftp://u:pw1@h/x http://v:pw2@k/", f"ftp://u:{MASK}@h/x http://v:{MASK}@k/"),
+        ('{"a":"http://u:pw@h","b":"x@y"}', f'{{"a":"http://u:{MASK}@h","b":"x@y"}}'),
+        # an '@' in the path after a password: more is masked, never less
+        ("https://u:tok@registry.example.org/@scope/pkg", f"https://u:{MASK}@scope/pkg"),
+        # no password: left alone
+        ("http://user@host:8080/path", "http://user@host:8080/path"),
+        (
+            "git+ssh://git@host.example.org:org/repo.git",
+            "git+ssh://git@host.example.org:org/repo.git",
+        ),
+        ("http://[::1]:3128/", "http://[::1]:3128/"),
+        ("ssh://root@10.0.0.1:22", "ssh://root@10.0.0.1:22"),
+        ("http://u:@host/", "http://u:@host/"),
+    ],
+)
+def test_a_password_in_a_url_is_masked_whole(line: str, shown: str) -> None:
+    assert mask_lines("etc/apt/apt.conf.d/80proxy", [line]) == ((shown,), int(line != shown))
+
+
+@given(st.text(alphabet=string.ascii_letters + string.digits + "@/:#?%!$&*+,;=-._~", min_size=1))
+def test_no_part_of_a_url_password_is_shown(password: str) -> None:
+    line = f'Acquire::http::Proxy "http://user:{password}@proxy.example.org:3142";'
+    expected = f'Acquire::http::Proxy "http://user:{MASK}@proxy.example.org:3142";'
+    assert mask_lines("etc/apt/apt.conf.d/80proxy", [line])[0] == (expected,)
 
 
 def test_pve_local_is_classified_where_it_leads() -> None:
