@@ -6,7 +6,9 @@ diff`` and ``show``), so a file is classified once, the same way everywhere:
 
 * ``secret``: a secret file (pvegit.categories.is_secret, through the
   built-in links): named and sized, never shown;
-* ``binary``: git's rule (a NUL byte in the first 8000 bytes);
+* ``binary``: git's rule (a NUL byte in the first 8000 bytes); not shown on a
+  page, and where a face writes its bytes (``pvegit show``) they are masked
+  like a text file's;
 * ``too-large``: more than the cap (a diff: both sides together; a file:
   itself), so a page or a terminal never gets megabytes;
 * ``text``: shown, with the secret lines of pvegit.masking masked.
@@ -114,20 +116,27 @@ class FileDiff:
 
 @dataclass(frozen=True)
 class FileContent:
-    """A file at a revision, classified, with its text as it may be shown."""
+    """A file at a revision, classified, with its text (and bytes) as they may be shown."""
 
     path: str
     kind: str  # text, binary, secret, too-large
     size: int
     text: str | None = None  # for text: masked unless revealed
-    masked: int = 0
+    # For text and binary (within the cap): the file whole as it may be written out
+    # (``pvegit show``), masked unless revealed. A NUL byte makes a file binary, not
+    # free of passwords, so a binary file is masked like a text file.
+    data: bytes | None = None
+    masked: int = 0  # lines masked in text and data
     hidden: bool = False
     revealed: bool = False
 
 
-def _split(data: bytes) -> tuple[list[str], list[str], list[str]]:
-    """The lines with their ends (compared, as git does), without (shown), and the ends."""
-    text = data.decode("utf-8", "replace")
+def _split(data: bytes, errors: str = "replace") -> tuple[list[str], list[str], list[str]]:
+    """The lines with their ends (compared, as git does), without (shown), and the ends.
+
+    ``errors``: how bytes that are not UTF-8 are decoded ("surrogateescape" keeps them).
+    """
+    text = data.decode("utf-8", errors)
     whole, bare = text.splitlines(keepends=True), text.splitlines()
     return whole, bare, [line[len(shown) :] for line, shown in zip(whole, bare, strict=True)]
 
@@ -243,21 +252,34 @@ def file_content(
     reveal: bool = False,
     max_bytes: int | None = MAX_SHOWN_BYTES,
 ) -> FileContent:
-    """Classify the file at ``path`` and give its text, masked unless ``reveal``.
+    """Classify the file at ``path`` and give its text and bytes, masked unless ``reveal``.
 
-    ``max_bytes=None``: no cap (``pvegit show`` writes any file whole).
+    Whatever its kind, a file's bytes are masked (a binary file's as well), so a
+    face that writes them whole never writes a password line the text would mask.
+    ``max_bytes=None``: no cap (``pvegit show`` writes any file whole); over the
+    cap a file is named and sized only (``too-large``, or ``binary``).
     """
     secret = is_secret(path)
     base = FileContent(path=path, kind="text", size=len(data), hidden=secret, revealed=reveal)
     if secret and not reveal:
         return replace(base, kind="secret")
-    if is_binary(data):
-        return replace(base, kind="binary")
+    kind = "binary" if is_binary(data) else "text"
     if max_bytes is not None and len(data) > max_bytes:
-        return replace(base, kind="too-large")
-    _, lines, ends = _split(data)
+        return replace(base, kind="too-large" if kind == "text" else kind)
+    _, lines, ends = _split(data, "surrogateescape")
     shown, masked = mask_lines(path, lines)
-    if reveal:
-        return replace(base, text=data.decode("utf-8", "replace"), hidden=secret or masked > 0)
-    text = "".join(line + end for line, end in zip(shown, ends, strict=True))
-    return replace(base, text=text, masked=masked, hidden=secret or masked > 0)
+    hidden = secret or masked > 0
+    if reveal or not masked:
+        shown_data = data
+    else:
+        joined = "".join(line + end for line, end in zip(shown, ends, strict=True))
+        shown_data = joined.encode("utf-8", "surrogateescape")
+    text = shown_data.decode("utf-8", "replace") if kind == "text" else None
+    return replace(
+        base,
+        kind=kind,
+        text=text,
+        data=shown_data,
+        masked=0 if reveal else masked,
+        hidden=hidden,
+    )

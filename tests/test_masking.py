@@ -313,3 +313,21 @@ def test_an_unmasked_diff_applies_with_the_real_git(tmp_path: Path) -> None:
         assert (work / "etc/x").exists() == (kind != "deleted")
         if kind != "deleted":
             assert (work / "etc/x").read_bytes() == new
+
+
+def test_a_binary_file_is_masked_like_a_text_file() -> None:
+    """A NUL byte makes a file binary, not free of passwords: the bytes a face writes
+    whole (``pvegit show``) are masked too, other bytes kept as they are."""
+    data = b"! frr\x00\nrouter bgp 65000\n neighbor 10.0.0.2 password S3cretBGP\n\xff end"
+    content = file_content("etc/frr/frr.conf", data, max_bytes=None)
+    assert (content.kind, content.text, content.masked, content.hidden) == ("binary", None, 1, True)
+    assert content.data == data.replace(b"S3cretBGP", MASK.encode())
+    revealed = file_content("etc/frr/frr.conf", data, reveal=True, max_bytes=None)
+    assert (revealed.data, revealed.masked, revealed.hidden) == (data, 0, True)
+    key = b"\x00\x01\n-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----\n"
+    assert file_content("usr/lib/blob.bin", key).data == key.replace(b"MIIEvQ", MASK.encode())
+    plain = b"\x00 router bgp 65000\n"
+    assert file_content("etc/frr/frr.conf", plain).data is plain
+    text = file_content("etc/frr/frr.conf", b"hostname caf\xe9\npassword x\n")
+    assert text.data == b"hostname caf\xe9\npassword ********\n"  # bytes not UTF-8 kept
+    assert text.text == "hostname caf\ufffd\npassword ********\n"
