@@ -22,6 +22,7 @@ reveal only when it showed something.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, replace
 
 from pvegit.categories import is_secret
@@ -31,6 +32,42 @@ from pvegit.repo import SYMLINK_MODE, FileChange, HostRepository, is_binary
 CONTEXT_LINES = 3
 MAX_DIFF_BYTES = 2 * 1024 * 1024  # both sides of one diff together
 MAX_SHOWN_BYTES = 1024 * 1024  # one file shown whole (pmxcfs's own limit per file)
+
+# What git quotes in a name (quote.c): control characters, DEL, '"' and '\\'; here also
+# C1 controls (a terminal may take U+009B for CSI) and bytes that are not UTF-8.
+_GIT_QUOTED = re.compile('[\x00-\x1f"\\\\\x7f-\x9f\udc80-\udcff]')
+_GIT_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\v": "\\v",
+    "\f": "\\f",
+    "\r": "\\r",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def _git_name(prefix: str, path: str) -> str:
+    """``prefix + path`` as git writes a name in a diff: as it is, or in double quotes
+    with C escapes (``"a/x\\ny"``, a byte that is not UTF-8 as ``\\351``) when it holds a
+    control character, a quote, a backslash or bytes that are not UTF-8.
+
+    So a name from the node stays on its header line (a newline in it cannot forge an
+    added line), drives no terminal, and ``git apply`` reads the exact name back.
+    """
+    name = prefix + path
+    if not _GIT_QUOTED.search(name):
+        return name
+
+    def escape(match: re.Match[str]) -> str:
+        character = match.group()
+        if character in _GIT_ESCAPES:
+            return _GIT_ESCAPES[character]
+        return "".join(f"\\{byte:03o}" for byte in character.encode("utf-8", "surrogateescape"))
+
+    return '"' + _GIT_QUOTED.sub(escape, name) + '"'
 
 
 @dataclass(frozen=True)
@@ -81,9 +118,13 @@ class FileDiff:
         ]
 
     def unified(self) -> str:
-        """The diff as git prints it: ``diff --git`` header, then hunks (masked)."""
-        path = self.path
-        header = [f"diff --git a/{path} b/{path}"]
+        """The diff as git prints it: ``diff --git`` header, then hunks (masked).
+
+        Names are quoted as git quotes them (``_git_name``): the text stays one line
+        per header line whatever the name, and ``git apply`` takes it.
+        """
+        old, new = _git_name("a/", self.path), _git_name("b/", self.path)
+        header = [f"diff --git {old} {new}"]
         if self.change == "added":
             header.append(f"new file mode {self.new_mode or 0:06o}")
         elif self.change == "deleted":
@@ -92,16 +133,18 @@ class FileDiff:
             header += [f"old mode {self.old_mode or 0:06o}", f"new mode {self.new_mode or 0:06o}"]
         sizes = f"{self.old_size} -> {self.new_size} bytes"
         if self.kind == "binary":
-            header.append(f"Binary files a/{path} and b/{path} differ")
+            header.append(f"Binary files {old} and {new} differ")
         elif self.kind == "secret":
-            header.append(f"Secret files a/{path} and b/{path} differ ({sizes}, not shown)")
+            header.append(f"Secret files {old} and {new} differ ({sizes}, not shown)")
         elif self.kind == "too-large":
-            header.append(f"Files a/{path} and b/{path} differ ({sizes}, too large to show)")
+            header.append(f"Files {old} and {new} differ ({sizes}, too large to show)")
         if self.kind != "text" or not self.lines:
             return "\n".join(header) + "\n"
+        # As git does: a tab ends a name with a space, for patch(1).
+        old, new = (name + "\t" if " " in self.path else name for name in (old, new))
         body = [
-            "--- " + ("/dev/null" if self.change == "added" else f"a/{path}") + "\n",
-            "+++ " + ("/dev/null" if self.change == "deleted" else f"b/{path}") + "\n",
+            "--- " + ("/dev/null" if self.change == "added" else old) + "\n",
+            "+++ " + ("/dev/null" if self.change == "deleted" else new) + "\n",
         ]
         signs = {"context": " ", "add": "+", "delete": "-"}
         for line in self.lines:

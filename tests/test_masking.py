@@ -23,6 +23,7 @@ from pvegit.categories import (
 from pvegit.filediff import MAX_DIFF_BYTES, diff_contents, file_content
 from pvegit.masking import MASK, mask_lines
 from pvegit.repo import FileChange
+from pvegit.textsafe import printable
 
 MASKED = [  # path, line, the secret value in it
     ("etc/iscsi/iscsid.conf", "node.session.auth.password = Chap1", "Chap1"),
@@ -331,3 +332,71 @@ def test_a_binary_file_is_masked_like_a_text_file() -> None:
     text = file_content("etc/frr/frr.conf", b"hostname caf\xe9\npassword x\n")
     assert text.data == b"hostname caf\xe9\npassword ********\n"  # bytes not UTF-8 kept
     assert text.text == "hostname caf\ufffd\npassword ********\n"
+
+
+# Names a node may give a file: each must stay on its diff header lines.
+ODD_NAMES = [
+    "etc/motd\n+wpa-psk hunter2 (a line forged by a file name)",
+    "etc/\x1b]0;pwned\x07\x1b[2J.cfg",
+    "etc/tab\there.cfg",
+    'etc/quote"and\\backslash.cfg',
+    "etc/name with spaces.cfg",
+    "etc/ünïcödé-名前.cfg",
+    "etc/del\x7f.cfg",
+    "etc/latin1-\udce9t\udce9.cfg",  # bytes that are not UTF-8
+    "etc/csi-\x9b2J.cfg",  # a C1 control: git would leave it raw
+]
+
+
+def _git_diff(work: Path, name: str, old: bytes | None, new: bytes | None) -> str:
+    """What the real git prints for the change (quotePath off: UTF-8 names as they are)."""
+
+    def run(*arguments: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "core.quotePath=false", *arguments],
+            cwd=work,
+            capture_output=True,
+            check=True,
+        ).stdout.decode("utf-8", "surrogateescape")
+
+    work.mkdir()
+    run("init", "-q")
+    file = work / name
+    file.parent.mkdir(parents=True, exist_ok=True)
+    for data in (old, new):
+        if data is None:
+            file.unlink(missing_ok=True)
+        else:
+            file.write_bytes(data)
+        run("add", "-A")
+        run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", ".")
+    lines = run("diff", "HEAD~1", "HEAD").splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("index "))
+
+
+@pytest.mark.parametrize("name", ODD_NAMES, ids=[printable(name) for name in ODD_NAMES])
+@pytest.mark.parametrize("kind", ["added", "modified", "deleted"])
+def test_an_odd_name_stays_on_its_header_lines_as_git_writes_it(
+    tmp_path: Path, name: str, kind: str
+) -> None:
+    old = None if kind == "added" else b"hello\n"
+    new = None if kind == "deleted" else b"hello\nworld\n"
+    diff = diff_contents(_change(kind, name), old or b"", new or b"")
+    text = diff.unified()
+    assert printable(text, lines=True) == text  # nothing that drives a terminal
+    body = [line for line in text.splitlines() if line[:1] in "+-" and line[:4] not in "+++ --- "]
+    assert (
+        body == {"added": ["+hello", "+world"], "modified": ["+world"], "deleted": ["-hello"]}[kind]
+    )
+    if not any("\x80" <= character <= "\x9f" or character >= "\udc80" for character in name):
+        assert text == _git_diff(tmp_path / "git", name, old, new)
+    # The real git reads the exact name back.
+    work = tmp_path / "apply"
+    (work / name).parent.mkdir(parents=True)
+    if old is not None:
+        (work / name).write_bytes(old)
+    (work / "change.patch").write_text(text, encoding="utf-8", errors="surrogateescape")
+    subprocess.run(["git", "apply", "change.patch"], cwd=work, check=True, capture_output=True)
+    assert (work / name).exists() == (new is not None)
+    if new is not None:
+        assert (work / name).read_bytes() == new
