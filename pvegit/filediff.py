@@ -6,7 +6,9 @@ diff`` and ``show``), so a file is classified once, the same way everywhere:
 
 * ``secret``: a secret file (pvegit.categories.is_secret, through the
   built-in links): named and sized, never shown;
-* ``binary``: git's rule (a NUL byte in the first 8000 bytes);
+* ``binary``: git's rule (a NUL byte in the first 8000 bytes); not shown on a
+  page, and where a face writes its bytes (``pvegit show``) they are masked
+  like a text file's;
 * ``too-large``: more than the cap (a diff: both sides together; a file:
   itself), so a page or a terminal never gets megabytes;
 * ``text``: shown, with the secret lines of pvegit.masking masked.
@@ -20,6 +22,7 @@ reveal only when it showed something.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, replace
 
 from pvegit.categories import is_secret
@@ -29,6 +32,42 @@ from pvegit.repo import SYMLINK_MODE, FileChange, HostRepository, is_binary
 CONTEXT_LINES = 3
 MAX_DIFF_BYTES = 2 * 1024 * 1024  # both sides of one diff together
 MAX_SHOWN_BYTES = 1024 * 1024  # one file shown whole (pmxcfs's own limit per file)
+
+# What git quotes in a name (quote.c): control characters, DEL, '"' and '\\'; here also
+# C1 controls (a terminal may take U+009B for CSI) and bytes that are not UTF-8.
+_GIT_QUOTED = re.compile('[\x00-\x1f"\\\\\x7f-\x9f\udc80-\udcff]')
+_GIT_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\v": "\\v",
+    "\f": "\\f",
+    "\r": "\\r",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def _git_name(prefix: str, path: str) -> str:
+    """``prefix + path`` as git writes a name in a diff: as it is, or in double quotes
+    with C escapes (``"a/x\\ny"``, a byte that is not UTF-8 as ``\\351``) when it holds a
+    control character, a quote, a backslash or bytes that are not UTF-8.
+
+    So a name from the node stays on its header line (a newline in it cannot forge an
+    added line), drives no terminal, and ``git apply`` reads the exact name back.
+    """
+    name = prefix + path
+    if not _GIT_QUOTED.search(name):
+        return name
+
+    def escape(match: re.Match[str]) -> str:
+        character = match.group()
+        if character in _GIT_ESCAPES:
+            return _GIT_ESCAPES[character]
+        return "".join(f"\\{byte:03o}" for byte in character.encode("utf-8", "surrogateescape"))
+
+    return '"' + _GIT_QUOTED.sub(escape, name) + '"'
 
 
 @dataclass(frozen=True)
@@ -79,9 +118,13 @@ class FileDiff:
         ]
 
     def unified(self) -> str:
-        """The diff as git prints it: ``diff --git`` header, then hunks (masked)."""
-        path = self.path
-        header = [f"diff --git a/{path} b/{path}"]
+        """The diff as git prints it: ``diff --git`` header, then hunks (masked).
+
+        Names are quoted as git quotes them (``_git_name``): the text stays one line
+        per header line whatever the name, and ``git apply`` takes it.
+        """
+        old, new = _git_name("a/", self.path), _git_name("b/", self.path)
+        header = [f"diff --git {old} {new}"]
         if self.change == "added":
             header.append(f"new file mode {self.new_mode or 0:06o}")
         elif self.change == "deleted":
@@ -90,16 +133,18 @@ class FileDiff:
             header += [f"old mode {self.old_mode or 0:06o}", f"new mode {self.new_mode or 0:06o}"]
         sizes = f"{self.old_size} -> {self.new_size} bytes"
         if self.kind == "binary":
-            header.append(f"Binary files a/{path} and b/{path} differ")
+            header.append(f"Binary files {old} and {new} differ")
         elif self.kind == "secret":
-            header.append(f"Secret files a/{path} and b/{path} differ ({sizes}, not shown)")
+            header.append(f"Secret files {old} and {new} differ ({sizes}, not shown)")
         elif self.kind == "too-large":
-            header.append(f"Files a/{path} and b/{path} differ ({sizes}, too large to show)")
+            header.append(f"Files {old} and {new} differ ({sizes}, too large to show)")
         if self.kind != "text" or not self.lines:
             return "\n".join(header) + "\n"
+        # As git does: a tab ends a name with a space, for patch(1).
+        old, new = (name + "\t" if " " in self.path else name for name in (old, new))
         body = [
-            "--- " + ("/dev/null" if self.change == "added" else f"a/{path}") + "\n",
-            "+++ " + ("/dev/null" if self.change == "deleted" else f"b/{path}") + "\n",
+            "--- " + ("/dev/null" if self.change == "added" else old) + "\n",
+            "+++ " + ("/dev/null" if self.change == "deleted" else new) + "\n",
         ]
         signs = {"context": " ", "add": "+", "delete": "-"}
         for line in self.lines:
@@ -114,20 +159,27 @@ class FileDiff:
 
 @dataclass(frozen=True)
 class FileContent:
-    """A file at a revision, classified, with its text as it may be shown."""
+    """A file at a revision, classified, with its text (and bytes) as they may be shown."""
 
     path: str
     kind: str  # text, binary, secret, too-large
     size: int
     text: str | None = None  # for text: masked unless revealed
-    masked: int = 0
+    # For text and binary (within the cap): the file whole as it may be written out
+    # (``pvegit show``), masked unless revealed. A NUL byte makes a file binary, not
+    # free of passwords, so a binary file is masked like a text file.
+    data: bytes | None = None
+    masked: int = 0  # lines masked in text and data
     hidden: bool = False
     revealed: bool = False
 
 
-def _split(data: bytes) -> tuple[list[str], list[str], list[str]]:
-    """The lines with their ends (compared, as git does), without (shown), and the ends."""
-    text = data.decode("utf-8", "replace")
+def _split(data: bytes, errors: str = "replace") -> tuple[list[str], list[str], list[str]]:
+    """The lines with their ends (compared, as git does), without (shown), and the ends.
+
+    ``errors``: how bytes that are not UTF-8 are decoded ("surrogateescape" keeps them).
+    """
+    text = data.decode("utf-8", errors)
     whole, bare = text.splitlines(keepends=True), text.splitlines()
     return whole, bare, [line[len(shown) :] for line, shown in zip(whole, bare, strict=True)]
 
@@ -243,21 +295,34 @@ def file_content(
     reveal: bool = False,
     max_bytes: int | None = MAX_SHOWN_BYTES,
 ) -> FileContent:
-    """Classify the file at ``path`` and give its text, masked unless ``reveal``.
+    """Classify the file at ``path`` and give its text and bytes, masked unless ``reveal``.
 
-    ``max_bytes=None``: no cap (``pvegit show`` writes any file whole).
+    Whatever its kind, a file's bytes are masked (a binary file's as well), so a
+    face that writes them whole never writes a password line the text would mask.
+    ``max_bytes=None``: no cap (``pvegit show`` writes any file whole); over the
+    cap a file is named and sized only (``too-large``, or ``binary``).
     """
     secret = is_secret(path)
     base = FileContent(path=path, kind="text", size=len(data), hidden=secret, revealed=reveal)
     if secret and not reveal:
         return replace(base, kind="secret")
-    if is_binary(data):
-        return replace(base, kind="binary")
+    kind = "binary" if is_binary(data) else "text"
     if max_bytes is not None and len(data) > max_bytes:
-        return replace(base, kind="too-large")
-    _, lines, ends = _split(data)
+        return replace(base, kind="too-large" if kind == "text" else kind)
+    _, lines, ends = _split(data, "surrogateescape")
     shown, masked = mask_lines(path, lines)
-    if reveal:
-        return replace(base, text=data.decode("utf-8", "replace"), hidden=secret or masked > 0)
-    text = "".join(line + end for line, end in zip(shown, ends, strict=True))
-    return replace(base, text=text, masked=masked, hidden=secret or masked > 0)
+    hidden = secret or masked > 0
+    if reveal or not masked:
+        shown_data = data
+    else:
+        joined = "".join(line + end for line, end in zip(shown, ends, strict=True))
+        shown_data = joined.encode("utf-8", "surrogateescape")
+    text = shown_data.decode("utf-8", "replace") if kind == "text" else None
+    return replace(
+        base,
+        kind=kind,
+        text=text,
+        data=shown_data,
+        masked=0 if reveal else masked,
+        hidden=hidden,
+    )

@@ -42,10 +42,13 @@ _COMMENT = r"^[\s#!;]*"
 _VALUE = r"(?P<secret>\S(?:.*\S)?)"
 
 MASK_RULES: tuple[MaskRule, ...] = (
+    # The password runs to the URL's last '@' (the URL ends at a space, a quote or <>):
+    # written unencoded, a password may hold '@', '/' or ':' itself, so an earlier '@'
+    # could be inside it; a later '@' in a path only masks more than needed.
     _rule(
         "a password in a URL (scheme://user:password@host), e.g. an APT proxy "
         '(Acquire::http::Proxy "http://user:password@proxy:3142") or a repository',
-        r"\b[a-z][a-z0-9+.-]*://[^\s/:@\"'<>]*:(?P<secret>[^\s/@\"'<>]+)@",
+        r"\b[a-z][a-z0-9+.-]*://[^\s/:\"'<>]*:(?P<secret>[^\s\"'<>]+)@",
     ),
     _rule(
         "open-iscsi's CHAP passwords: node.session.auth.password(_in), "
@@ -108,8 +111,9 @@ MASK_RULES: tuple[MaskRule, ...] = (
 _PRIVATE_KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
 _PRIVATE_KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
 PRIVATE_KEY_RULE = (
-    "a PEM private key inside any text file: the lines between -----BEGIN … PRIVATE "
-    "KEY----- and -----END … PRIVATE KEY-----"
+    "a PEM private key inside any file: everything between -----BEGIN … PRIVATE "
+    "KEY----- and -----END … PRIVATE KEY-----, on lines of their own or on one line "
+    "(a key in a shell variable or JSON string, its line breaks written as \\n)"
 )
 
 
@@ -132,30 +136,48 @@ def _mask_line(line: str, rules: Sequence[MaskRule]) -> str:
     return line
 
 
+def _mask_keys(line: str, in_key: bool) -> tuple[str, bool]:
+    """``line`` with the body of every PEM private key on it masked, and whether a key
+    is still open at its end; ``in_key``: whether one was open at its start.
+
+    The markers stay, so the line still says a key is there; a key's body may fill
+    lines of its own, or share a line with its markers (``KEY="-----BEGIN PRIVATE
+    KEY-----\\nMIIE…\\n-----END PRIVATE KEY-----"``). A BEGIN without its END masks
+    to the end of the file: better too much than a key.
+    """
+    pieces: list[str] = []
+    position = 0
+    while True:
+        if not in_key:
+            begin = _PRIVATE_KEY_BEGIN.search(line, position)
+            if begin is None:
+                pieces.append(line[position:])
+                return "".join(pieces), False
+            pieces.append(line[position : begin.end()])
+            position, in_key = begin.end(), True
+            continue
+        end = _PRIVATE_KEY_END.search(line, position)
+        body = line[position : end.start() if end else len(line)]
+        pieces.append(MASK if body.strip() and body != MASK else body)
+        if end is None:
+            return "".join(pieces), True
+        pieces.append(end.group())
+        position, in_key = end.end(), False
+
+
 def mask_lines(path: str, lines: Sequence[str]) -> tuple[tuple[str, ...], int]:
     """``lines`` of the file at ``path`` as they may be shown, and how many were masked.
 
     Takes the lines without their line ends; returns as many lines, each one
-    either unchanged or with its secret value replaced by ``MASK``.
+    either unchanged or with its secret values replaced by ``MASK``.
     """
     rules = rules_for(path)
     shown: list[str] = []
     masked = 0
     in_key = False
     for line in lines:
-        if in_key:
-            if _PRIVATE_KEY_END.search(line):
-                in_key = False
-                shown.append(line)
-            else:
-                shown.append(MASK)
-                masked += 1
-            continue
-        if _PRIVATE_KEY_BEGIN.search(line) and not _PRIVATE_KEY_END.search(line):
-            in_key = True
-            shown.append(line)
-            continue
-        hidden = _mask_line(line, rules)
+        hidden, in_key = _mask_keys(line, in_key)
+        hidden = _mask_line(hidden, rules)
         masked += hidden != line
         shown.append(hidden)
     return tuple(shown), masked

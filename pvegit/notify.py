@@ -33,6 +33,7 @@ from pvegit.home import Home
 from pvegit.redact import redact_text, redact_url
 from pvegit.repo import HostRepository
 from pvegit.store import Run, Store
+from pvegit.tarstream import display_path
 from pvegit.textsafe import printable
 
 _log = logging.getLogger(__name__)
@@ -285,13 +286,13 @@ def change_summary(home: Home, host: str, commit_id: str, subject: str) -> str:
             if change.path == ".pvegit/metadata":
                 continue
             found = read_diff(repository, change)
+            # The name is the node's: one line (a newline in it must not forge a diff line).
+            shown_path = "/" + display_path(change.path)
             if found.kind != "text":
-                lines.append(f"{change.change}: /{change.path}{_UNSENT[found.kind]}")
+                lines.append(f"{change.change}: {shown_path}{_UNSENT[found.kind]}")
                 continue
             masked = f", {found.masked} masked" if found.masked else ""
-            lines.append(
-                f"{change.change}: /{change.path} (+{found.added} -{found.removed}{masked})"
-            )
+            lines.append(f"{change.change}: {shown_path} (+{found.added} -{found.removed}{masked})")
             for line in found.changed_lines():
                 if shown < MAX_DIFF_LINES:
                     lines.append(f"    {line}")

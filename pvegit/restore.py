@@ -348,14 +348,14 @@ def verify(repository: HostRepository, commit_id: str, plan: RestorePlan) -> lis
         have = files.get(step.path)
         if step.action == "delete":
             if have is not None:
-                problems.append(f"/{step.path} is still there")
+                problems.append(f"/{display_path(step.path)} is still there")
             continue
         if have is None:
-            problems.append(f"/{step.path} is missing after the restore")
+            problems.append(f"/{display_path(step.path)} is missing after the restore")
             continue
         expected = hashlib.sha1(b"blob %d\0" % len(step.data) + step.data).hexdigest()
         if have[1] != expected:
-            problems.append(f"/{step.path} differs from the revision")
+            problems.append(f"/{display_path(step.path)} differs from the revision")
     return problems
 
 
@@ -421,7 +421,7 @@ def restore_to_node(
             host.name,
             actor,
             revision=commit_id,
-            paths=_restored(plan),
+            paths=restored_paths(plan),
             options=chosen,
             stage="pre-restore snapshot",
         ) as entry:
@@ -431,8 +431,10 @@ def restore_to_node(
         transport.close()
 
 
-def _restored(plan: RestorePlan) -> str:
-    return ", ".join("/" + step.source for step in plan.writes)
+def restored_paths(plan: RestorePlan) -> str:
+    """The paths ``plan`` writes, as one line (names shown as display_path shows them):
+    for the audit entry, the commit trailer and the notification."""
+    return ", ".join("/" + display_path(step.source) for step in plan.writes)
 
 
 def _restore_and_verify(
@@ -483,11 +485,11 @@ def _restore_and_verify(
         stage="writing",
     )
     report.written = apply_plan(transport, plan)
-    errors = [f"/{path}: {error}" for path, error in report.written if error]
+    errors = [f"/{display_path(path)}: {error}" for path, error in report.written if error]
     entry.add(errors=errors, stage="snapshot after the restore")
     trailers = (
         ("Restored-From", plan.revision),
-        ("Restored-Paths", _restored(plan)),
+        ("Restored-Paths", restored_paths(plan)),
         ("Restored-By", actor),
     )
     report.after = take_snapshot(

@@ -351,3 +351,52 @@ def test_control_characters_from_the_node_never_reach_a_terminal_a_page_or_a_com
         file_page = client.get(f"/hosts/pve1/tree/{head}/{quoted}").text
         assert "iface \\x1b]0;pwned\\x07\\x1b[2J inet dhcp" in file_page
         assert "\\x1b]0;pwned\\x07\\x1b[2J odd" in client.get(f"/runs/{run_id}").text
+
+
+FORGED = "+\twpa-psk hunter2 (a line forged by a file name)"
+FORGING_FILE = f"etc/network/interfaces.d/motd\n{FORGED}\n\x1b[31mred"
+
+
+def test_a_file_name_forges_no_line_in_a_diff_a_notification_or_a_restore(
+    cli,  # type: ignore[no-untyped-def]
+    home: Home,
+    store: Store,
+    node: Node,
+) -> None:
+    """A newline in a name from the node stays inside that name on every face that
+    writes text of several lines: the diff's header (quoted as git quotes it), the
+    notification, the restore's messages and audit entry."""
+    from pvegit.notify import events_for_run
+    from pvegit.textsafe import printable
+
+    host = register_node(store, home, node, categories=("network",))
+    assert take_snapshot(home, store, host).status == "changed"
+    node.write(f"/{FORGING_FILE}", "iface eth9 inet manual\n")
+    run = take_snapshot(home, store, host)
+    assert run.status == "changed", run.error
+    diff = cli("diff", "pve1")
+    assert diff.code == 0, diff.err
+    quoted = (
+        '"b/etc/network/interfaces.d/motd\\n+\\twpa-psk hunter2 (a line forged by a file name)'
+        '\\n\\033[31mred"'
+    )
+    assert f"+++ {quoted}\t\n" in diff.out  # git's quoting (and its tab after a space)
+    assert diff.out.splitlines().count("+iface eth9 inet manual") == 1
+    assert not any(line.startswith("+\twpa-psk") for line in diff.out.splitlines()), diff.out
+    assert_inert(diff.out, "pvegit diff")
+
+    (changed,) = [event for event in events_for_run(home, store, run, retries=0)]
+    shown = "/" + printable(FORGING_FILE)
+    assert f"added: {shown} (+1 -0)" in changed.message.splitlines()
+    assert not any(line.startswith("+\twpa-psk") for line in changed.message.splitlines())
+
+    # Undo it: the restore deletes the file; what it writes down names it on one line.
+    restored = cli("restore", "pve1", "HEAD~1", "/etc/network/interfaces.d", "--delete", "--yes")
+    assert restored.code == 0, restored.out + restored.err
+    assert shown in restored.out and FORGED not in restored.out + restored.err
+    assert node.sh("ls /etc/network/interfaces.d").stdout.count("motd") == 0
+    (entry,) = store.audit_events(action="restore")
+    assert entry["detail"]["paths"] == shown
+    with HostRepository(home.repo_path("pve1")) as repository:
+        message = repository.log(limit=1)[0].message
+    assert f"Restored-Paths: {shown}" in message.splitlines()

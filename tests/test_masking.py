@@ -4,10 +4,13 @@ tests/test_secret_lines.py checks every face on a real node."""
 from __future__ import annotations
 
 import random
+import string
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pvegit.categories import (
     is_runtime,
@@ -20,6 +23,7 @@ from pvegit.categories import (
 from pvegit.filediff import MAX_DIFF_BYTES, diff_contents, file_content
 from pvegit.masking import MASK, mask_lines
 from pvegit.repo import FileChange
+from pvegit.textsafe import printable
 
 MASKED = [  # path, line, the secret value in it
     ("etc/iscsi/iscsid.conf", "node.session.auth.password = Chap1", "Chap1"),
@@ -85,6 +89,102 @@ def test_a_private_key_inside_any_file_is_masked_between_its_markers() -> None:
     ]
     shown, count = mask_lines("usr/local/bin/deploy", lines)
     assert shown == ("x=1", lines[1], MASK, MASK, lines[4], "y") and count == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "line", "shown"),
+    [
+        (  # a key in a shell variable, its line breaks written as \n
+            "usr/local/bin/deploy.sh",
+            'CERT_KEY="-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg\\n-----END PRIVATE KEY-----"',
+            f'CERT_KEY="-----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY-----"',
+        ),
+        (  # in a JSON string, with text after it
+            "etc/pve/nodes/pve1/config",
+            '{"key": "-----BEGIN EC PRIVATE KEY-----\\nMHcCAQ\\n-----END EC PRIVATE KEY-----\\n"}',
+            f'{{"key": "-----BEGIN EC PRIVATE KEY-----{MASK}-----END EC PRIVATE KEY-----\\n"}}',
+        ),
+        (  # two keys on one line, and what lies between them kept
+            "etc/x.json",
+            '["-----BEGIN RSA PRIVATE KEY-----\\nAAA\\n-----END RSA PRIVATE KEY-----", '
+            '"-----BEGIN OPENSSH PRIVATE KEY-----b3Bl-----END OPENSSH PRIVATE KEY-----"]',
+            f'["-----BEGIN RSA PRIVATE KEY-----{MASK}-----END RSA PRIVATE KEY-----", '
+            f'"-----BEGIN OPENSSH PRIVATE KEY-----{MASK}-----END OPENSSH PRIVATE KEY-----"]',
+        ),
+    ],
+)
+def test_a_private_key_on_one_line_is_masked_between_its_markers(
+    path: str, line: str, shown: str
+) -> None:
+    assert mask_lines(path, [line]) == ((shown,), 1)
+    assert mask_lines(path, [shown]) == ((shown,), 0)  # masking twice changes nothing
+
+
+def test_a_private_key_beginning_and_ending_inside_lines_is_masked_whole() -> None:
+    lines = [
+        'KEY="-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC',
+        "BKcwggSjAgEAAoIBAQC7",
+        "",
+        'QIDAQAB\\n-----END PRIVATE KEY-----" # the deploy key',
+        "URL=http://example.org",
+    ]
+    shown, count = mask_lines("usr/local/bin/deploy", lines)
+    assert shown == (
+        f'KEY="-----BEGIN PRIVATE KEY-----{MASK}',
+        MASK,
+        "",
+        f'{MASK}-----END PRIVATE KEY-----" # the deploy key',
+        "URL=http://example.org",
+    )
+    assert count == 3
+
+
+@given(
+    st.text(alphabet=string.ascii_letters + string.digits + "+/=\\", min_size=1),
+    st.text(alphabet=string.ascii_letters + ' ="{}:', max_size=20),
+)
+def test_no_part_of_a_one_line_key_is_shown(body: str, around: str) -> None:
+    line = f"{around}-----BEGIN PRIVATE KEY-----{body}-----END PRIVATE KEY-----{around}"
+    expected = f"{around}-----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY-----{around}"
+    assert mask_lines("etc/anything", [line]) == ((expected,), 1)
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        # '@' and '/' unencoded in the password: it runs to the URL's last '@'.
+        (
+            'Acquire::http::Proxy "http://bob:p@ss/w0rd@proxy:3142";',
+            f'Acquire::http::Proxy "http://bob:{MASK}@proxy:3142";',
+        ),
+        ("http://bob:p:a@ss@proxy/x", f"http://bob:{MASK}@proxy/x"),
+        # an e-mail address as the user name
+        ("https://bob@example.org:pw@proxy/", f"https://bob@example.org:{MASK}@proxy/"),
+        # two URLs on a line, each its own
+        ("ftp://u:pw1@h/x http://v:pw2@k/", f"ftp://u:{MASK}@h/x http://v:{MASK}@k/"),
+        ('{"a":"http://u:pw@h","b":"x@y"}', f'{{"a":"http://u:{MASK}@h","b":"x@y"}}'),
+        # an '@' in the path after a password: more is masked, never less
+        ("https://u:tok@registry.example.org/@scope/pkg", f"https://u:{MASK}@scope/pkg"),
+        # no password: left alone
+        ("http://user@host:8080/path", "http://user@host:8080/path"),
+        (
+            "git+ssh://git@host.example.org:org/repo.git",
+            "git+ssh://git@host.example.org:org/repo.git",
+        ),
+        ("http://[::1]:3128/", "http://[::1]:3128/"),
+        ("ssh://root@10.0.0.1:22", "ssh://root@10.0.0.1:22"),
+        ("http://u:@host/", "http://u:@host/"),
+    ],
+)
+def test_a_password_in_a_url_is_masked_whole(line: str, shown: str) -> None:
+    assert mask_lines("etc/apt/apt.conf.d/80proxy", [line]) == ((shown,), int(line != shown))
+
+
+@given(st.text(alphabet=string.ascii_letters + string.digits + "@/:#?%!$&*+,;=-._~", min_size=1))
+def test_no_part_of_a_url_password_is_shown(password: str) -> None:
+    line = f'Acquire::http::Proxy "http://user:{password}@proxy.example.org:3142";'
+    expected = f'Acquire::http::Proxy "http://user:{MASK}@proxy.example.org:3142";'
+    assert mask_lines("etc/apt/apt.conf.d/80proxy", [line])[0] == (expected,)
 
 
 def test_pve_local_is_classified_where_it_leads() -> None:
@@ -214,3 +314,89 @@ def test_an_unmasked_diff_applies_with_the_real_git(tmp_path: Path) -> None:
         assert (work / "etc/x").exists() == (kind != "deleted")
         if kind != "deleted":
             assert (work / "etc/x").read_bytes() == new
+
+
+def test_a_binary_file_is_masked_like_a_text_file() -> None:
+    """A NUL byte makes a file binary, not free of passwords: the bytes a face writes
+    whole (``pvegit show``) are masked too, other bytes kept as they are."""
+    data = b"! frr\x00\nrouter bgp 65000\n neighbor 10.0.0.2 password S3cretBGP\n\xff end"
+    content = file_content("etc/frr/frr.conf", data, max_bytes=None)
+    assert (content.kind, content.text, content.masked, content.hidden) == ("binary", None, 1, True)
+    assert content.data == data.replace(b"S3cretBGP", MASK.encode())
+    revealed = file_content("etc/frr/frr.conf", data, reveal=True, max_bytes=None)
+    assert (revealed.data, revealed.masked, revealed.hidden) == (data, 0, True)
+    key = b"\x00\x01\n-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----\n"
+    assert file_content("usr/lib/blob.bin", key).data == key.replace(b"MIIEvQ", MASK.encode())
+    plain = b"\x00 router bgp 65000\n"
+    assert file_content("etc/frr/frr.conf", plain).data is plain
+    text = file_content("etc/frr/frr.conf", b"hostname caf\xe9\npassword x\n")
+    assert text.data == b"hostname caf\xe9\npassword ********\n"  # bytes not UTF-8 kept
+    assert text.text == "hostname caf\ufffd\npassword ********\n"
+
+
+# Names a node may give a file: each must stay on its diff header lines.
+ODD_NAMES = [
+    "etc/motd\n+wpa-psk hunter2 (a line forged by a file name)",
+    "etc/\x1b]0;pwned\x07\x1b[2J.cfg",
+    "etc/tab\there.cfg",
+    'etc/quote"and\\backslash.cfg',
+    "etc/name with spaces.cfg",
+    "etc/ünïcödé-名前.cfg",
+    "etc/del\x7f.cfg",
+    "etc/latin1-\udce9t\udce9.cfg",  # bytes that are not UTF-8
+    "etc/csi-\x9b2J.cfg",  # a C1 control: git would leave it raw
+]
+
+
+def _git_diff(work: Path, name: str, old: bytes | None, new: bytes | None) -> str:
+    """What the real git prints for the change (quotePath off: UTF-8 names as they are)."""
+
+    def run(*arguments: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "core.quotePath=false", *arguments],
+            cwd=work,
+            capture_output=True,
+            check=True,
+        ).stdout.decode("utf-8", "surrogateescape")
+
+    work.mkdir()
+    run("init", "-q")
+    file = work / name
+    file.parent.mkdir(parents=True, exist_ok=True)
+    for data in (old, new):
+        if data is None:
+            file.unlink(missing_ok=True)
+        else:
+            file.write_bytes(data)
+        run("add", "-A")
+        run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", ".")
+    lines = run("diff", "HEAD~1", "HEAD").splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("index "))
+
+
+@pytest.mark.parametrize("name", ODD_NAMES, ids=[printable(name) for name in ODD_NAMES])
+@pytest.mark.parametrize("kind", ["added", "modified", "deleted"])
+def test_an_odd_name_stays_on_its_header_lines_as_git_writes_it(
+    tmp_path: Path, name: str, kind: str
+) -> None:
+    old = None if kind == "added" else b"hello\n"
+    new = None if kind == "deleted" else b"hello\nworld\n"
+    diff = diff_contents(_change(kind, name), old or b"", new or b"")
+    text = diff.unified()
+    assert printable(text, lines=True) == text  # nothing that drives a terminal
+    body = [line for line in text.splitlines() if line[:1] in "+-" and line[:4] not in "+++ --- "]
+    assert (
+        body == {"added": ["+hello", "+world"], "modified": ["+world"], "deleted": ["-hello"]}[kind]
+    )
+    if not any("\x80" <= character <= "\x9f" or character >= "\udc80" for character in name):
+        assert text == _git_diff(tmp_path / "git", name, old, new)
+    # The real git reads the exact name back.
+    work = tmp_path / "apply"
+    (work / name).parent.mkdir(parents=True)
+    if old is not None:
+        (work / name).write_bytes(old)
+    (work / "change.patch").write_text(text, encoding="utf-8", errors="surrogateescape")
+    subprocess.run(["git", "apply", "change.patch"], cwd=work, check=True, capture_output=True)
+    assert (work / name).exists() == (new is not None)
+    if new is not None:
+        assert (work / name).read_bytes() == new

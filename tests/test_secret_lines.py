@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -318,3 +319,51 @@ def test_an_include_through_pve_local_is_classified_where_it_leads(  # type: ign
         ):
             page = client.get(url).text
             assert "secret" in page and key_body not in page, url
+
+
+def test_a_password_line_in_a_binary_file_is_masked_too(  # type: ignore[no-untyped-def]
+    cli, home: Home, store: Store, node: Node
+) -> None:
+    """A NUL byte makes frr.conf binary, not free of passwords: `pvegit show` writes it
+    masked (the NUL and every other byte as they are) and says --reveal, which is
+    audited; the diff, the pages and the API show no binary file's bytes."""
+    host = register_node(store, home, node)
+    node.sh("mkdir -p /etc/frr")
+    node.write("/etc/frr/frr.conf", b"! frr\n")
+    assert take_snapshot(home, store, host).status == "changed"
+    data = b"! frr\x00\xff\nrouter bgp 65000\n neighbor 10.0.0.2 password S3cretBGP\n"
+    node.write("/etc/frr/frr.conf", data)
+    assert take_snapshot(home, store, host).status == "changed"
+
+    def show(*options: str) -> subprocess.CompletedProcess[bytes]:
+        """`pvegit show` into a pipe: the bytes as they are written."""
+        command = [sys.executable, "-m", "pvegit", "--home", str(home.root), "show", "pve1"]
+        return subprocess.run(
+            [*command, "HEAD:/etc/frr/frr.conf", *options], capture_output=True, check=True
+        )
+
+    shown = show()
+    assert shown.stdout == data.replace(b"S3cretBGP", b"********")
+    assert b"--reveal shows them" in shown.stderr
+    assert store.audit_events(action="secret shown") == []
+    diff = cli("diff", "pve1")
+    assert "Binary files a/etc/frr/frr.conf and b/etc/frr/frr.conf differ" in diff.out
+    assert "S3cretBGP" not in diff.out + diff.err
+
+    assert show("--reveal").stdout == data
+    (event,) = store.audit_events(action="secret shown")
+    assert event["detail"]["path"] == "/etc/frr/frr.conf" and event["detail"]["via"] == "cli"
+
+    store.add_user("admin", hash_password(PASSWORD))
+    token = store_token(store)
+    app = create_app(home, Settings(concurrency=2), store=store)
+    with TestClient(app, follow_redirects=False) as client:
+        _login(client, "admin")
+        for url in ("/hosts/pve1/tree/HEAD/etc/frr/frr.conf", "/hosts/pve1/commits/HEAD"):
+            page = client.get(url)
+            assert page.status_code == 200 and "S3cretBGP" not in page.text, url
+        page = client.get("/hosts/pve1/tree/HEAD/etc/frr/frr.conf").text
+        assert "Binary file, not shown." in page and "/hosts/pve1/reveal" not in page
+        answer = client.get("/api/v1/hosts/pve1/diff", headers={"Authorization": f"Bearer {token}"})
+        (entry,) = [item for item in answer.json()["files"] if item["path"] == "/etc/frr/frr.conf"]
+        assert entry["kind"] == "binary" and entry["diff"] is None

@@ -120,7 +120,8 @@ def _show_file(
     arguments: argparse.Namespace, commit_id: str, repository: HostRepository, path: str
 ) -> int:
     """A file at a revision: whole and as it is (any size, binary too), except what the
-    content model keeps back (a secret file, password lines) unless --reveal."""
+    content model keeps back (a secret file, password lines, in a binary file too)
+    unless --reveal."""
     _, data = repository.read_file(commit_id, path)
     content = file_content(path, data, reveal=arguments.reveal, max_bytes=None)
     if arguments.reveal and content.hidden:
@@ -132,13 +133,12 @@ def _show_file(
         raise PvegitError(
             f"/{display_path(path)} is a secret file: --reveal shows it (written to the audit log)"
         )
-    if content.masked:
-        sys.stdout.write(content.text or "")
-        sys.stdout.flush()
-        _kept_back([path])
-        return 0
+    assert content.data is not None  # with no cap, every kind but secret has its bytes
     sys.stdout.flush()
-    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.write(content.data)
+    sys.stdout.flush()
+    if content.masked:
+        _kept_back([path])
     return 0
 
 

@@ -12,6 +12,7 @@ from pvegit.errors import ConfigError
 from pvegit.extract import restore_to_directory
 from pvegit.repo import HostRepository
 from pvegit.restore import RestoreOptions, RestorePlan, describe, restore_to_node
+from pvegit.tarstream import display_path
 
 
 def cmd_restore(arguments: argparse.Namespace) -> int:
@@ -93,7 +94,7 @@ def cmd_restore(arguments: argparse.Namespace) -> int:
     )
     failed = [(path, error) for path, error in report.written if error]
     for path, error in failed:
-        print(f"pvegit: /{path}: {error}", file=sys.stderr)
+        print(f"pvegit: /{display_path(path)}: {error}", file=sys.stderr)
     if report.after is not None:
         print(
             f"after the restore: run {report.after.id} {report.after.status}"

@@ -19,6 +19,7 @@ from pvegit.restore import (
     plan_restore,
     read_live,
     restore_to_node,
+    restored_paths,
 )
 from pvegit.roles import OPERATOR
 from pvegit.store import Host
@@ -157,13 +158,12 @@ async def restore_run(request: Request, user: str, form: FormData) -> Response:
     if context.notifier is not None:
         from pvegit.notify import Event
 
-        written = ", ".join("/" + step.source for step in report.plan.writes)
         context.notifier.emit(
             Event(
                 "restore",
                 host.name,
                 f"{host.name}: restore performed",
-                f"{user} restored {written} from {report.plan.revision[:10]}",
+                f"{user} restored {restored_paths(report.plan)} from {report.plan.revision[:10]}",
             )
         )
     return _page(request, host, values, plan=report.plan, report=report)
