@@ -179,9 +179,19 @@ def _split(data: bytes, errors: str = "replace") -> tuple[list[str], list[str], 
 
     ``errors``: how bytes that are not UTF-8 are decoded ("surrogateescape" keeps them).
     """
+    # Lines end at "\n" only, as git's do: str.splitlines also breaks at "\r", "\f",
+    # "\x1c".."\x1e", "\x85" and "\u2028", which made hunks git cannot apply. A "\r"
+    # before the "\n" belongs to the line's end, so a CRLF file reads as lines.
     text = data.decode("utf-8", errors)
-    whole, bare = text.splitlines(keepends=True), text.splitlines()
-    return whole, bare, [line[len(shown) :] for line, shown in zip(whole, bare, strict=True)]
+    pieces = text.split("\n")
+    whole = [piece + "\n" for piece in pieces[:-1]]
+    if pieces[-1]:
+        whole.append(pieces[-1])
+    ends = [
+        "\r\n" if line.endswith("\r\n") else "\n" if line.endswith("\n") else "" for line in whole
+    ]
+    bare = [line[: len(line) - len(end)] for line, end in zip(whole, ends, strict=True)]
+    return whole, bare, ends
 
 
 def _range(start: int, stop: int) -> str:

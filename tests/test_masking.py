@@ -292,7 +292,8 @@ def test_an_unmasked_diff_applies_with_the_real_git(tmp_path: Path) -> None:
     the real ``git apply`` turns the old file into the new one with it (a missing final
     newline on either side included)."""
     rng = random.Random(7)
-    pieces = ["a\n", "b\n", "c\n", "\n", "ü\n", "x = 1\n"]
+    # Characters str.splitlines breaks at, which git does not: one line to git.
+    pieces = ["a\n", "b\n", "c\n", "\n", "ü\n", "x = 1\n", "e\r\n", "f\x0cg\n", "h\ri\x1cj\n"]
 
     def content() -> bytes:
         text = "".join(rng.choices(pieces, k=rng.randint(0, 10)))
