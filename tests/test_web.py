@@ -358,7 +358,9 @@ def test_session_cookie_flags(home: Home, app_store: Store) -> None:
         assert "httponly" in cookie and "samesite=lax" in cookie and "secure" in cookie
 
 
-def test_expired_or_forged_session_means_login(client: TestClient, home: Home) -> None:
+def test_expired_or_forged_session_means_login(
+    client: TestClient, home: Home, app_store: Store
+) -> None:
     import base64
     import time
 
@@ -373,7 +375,15 @@ def test_expired_or_forged_session_means_login(client: TestClient, home: Home) -
             return 1_000_000_000  # 2001: long past any max_age
 
     now = time.time()
-    session = {"user": "admin", "epoch": 0, "issued": now, "seen": now}
+    account = app_store.user("admin")
+    assert account
+    session = {
+        "user": "admin",
+        "incarnation": account.incarnation,
+        "epoch": 0,
+        "issued": now,
+        "seen": now,
+    }
     payload = base64.b64encode(json.dumps(session).encode())
     fresh = itsdangerous.TimestampSigner(secret).sign(payload).decode()
     client.cookies.clear()

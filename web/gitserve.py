@@ -39,6 +39,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from pvegit.repo import HostRepository
 from pvegit.roles import ADMIN, allows
+from pvegit.store import User
 from web.api import hash_token
 from web.context import Context, context_of
 from web.security import verify_password
@@ -57,9 +58,10 @@ class _VerifiedPasswords:
 
     Remembers, for a while, that an Authorization header's password matched a
     user's stored hash. The caller still reads the user from the database on
-    every request and passes the hash found there: a removed user or a changed
-    password no longer matches. Headers are kept only as HMACs under a key
-    that lives in this process.
+    every request and passes the account found there: a removed user, a
+    changed password or an account made again under the same name (its
+    incarnation is new) no longer matches. Headers are kept only as HMACs
+    under a key that lives in this process.
     """
 
     def __init__(self, capacity: int = 256, seconds: float = 300.0) -> None:
@@ -72,22 +74,28 @@ class _VerifiedPasswords:
     def _digest(self, header: str) -> str:
         return hmac.new(self._key, header.encode(), hashlib.sha256).hexdigest()
 
-    def matches(self, header: str, stored_hash: str) -> bool:
+    @staticmethod
+    def _account(user: User) -> str:
+        return f"{user.incarnation}:{user.password_hash}"
+
+    def matches(self, header: str, user: User) -> bool:
+        """Whether ``header`` was seen to match ``user`` as it is now (its account and hash)."""
         digest = self._digest(header)
         with self._lock:
             entry = self._entries.get(digest)
             if entry is None:
                 return False
             remembered, until = entry
-            if until < time.monotonic() or not hmac.compare_digest(remembered, stored_hash):
+            if until < time.monotonic() or not hmac.compare_digest(remembered, self._account(user)):
                 del self._entries[digest]
                 return False
             return True
 
-    def remember(self, header: str, stored_hash: str) -> None:
+    def remember(self, header: str, user: User) -> None:
+        """Note that ``header``'s password matched ``user``'s stored hash."""
         digest = self._digest(header)
         with self._lock:
-            self._entries[digest] = (stored_hash, time.monotonic() + self._seconds)
+            self._entries[digest] = (self._account(user), time.monotonic() + self._seconds)
             self._entries.move_to_end(digest)
             while len(self._entries) > self._capacity:
                 self._entries.popitem(last=False)
@@ -138,10 +146,10 @@ def _admit(context: Context, request: Request, host: str) -> _Admitted | Respons
         else:
             user = store.user(name)
             stored = user.password_hash if user else None
-            if user is not None and stored is not None and _verified.matches(header, stored):
+            if user is not None and stored is not None and _verified.matches(header, user):
                 who, role = user.name, user.role
             elif verify_password(password, stored) and user is not None:
-                _verified.remember(header, user.password_hash)
+                _verified.remember(header, user)
                 who, role = user.name, user.role
     if who is None:
         context.throttle.failed(*keys)
