@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from appserver import running, start_serve
+from starlette.testclient import TestClient
 
 from pvegit.demo import DemoNode
 from pvegit.home import Home
@@ -19,6 +20,7 @@ from pvegit.snapshot import take_snapshot
 from pvegit.store import Host, Store
 from web.api import hash_token, new_token
 from web.app import create_app
+from web.context import Settings
 from web.security import hash_password
 
 PASSWORD = "correct horse battery"
@@ -188,6 +190,37 @@ def test_every_clone_and_fetch_is_audited_once_and_only_admins_clone(
     [refusal] = _actions(store, "git access refused")
     assert refusal["actor"] == "victor" and refusal["detail"]["role"] == "viewer"
     assert len(_actions(store, "git fetch")) == 2
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_a_token_never_clears_another_users_failures(home: Home) -> None:
+    """The review's case: a viewer token sent as ``admin:<token>`` between guesses at
+    admin's password, each round from a new address, kept admin's count below the limit."""
+    store = Store(home.state_path)
+    store.add_user("admin", hash_password(PASSWORD))
+    token = new_token()
+    store.add_token("ci", hash_token(token), None, "viewer")
+    app = create_app(home, Settings(concurrency=1), store=store)
+
+    def attempt(address: str, user: str, password: str) -> int:
+        client = TestClient(app, client=(address, 4000))
+        return client.get("/git/ghost.git/info/refs", headers=_basic(user, password)).status_code
+
+    # Admin's own password clears admin's count ...
+    assert [attempt("10.0.0.1", "admin", f"guess {number}") for number in range(4)] == [401] * 4
+    assert attempt("10.0.1.1", "admin", PASSWORD) == 404  # let in; there is no ghost.git
+    # ... a token does not, whatever name comes with it.
+    statuses, by_token = [], []
+    for round_number in range(3):
+        guesser = f"10.0.2.{round_number}"
+        statuses += [attempt(guesser, "admin", f"guess {round_number} {n}") for n in range(4)]
+        by_token.append(attempt(f"10.0.3.{round_number}", "admin", token))
+    assert by_token == [403, 429, 429]  # let in as the viewer it is (and refused), then held
+    assert statuses == [401] * 5 + [429] * 7
+    store.close()
 
 
 # -- the request body --------------------------------------------------------------

@@ -151,11 +151,15 @@ def _admit(context: Context, request: Request, host: str) -> _Admitted | Respons
             elif verify_password(password, stored) and user is not None:
                 _verified.remember(header, user)
                 who, role = user.name, user.role
+            if who is not None:
+                # Only the user's own password clears the user's failures: a token
+                # sent with someone else's name must not (it would let its holder
+                # reset an admin's count between guesses).
+                context.throttle.succeeded(f"user:{name}")
     if who is None:
         context.throttle.failed(*keys)
         store.audit(name or "-", "git login failed", host, address=address)
         return _challenge("wrong user name, password or token\n")
-    context.throttle.succeeded(f"user:{name}")
     if not allows(role, ADMIN):
         store.audit(who, "git access refused", host, role=role, address=address)
         return Response(
