@@ -42,7 +42,7 @@ from pvegit.roles import ADMIN, allows
 from pvegit.store import User
 from web.api import hash_token
 from web.context import Context, context_of
-from web.security import verify_password
+from web.security import claimed_host, claimed_user, verify_password
 
 _ALLOWED = re.compile(
     r"^(HEAD|info/refs|objects/info/packs|objects/pack/pack-[0-9a-f]{40}\.(pack|idx)"
@@ -158,10 +158,10 @@ def _admit(context: Context, request: Request, host: str) -> _Admitted | Respons
                 context.throttle.succeeded(f"user:{name}")
     if who is None:
         context.throttle.failed(*keys)
-        store.audit(name or "-", "git login failed", host, address=address)
+        store.audit(claimed_user(name), "git login failed", claimed_host(host), address=address)
         return _challenge("wrong user name, password or token\n")
     if not allows(role, ADMIN):
-        store.audit(who, "git access refused", host, role=role, address=address)
+        store.audit(who, "git access refused", claimed_host(host), role=role, address=address)
         return Response(
             f"cloning needs the admin role and {who} is a {role}: a clone carries every "
             "file, secrets included\n",
