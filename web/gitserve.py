@@ -10,8 +10,9 @@ password; either needs the admin role (a clone carries every file the host
 collects, secrets included). Pushes are refused (receive-pack is never offered).
 
 Wrong credentials are throttled by the login form's limiter (per user name and
-per client address) and audited; every clone or fetch is audited once, at its
-ref discovery (``info/refs``). A request body is streamed to git with a cap.
+per client address) and audited; every request that reads a repository is
+audited, a clone or fetch once (web/fetchaudit.py says when a request makes an
+entry). A request body is streamed to git with a cap.
 """
 
 from __future__ import annotations
@@ -187,21 +188,14 @@ async def git_file(request: Request) -> Response:
     smart = path == "git-upload-pack" or (
         path == "info/refs" and request.query_params.get("service") == "git-upload-pack"
     )
-    if plain and path == "info/refs" and request.method == "GET":
-        # Every clone and fetch starts here, once: the one audit entry per fetch.
-        await run_in_threadpool(
-            context.store.audit,
-            admitted.who,
-            "git fetch",
-            name,
-            protocol="smart" if smart and _BACKEND else "dumb",
-            address=admitted.address,
-        )
-    if smart and _BACKEND and plain:
+    backend = smart and _BACKEND is not None and plain
+    dumb = plain and request.method == "GET" and _ALLOWED.match(path) is not None
+    if backend or dumb:
+        # Audited before a byte of the repository goes out (web/fetchaudit.py).
+        await _audit_read(context, admitted, name, path, "smart" if backend else "dumb")
+    if backend:
         return await _http_backend(request, context.home.repos_dir, f"/{name}.git/{path}")
-    if request.method != "GET":
-        return Response("not found\n", status_code=404)
-    if not _ALLOWED.match(path) or not plain:
+    if not dumb:
         return Response("not found\n", status_code=404)
     if path in ("info/refs", "objects/info/packs"):
 
@@ -214,6 +208,26 @@ async def git_file(request: Request) -> Response:
     if not file.is_file():
         return Response("not found\n", status_code=404)
     return FileResponse(file, media_type="application/octet-stream")
+
+
+async def _audit_read(
+    context: Context, admitted: _Admitted, host: str, path: str, protocol: str
+) -> None:
+    """The "git fetch" entry for a request that reads ``host``'s repository, when due."""
+    key = (admitted.who, host, admitted.address)
+    now = context.clock()
+    if not context.fetch_audit.due(key, now, discovery=path == "info/refs"):
+        return
+    await run_in_threadpool(
+        context.store.audit,
+        admitted.who,
+        "git fetch",
+        host,
+        protocol=protocol,
+        request=path,
+        address=admitted.address,
+    )
+    context.fetch_audit.recorded(key, now)
 
 
 def _too_large() -> Response:
