@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -278,13 +279,19 @@ class Run:
 
 @dataclass(frozen=True)
 class User:
-    """A web user: its role, and the epoch its session cookies must carry."""
+    """A web user: its role, and what its session cookies must carry.
+
+    ``incarnation`` is random, made with the account and never changed: a
+    cookie of a removed user does not fit an account made later under the same
+    name. ``sessions_epoch`` moves on to end the account's sessions.
+    """
 
     name: str
     role: str
     sessions_epoch: int
     password_hash: str
     created_at: float
+    incarnation: str
 
 
 @dataclass(frozen=True)
@@ -370,8 +377,9 @@ class Store:
         self._migrate_audit()
 
     def _migrate_access(self) -> None:
-        """Roles and session epochs. Users and tokens made before roles existed keep
-        what they could do: every user was an admin, every token could also clone."""
+        """Roles, session epochs and incarnations. Users and tokens made before roles
+        existed keep what they could do: every user was an admin, every token could
+        also clone."""
         users = {row[1] for row in self._connection.execute("PRAGMA table_info(users)")}
         if "role" not in users:
             self._connection.execute(
@@ -380,6 +388,18 @@ class Store:
         if "sessions_epoch" not in users:
             self._connection.execute(
                 "ALTER TABLE users ADD COLUMN sessions_epoch INTEGER NOT NULL DEFAULT 0"
+            )
+        if "incarnation" not in users:
+            self._connection.execute(
+                "ALTER TABLE users ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''"
+            )
+        # Users made before incarnations existed get one each (their sessions
+        # end: a cookie without it is refused); also those an interrupted
+        # migration left without one.
+        unset = self._connection.execute("SELECT name FROM users WHERE incarnation=''")
+        for (name,) in unset.fetchall():
+            self._connection.execute(
+                "UPDATE users SET incarnation=? WHERE name=?", (_new_incarnation(), name)
             )
         tokens = {row[1] for row in self._connection.execute("PRAGMA table_info(tokens)")}
         if "role" not in tokens:
@@ -766,9 +786,9 @@ class Store:
                     f"add {name!r} without --role, or with --role admin"
                 )
             connection.execute(
-                "INSERT INTO users (name, password_hash, role, created_at, updated_at)"
-                " VALUES (?,?,?,?,?)",
-                (name, password_hash, chosen, now, now),
+                "INSERT INTO users (name, password_hash, role, created_at, updated_at,"
+                " incarnation) VALUES (?,?,?,?,?,?)",
+                (name, password_hash, chosen, now, now, _new_incarnation()),
             )
         return chosen
 
@@ -812,7 +832,8 @@ class Store:
                 raise NotFound(f"no user {name!r}; 'pvegit user list' shows the users")
 
     def remove_user(self, name: str) -> None:
-        """Delete a user (its sessions end with it); the last admin stays (ConfigError)."""
+        """Delete a user (its sessions end with it, also if the name is added again: the
+        new account has another incarnation); the last admin stays (ConfigError)."""
         with self._transaction() as connection:
             if self._user_role(connection, name) == ADMIN:
                 self._keep_an_admin(connection, name, "remove")
@@ -1085,7 +1106,13 @@ def _row_to_user(row: sqlite3.Row) -> User:
         sessions_epoch=row["sessions_epoch"],
         password_hash=row["password_hash"],
         created_at=row["created_at"],
+        incarnation=row["incarnation"],
     )
+
+
+def _new_incarnation() -> str:
+    """A user account's incarnation: 128 random bits, never the same twice."""
+    return secrets.token_hex(16)
 
 
 def _row_to_run(row: sqlite3.Row) -> Run:

@@ -12,13 +12,17 @@ from pathlib import Path
 
 import pytest
 from appserver import running, start_serve
+from starlette.testclient import TestClient
+from test_sessions import Clock
 
 from pvegit.demo import DemoNode
 from pvegit.home import Home
 from pvegit.snapshot import take_snapshot
 from pvegit.store import Host, Store
+from web import gitserve
 from web.api import hash_token, new_token
 from web.app import create_app
+from web.context import Settings
 from web.security import hash_password
 
 PASSWORD = "correct horse battery"
@@ -188,6 +192,120 @@ def test_every_clone_and_fetch_is_audited_once_and_only_admins_clone(
     [refusal] = _actions(store, "git access refused")
     assert refusal["actor"] == "victor" and refusal["detail"]["role"] == "viewer"
     assert len(_actions(store, "git fetch")) == 2
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def _fetched(store: Store, address: str) -> list[dict[str, object]]:
+    return [
+        event for event in _actions(store, "git fetch") if event["detail"]["address"] == address
+    ]
+
+
+def test_a_read_without_ref_discovery_is_audited_once_a_window(home: Home, tmp_path: Path) -> None:
+    """The review's case: a commit id from the web UI, posted to upload-pack straight
+    away, or the dumb protocol's files fetched by name, without any info/refs."""
+    store = Store(home.state_path)
+    store.add_user("admin", hash_password(PASSWORD))
+    node = DemoNode(tmp_path / "node", "pve1")
+    node.create()
+    take_snapshot(
+        home, store, store.add_host(Host("pve1", f"local:{node.root}", categories=("network",)))
+    )
+    clock = Clock()
+    app = create_app(home, Settings(concurrency=1), store=store, clock=clock)
+    repository = home.repo_path("pve1")
+    commit = git("--git-dir", str(repository), "rev-parse", "main").stdout.strip()
+    wants = f"0032want {commit}\n00000009done\n".encode()
+    smart = TestClient(app, client=("10.0.0.1", 4000))
+    answer = smart.post(
+        "/git/pve1.git/git-upload-pack",
+        headers={
+            **_basic("admin", PASSWORD),
+            "Content-Type": "application/x-git-upload-pack-request",
+        },
+        content=wants,
+    )
+    assert answer.status_code == 200 and b"PACK" in answer.content
+    [entry] = _fetched(store, "10.0.0.1")
+    assert (entry["actor"], entry["host"]) == ("admin", "pve1")
+    assert entry["detail"] == {
+        "address": "10.0.0.1",
+        "protocol": "smart",
+        "request": "git-upload-pack",
+    }
+    # The dumb protocol's files, each by name: HEAD, every object and pack file.
+    dumb = TestClient(app, client=("10.0.0.2", 4000))
+    objects = sorted(
+        str(path.relative_to(repository))
+        for path in (repository / "objects").rglob("*")
+        if path.is_file() and gitserve._ALLOWED.match(str(path.relative_to(repository)))
+    )
+    files = ["HEAD", *objects]
+    assert len(files) > 2
+    for name in files:
+        response = dumb.get(f"/git/pve1.git/{name}", headers=_basic("admin", PASSWORD))
+        assert response.status_code == 200, name
+    # One clone's many requests: one entry (the first file's).
+    [entry] = _fetched(store, "10.0.0.2")
+    assert entry["detail"]["request"] == "HEAD" and entry["detail"]["protocol"] == "dumb"
+    # Still reading a minute later: a second entry; a ref discovery always makes one.
+    clock.now += 59
+    dumb.get(f"/git/pve1.git/{files[-1]}", headers=_basic("admin", PASSWORD))
+    assert len(_fetched(store, "10.0.0.2")) == 1
+    clock.now += 1
+    dumb.get(f"/git/pve1.git/{files[-1]}", headers=_basic("admin", PASSWORD))
+    assert len(_fetched(store, "10.0.0.2")) == 2
+    assert dumb.get("/git/pve1.git/info/refs", headers=_basic("admin", PASSWORD)).status_code == 200
+    newest = _fetched(store, "10.0.0.2")[0]  # newest first
+    assert newest["detail"]["request"] == "info/refs"
+    # Nothing read, nothing recorded: a path git never asks for, a host that does not exist.
+    for path in ("/git/pve1.git/config", "/git/ghost.git/HEAD"):
+        assert dumb.get(path, headers=_basic("admin", PASSWORD)).status_code == 404
+    assert len(_fetched(store, "10.0.0.2")) == 3
+    store.close()
+
+
+def test_a_dumb_clone_by_the_real_git_client_is_one_audit_entry(
+    hub: tuple[str, Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without git on the pvegit machine: the dumb protocol, dozens of requests, one entry."""
+    address, store = hub
+    monkeypatch.setattr(gitserve, "_BACKEND", None)
+    clone = git("clone", _url(address, "admin", PASSWORD), str(tmp_path / "dumb"))
+    assert clone.returncode == 0, clone.stderr
+    assert git("fsck", "--strict", cwd=tmp_path / "dumb").returncode == 0
+    [entry] = _actions(store, "git fetch")
+    assert entry["detail"]["protocol"] == "dumb" and entry["detail"]["request"] == "info/refs"
+
+
+def test_a_token_never_clears_another_users_failures(home: Home) -> None:
+    """The review's case: a viewer token sent as ``admin:<token>`` between guesses at
+    admin's password, each round from a new address, kept admin's count below the limit."""
+    store = Store(home.state_path)
+    store.add_user("admin", hash_password(PASSWORD))
+    token = new_token()
+    store.add_token("ci", hash_token(token), None, "viewer")
+    app = create_app(home, Settings(concurrency=1), store=store)
+
+    def attempt(address: str, user: str, password: str) -> int:
+        client = TestClient(app, client=(address, 4000))
+        return client.get("/git/ghost.git/info/refs", headers=_basic(user, password)).status_code
+
+    # Admin's own password clears admin's count ...
+    assert [attempt("10.0.0.1", "admin", f"guess {number}") for number in range(4)] == [401] * 4
+    assert attempt("10.0.1.1", "admin", PASSWORD) == 404  # let in; there is no ghost.git
+    # ... a token does not, whatever name comes with it.
+    statuses, by_token = [], []
+    for round_number in range(3):
+        guesser = f"10.0.2.{round_number}"
+        statuses += [attempt(guesser, "admin", f"guess {round_number} {n}") for n in range(4)]
+        by_token.append(attempt(f"10.0.3.{round_number}", "admin", token))
+    assert by_token == [403, 429, 429]  # let in as the viewer it is (and refused), then held
+    assert statuses == [401] * 5 + [429] * 7
+    store.close()
 
 
 # -- the request body --------------------------------------------------------------

@@ -3,11 +3,16 @@ everywhere", and the idle and absolute lifetimes from pvegit.toml."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
+import itsdangerous
 import pytest
 from appserver import pvegit_process, start_serve
 from starlette.testclient import TestClient
@@ -178,3 +183,67 @@ def test_a_cookie_from_before_user_passwd_is_refused_by_a_real_server(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_cookie_of_a_removed_user_never_fits_the_name_added_again(
+    home: Home, sessions_store: Store
+) -> None:
+    """The review's case: bob's cookie (stolen, or an old laptop), bob removed, then a
+    new 'bob' made an admin: the old cookie stays dead."""
+    sessions_store.add_user("bob", hash_password("bobs old password1"), "viewer")
+    thief = _client(home, sessions_store)
+    login(thief, "bob", "bobs old password1")
+    stolen = dict(thief.cookies)
+    assert _signed_in(thief)
+    old = sessions_store.user("bob")
+    sessions_store.remove_user("bob")
+    sessions_store.add_user("bob", hash_password("a brand new password9"), "admin")
+    replay = _client(home, sessions_store)
+    replay.cookies.update(stolen)
+    answer = replay.get("/users")
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
+    new = sessions_store.user("bob")
+    assert old and new and old.sessions_epoch == new.sessions_epoch  # the epoch alone: equal
+    assert old.incarnation != new.incarnation
+    # The new bob logs in as usual.
+    fresh = _client(home, sessions_store)
+    login(fresh, "bob", "a brand new password9")
+    assert fresh.get("/users").status_code == 200
+
+
+def test_users_from_before_incarnations_get_one_each_and_log_in_again(home: Home) -> None:
+    """A state.db from before roles, epochs and incarnations: each user gets a random
+    incarnation of its own when pvegit opens it; a cookie without one is refused."""
+    connection = sqlite3.connect(home.state_path)
+    connection.executescript(
+        "CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL,"
+        " created_at REAL NOT NULL, updated_at REAL NOT NULL);"
+    )
+    connection.executemany(
+        "INSERT INTO users VALUES (?, ?, 1, 1)",
+        [("admin", hash_password(PASSWORD)), ("bob", hash_password(PASSWORD))],
+    )
+    connection.commit()
+    connection.close()
+    store = Store(home.state_path)
+    incarnations = {user.name: user.incarnation for user in store.users()}
+    assert set(incarnations) == {"admin", "bob"}
+    assert all(len(value) == 32 for value in incarnations.values())
+    assert incarnations["admin"] != incarnations["bob"]
+    store.close()
+    store = Store(home.state_path)  # opened again: kept, not made anew
+    assert {user.name: user.incarnation for user in store.users()} == incarnations
+    client = _client(home, store)
+    login(client, "bob")
+    assert _signed_in(client)
+    # A cookie as pvegit made them before (no incarnation), signed with the real key.
+    now = time.time()
+    before = {"user": "bob", "epoch": 0, "issued": now, "seen": now}
+    secret = (home.root / "web_secret").read_text().strip()
+    payload = base64.b64encode(json.dumps(before).encode())
+    client.cookies.clear()
+    client.cookies.set(
+        "pvegit_session", itsdangerous.TimestampSigner(secret).sign(payload).decode()
+    )
+    assert not _signed_in(client)
+    store.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from appserver import running
+from appserver import pvegit_process, running
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
@@ -358,7 +358,9 @@ def test_session_cookie_flags(home: Home, app_store: Store) -> None:
         assert "httponly" in cookie and "samesite=lax" in cookie and "secure" in cookie
 
 
-def test_expired_or_forged_session_means_login(client: TestClient, home: Home) -> None:
+def test_expired_or_forged_session_means_login(
+    client: TestClient, home: Home, app_store: Store
+) -> None:
     import base64
     import time
 
@@ -373,7 +375,15 @@ def test_expired_or_forged_session_means_login(client: TestClient, home: Home) -
             return 1_000_000_000  # 2001: long past any max_age
 
     now = time.time()
-    session = {"user": "admin", "epoch": 0, "issued": now, "seen": now}
+    account = app_store.user("admin")
+    assert account
+    session = {
+        "user": "admin",
+        "incarnation": account.incarnation,
+        "epoch": 0,
+        "issued": now,
+        "seen": now,
+    }
     payload = base64.b64encode(json.dumps(session).encode())
     fresh = itsdangerous.TimestampSigner(secret).sign(payload).decode()
     client.cookies.clear()
@@ -656,6 +666,61 @@ def test_hostile_actor_host_name_and_raw_names_render_inert(
     )
     assert form.status_code == 400
     assert "<b>pve</b>" not in form.text and "&lt;b&gt;pve&lt;/b&gt;" in form.text
+
+
+def test_a_made_up_name_cannot_forge_a_line_in_the_audit_log(
+    client: TestClient, home: Home, app_store: Store
+) -> None:
+    """The review's case: without a login, a user name (git's Basic auth, the login
+    form) or a URL's host name with newlines in it wrote a made-up entry into
+    `pvegit audit`. Names that are not valid are recorded quoted; the CLI and the
+    page print each field on one line."""
+    import base64
+
+    forged = "2030-01-01 09.00    admin        restore              pve1           completed"
+    name = f"x\n{forged}\nmallory"
+
+    def basic(user: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:pw".encode()).decode()}
+
+    assert client.get("/git/pve1.git/info/refs", headers=basic(name)).status_code == 401
+    by_host = client.get(
+        "/git/pve1%0A" + forged.replace(" ", "%20") + ".git/HEAD", headers=basic("admin")
+    )
+    assert by_host.status_code == 401
+    page = client.get("/login")
+    failed = client.post(
+        "/login", data={"username": name, "password": "pw", "csrf_token": token_of(page.text)}
+    )
+    assert failed.status_code == 401
+    # An entry as an older pvegit wrote it: the raw name, newline and markup included.
+    app_store.audit(f"y\n{forged}\n<b>bold</b>", "login failed", None, address="10.0.0.9")
+    events = app_store.audit_events()
+    assert len(events) == 4
+    git_user, git_host, form_user = events[3]["actor"], events[2]["host"], events[1]["actor"]
+    assert git_user == form_user and "\n" not in git_user
+    # What was tried stays readable: quoted as JSON, cut after 64 characters.
+    assert json.loads(git_user.removesuffix("...")) == name[:64] and git_user.endswith("...")
+    assert events[2]["actor"] == "admin"
+    assert json.loads(git_host.removesuffix("...")) == ("pve1\n" + forged)[:64]
+    # `pvegit audit` (a real process, as root runs it): one line an entry.
+    printed = pvegit_process(home, "audit")
+    assert printed.returncode == 0, printed.stderr
+    lines = printed.stdout.splitlines()
+    assert len(lines) == 1 + len(events), printed.stdout
+    assert not any(line.startswith(("2030", "mallory", "<b>")) for line in lines), printed.stdout
+    assert "y\\x0a2030-01-01" in lines[1]
+    as_json = pvegit_process(home, "audit", "--json")
+    assert [event["actor"] for event in json.loads(as_json.stdout)] == [
+        event["actor"] for event in events
+    ]
+    # The web page: one row an entry, the newline shown, the markup inert.
+    login(client)
+    audit_page = client.get("/audit").text
+    body = audit_page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert body.count("<tr>") == len(events) + 1  # the new login too
+    assert "y\\x0a2030-01-01" in body and "<b>bold" not in body and "&lt;b&gt;bold" in body
+    assert "\n" not in re.sub(r"\n\s*<", "<", body.strip())  # no newline inside a cell
 
 
 def test_secrets_are_summarised_and_revealing_is_audited(

@@ -123,6 +123,8 @@ def _templates() -> Jinja2Templates:
     )
     environment.filters["urlpath"] = lambda value: quote(display_path(str(value)), safe="/")
     environment.filters["seconds"] = lambda value: "—" if value is None else f"{value:.1f} s"
+    # One line whatever the value holds (an audit entry's fields): a newline shows as \x0a.
+    environment.filters["oneline"] = lambda value: printable(str(value))
     environment.globals["csrf_token"] = lambda request: csrf_token(request.session)
     return Jinja2Templates(env=environment)
 

@@ -16,6 +16,7 @@ from pvegit.home import Home
 from pvegit.notify import Notifier
 from pvegit.roles import ADMIN, OPERATOR, allows
 from pvegit.store import Store, User
+from web.fetchaudit import FetchAudit
 from web.runner import RunLauncher
 from web.security import LoginThrottle
 
@@ -44,6 +45,7 @@ class Context:
     config: Config = field(default_factory=Config)
     notifier: Notifier | None = None
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    fetch_audit: FetchAudit = field(default_factory=FetchAudit)  # git reads audited
     templates: Jinja2Templates | None = None
     clock: Callable[[], float] = time.time  # session lifetimes (tests move it)
 

@@ -10,8 +10,9 @@ password; either needs the admin role (a clone carries every file the host
 collects, secrets included). Pushes are refused (receive-pack is never offered).
 
 Wrong credentials are throttled by the login form's limiter (per user name and
-per client address) and audited; every clone or fetch is audited once, at its
-ref discovery (``info/refs``). A request body is streamed to git with a cap.
+per client address) and audited; every request that reads a repository is
+audited, a clone or fetch once (web/fetchaudit.py says when a request makes an
+entry). A request body is streamed to git with a cap.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from pvegit.repo import HostRepository
 from pvegit.roles import ADMIN, allows
+from pvegit.store import User
 from web.api import hash_token
 from web.context import Context, context_of
-from web.security import verify_password
+from web.security import claimed_host, claimed_user, verify_password
 
 _ALLOWED = re.compile(
     r"^(HEAD|info/refs|objects/info/packs|objects/pack/pack-[0-9a-f]{40}\.(pack|idx)"
@@ -57,9 +59,10 @@ class _VerifiedPasswords:
 
     Remembers, for a while, that an Authorization header's password matched a
     user's stored hash. The caller still reads the user from the database on
-    every request and passes the hash found there: a removed user or a changed
-    password no longer matches. Headers are kept only as HMACs under a key
-    that lives in this process.
+    every request and passes the account found there: a removed user, a
+    changed password or an account made again under the same name (its
+    incarnation is new) no longer matches. Headers are kept only as HMACs
+    under a key that lives in this process.
     """
 
     def __init__(self, capacity: int = 256, seconds: float = 300.0) -> None:
@@ -72,22 +75,28 @@ class _VerifiedPasswords:
     def _digest(self, header: str) -> str:
         return hmac.new(self._key, header.encode(), hashlib.sha256).hexdigest()
 
-    def matches(self, header: str, stored_hash: str) -> bool:
+    @staticmethod
+    def _account(user: User) -> str:
+        return f"{user.incarnation}:{user.password_hash}"
+
+    def matches(self, header: str, user: User) -> bool:
+        """Whether ``header`` was seen to match ``user`` as it is now (its account and hash)."""
         digest = self._digest(header)
         with self._lock:
             entry = self._entries.get(digest)
             if entry is None:
                 return False
             remembered, until = entry
-            if until < time.monotonic() or not hmac.compare_digest(remembered, stored_hash):
+            if until < time.monotonic() or not hmac.compare_digest(remembered, self._account(user)):
                 del self._entries[digest]
                 return False
             return True
 
-    def remember(self, header: str, stored_hash: str) -> None:
+    def remember(self, header: str, user: User) -> None:
+        """Note that ``header``'s password matched ``user``'s stored hash."""
         digest = self._digest(header)
         with self._lock:
-            self._entries[digest] = (stored_hash, time.monotonic() + self._seconds)
+            self._entries[digest] = (self._account(user), time.monotonic() + self._seconds)
             self._entries.move_to_end(digest)
             while len(self._entries) > self._capacity:
                 self._entries.popitem(last=False)
@@ -138,18 +147,22 @@ def _admit(context: Context, request: Request, host: str) -> _Admitted | Respons
         else:
             user = store.user(name)
             stored = user.password_hash if user else None
-            if user is not None and stored is not None and _verified.matches(header, stored):
+            if user is not None and stored is not None and _verified.matches(header, user):
                 who, role = user.name, user.role
             elif verify_password(password, stored) and user is not None:
-                _verified.remember(header, user.password_hash)
+                _verified.remember(header, user)
                 who, role = user.name, user.role
+            if who is not None:
+                # Only the user's own password clears the user's failures: a token
+                # sent with someone else's name must not (it would let its holder
+                # reset an admin's count between guesses).
+                context.throttle.succeeded(f"user:{name}")
     if who is None:
         context.throttle.failed(*keys)
-        store.audit(name or "-", "git login failed", host, address=address)
+        store.audit(claimed_user(name), "git login failed", claimed_host(host), address=address)
         return _challenge("wrong user name, password or token\n")
-    context.throttle.succeeded(f"user:{name}")
     if not allows(role, ADMIN):
-        store.audit(who, "git access refused", host, role=role, address=address)
+        store.audit(who, "git access refused", claimed_host(host), role=role, address=address)
         return Response(
             f"cloning needs the admin role and {who} is a {role}: a clone carries every "
             "file, secrets included\n",
@@ -175,21 +188,14 @@ async def git_file(request: Request) -> Response:
     smart = path == "git-upload-pack" or (
         path == "info/refs" and request.query_params.get("service") == "git-upload-pack"
     )
-    if plain and path == "info/refs" and request.method == "GET":
-        # Every clone and fetch starts here, once: the one audit entry per fetch.
-        await run_in_threadpool(
-            context.store.audit,
-            admitted.who,
-            "git fetch",
-            name,
-            protocol="smart" if smart and _BACKEND else "dumb",
-            address=admitted.address,
-        )
-    if smart and _BACKEND and plain:
+    backend = smart and _BACKEND is not None and plain
+    dumb = plain and request.method == "GET" and _ALLOWED.match(path) is not None
+    if backend or dumb:
+        # Audited before a byte of the repository goes out (web/fetchaudit.py).
+        await _audit_read(context, admitted, name, path, "smart" if backend else "dumb")
+    if backend:
         return await _http_backend(request, context.home.repos_dir, f"/{name}.git/{path}")
-    if request.method != "GET":
-        return Response("not found\n", status_code=404)
-    if not _ALLOWED.match(path) or not plain:
+    if not dumb:
         return Response("not found\n", status_code=404)
     if path in ("info/refs", "objects/info/packs"):
 
@@ -202,6 +208,26 @@ async def git_file(request: Request) -> Response:
     if not file.is_file():
         return Response("not found\n", status_code=404)
     return FileResponse(file, media_type="application/octet-stream")
+
+
+async def _audit_read(
+    context: Context, admitted: _Admitted, host: str, path: str, protocol: str
+) -> None:
+    """The "git fetch" entry for a request that reads ``host``'s repository, when due."""
+    key = (admitted.who, host, admitted.address)
+    now = context.clock()
+    if not context.fetch_audit.due(key, now, discovery=path == "info/refs"):
+        return
+    await run_in_threadpool(
+        context.store.audit,
+        admitted.who,
+        "git fetch",
+        host,
+        protocol=protocol,
+        request=path,
+        address=admitted.address,
+    )
+    context.fetch_audit.recorded(key, now)
 
 
 def _too_large() -> Response:

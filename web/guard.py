@@ -35,18 +35,26 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def start_session(request: Request, user: User) -> None:
-    """A fresh session for ``user`` (no fixation): stamped with the user's epoch and the time."""
+    """A fresh session for ``user`` (no fixation): stamped with the account's incarnation,
+    its epoch and the time."""
     now = context_of(request).clock()
     request.session.clear()
     request.session.update(
-        {"user": user.name, "epoch": user.sessions_epoch, "issued": now, "seen": now}
+        {
+            "user": user.name,
+            "incarnation": user.incarnation,
+            "epoch": user.sessions_epoch,
+            "issued": now,
+            "seen": now,
+        }
     )
 
 
 def current_user(request: Request) -> User | None:
     """The session's user, if the session is still good.
 
-    A session ends when its user is removed, when the user's epoch moved on
+    A session ends when its user is removed (an account made again under the
+    same name has another incarnation), when the user's epoch moved on
     (password changed, role lowered, logged out everywhere), after
     ``session_max`` since login and after ``session_idle`` without a request.
     """
@@ -61,6 +69,8 @@ def current_user(request: Request) -> User | None:
     settings = context.settings
     if (
         user is None
+        or not user.incarnation
+        or session.get("incarnation") != user.incarnation
         or session.get("epoch") != user.sessions_epoch
         or not isinstance(issued, (int, float))
         or not isinstance(seen, (int, float))

@@ -5,12 +5,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pvegit.errors import ConfigError
+from pvegit.store import validate_host_name, validate_user_name
+from pvegit.textsafe import printable
 
 # scrypt with N=2^15, r=8, p=1: ~0.1 s and 32 MiB per attempt on this class of machine.
 _SCRYPT = {"n": 2**15, "r": 8, "p": 1}
@@ -85,6 +91,37 @@ def csrf_valid(session: dict[str, object], submitted: str | None) -> bool:
         and bool(submitted)
         and hmac.compare_digest(expected, str(submitted))
     )
+
+
+# A claimed name longer than this is cut in the audit log (an Authorization header
+# can carry kilobytes); what is kept still shows what was tried.
+_CLAIMED_LENGTH = 64
+
+
+def _claimed(text: str, validate: Callable[[str], str]) -> str:
+    if not text:
+        return "-"
+    try:
+        return validate(text)
+    except ConfigError:
+        quoted = json.dumps(text[:_CLAIMED_LENGTH], ensure_ascii=False)
+        return printable(quoted) + ("..." if len(text) > _CLAIMED_LENGTH else "")
+
+
+def claimed_user(name: str) -> str:
+    """A user name that a request claimed (a failed login), fit for the audit log.
+
+    A valid user name is kept as it is; anything else (a newline, markup, a
+    very long name) is recorded quoted, with control characters escaped and
+    cut at 64 characters, so what was tried stays visible and can neither pass
+    for a real user nor start a line of its own. An empty name is ``-``.
+    """
+    return _claimed(name, validate_user_name)
+
+
+def claimed_host(name: str) -> str:
+    """A host name taken from a request's URL, fit for the audit log (as ``claimed_user``)."""
+    return _claimed(name, validate_host_name)
 
 
 @dataclass

@@ -7,10 +7,16 @@ import json
 
 from pvegit.cli.common import format_time, open_home, print_json
 from pvegit.restorelog import read_audit_log
+from pvegit.textsafe import printable
 
 
 def cmd_audit(arguments: argparse.Namespace) -> int:
-    """Print the newest audit entries (a restore with its state: running, interrupted...)."""
+    """Print the newest audit entries (a restore with its state: running, interrupted...).
+
+    One entry, one line: every field is printed with its newlines and other
+    control characters escaped, so a name that a failed login made up cannot
+    pass for an entry of its own. ``--json`` prints the entries as they are.
+    """
     home, store = open_home(arguments)
     events = read_audit_log(
         home, store, limit=arguments.limit, host=arguments.name, action=arguments.action
@@ -25,8 +31,18 @@ def cmd_audit(arguments: argparse.Namespace) -> int:
             for key, value in event["detail"].items()
             if value is not None
         )
+        actor, action, host, state, details = (
+            printable(field)
+            for field in (
+                event["actor"],
+                event["action"],
+                event["host"] or "-",
+                event["state"] or "-",
+                details,
+            )
+        )
         print(
-            f"{format_time(event['at']):<19} {event['actor']:<12} {event['action']:<20} "
-            f"{event['host'] or '-':<14} {event['state'] or '-':<11} {details}"
+            f"{format_time(event['at']):<19} {actor:<12} {action:<20} "
+            f"{host:<14} {state:<11} {details}"
         )
     return 0

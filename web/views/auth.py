@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from pvegit.roles import VIEWER
 from web.context import context_of, render
 from web.guard import action, read_form, start_session
-from web.security import csrf_valid, verify_password
+from web.security import claimed_user, csrf_valid, verify_password
 
 
 def _safe_next(target: str | None) -> str:
@@ -64,7 +64,7 @@ async def login(request: Request) -> Response:
     if not valid or account is None:
         context.throttle.failed(*keys)
         await run_in_threadpool(
-            context.store.audit, username or "-", "login failed", None, address=client
+            context.store.audit, claimed_user(username), "login failed", None, address=client
         )
         return render(
             request,
