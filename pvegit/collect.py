@@ -21,7 +21,7 @@ from pvegit.inventory import InventoryLimits
 from pvegit.inventorystream import inventory_script, read_inventory
 from pvegit.tarstream import Entry, display_path, read_tar_stream
 from pvegit.textsafe import printable
-from pvegit.transport import NODE_ENVIRONMENT, Transport
+from pvegit.transport import NODE_ENVIRONMENT, MiB, OutputLimit, Transport
 
 # GNU tar's messages for a path it could not read: "Cannot open: <why>", "Cannot
 # savedir: <why>", "Read error at byte N, ...: <why>", "File shrank by N bytes; ...".
@@ -195,13 +195,31 @@ def _parse_probe(stderr: bytes) -> Probe:
         ) from err
 
 
+# The probe answers on stderr (kept within MAX_STDERR); its stdout stays empty.
+_PROBE_OUTPUT = OutputLimit(MiB, "pvegit's probe")
+# One line (`pveversion -v` would be ~2 KiB), shown as it is on a page and a terminal.
+_VERSION_OUTPUT = OutputLimit(64 * 1024, "the PVE version (pveversion)")
+
+
 def probe_node(transport: Transport) -> Probe:
-    """Ask the node for its name, the login's uid and the state of /etc/pve."""
+    """Ask the node for its name, the login's uid and the state of /etc/pve.
+
+    Raises CollectError (OutputTooLarge for a node that floods the answer) or ConnectError.
+    """
     script = NODE_ENVIRONMENT + f"cd {shlex.quote(transport.root)} || exit 98\n" + _PROBE
-    result = transport.run(script)
+    result = transport.run(script, limit=_PROBE_OUTPUT)
     if result.exit_code == 98:
         raise CollectError(f"the node has no directory {transport.root}")
     return _parse_probe(result.stderr)
+
+
+def pve_version(transport: Transport) -> str:
+    """What ``pveversion`` says on the node, "" when it says nothing (not a PVE node).
+
+    Raises OutputTooLarge past 64 KiB, ConnectError when the connection drops.
+    """
+    result = transport.run("pveversion 2>/dev/null", limit=_VERSION_OUTPUT)
+    return result.stdout.decode("utf-8", "replace").strip()
 
 
 def check_pmxcfs(probe: Probe, transport: Transport, selection: Selection) -> None:

@@ -42,6 +42,11 @@ class CollectError(PvegitError):
     """The node sent something unusable: a broken or hostile stream, a failed command."""
 
 
+class OutputTooLarge(CollectError):
+    """A node sent more on a command's stdout than that command's limit; pvegit stopped
+    reading (and abandoned the command) at the limit."""
+
+
 class RefusedError(PvegitError):
     """A snapshot that must not be committed (pmxcfs down, mass deletion)."""
 

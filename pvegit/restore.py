@@ -40,7 +40,7 @@ from pvegit.categories import (
     resolve_selection,
 )
 from pvegit.collect import tar_script
-from pvegit.errors import ConfigError, RefusedError
+from pvegit.errors import ConfigError, OutputTooLarge, RefusedError
 from pvegit.home import Home
 from pvegit.metadata import METADATA_PATH, PathInfo, is_pmxcfs_path, parse_metadata
 from pvegit.release import release_of_commit, restore_note
@@ -48,10 +48,12 @@ from pvegit.repo import SYMLINK_MODE, HostRepository
 from pvegit.restorelog import RestoreEntry, restore_entry
 from pvegit.store import Host, Run, Store
 from pvegit.tarstream import display_path, read_tar_stream
-from pvegit.transport import Transport
+from pvegit.transport import MiB, OutputLimit, Transport
 
 INTERFACES = "etc/network/interfaces"
 COROSYNC = ("etc/pve/corosync.conf", "etc/corosync/corosync.conf")
+# Its stdout stays empty: the answer is the exit code.
+_PMXCFS_CHECK = OutputLimit(MiB, "the restore's check that pmxcfs runs")
 _VERSION = re.compile(r"^(\s*config_version\s*:\s*)(\d+)", re.MULTILINE)
 
 
@@ -109,7 +111,12 @@ def wanted_paths(paths: Sequence[str], files: dict[str, tuple[int, str]]) -> lis
 
 
 def read_live(transport: Transport, paths: Sequence[str]) -> dict[str, tuple[bytes, bool]]:
-    """What the node has now at ``paths``: path -> (content or link target, is a link)."""
+    """What the node has now at ``paths``: path -> (content or link target, is a link).
+
+    Read within the tar stream's limits (tarstream.py: 16 MiB a file, 256 MiB in all),
+    so memory stays bounded whatever the node sends: a file over 16 MiB is left out (the
+    preview shows it as created), a stream over 256 MiB raises CollectError.
+    """
     selection = Selection(paths=tuple(paths), excludes=(), commands=(), include_secrets=True)
     with transport.stream(tar_script(transport.root, selection, live=False)) as (stream, _):
         result = read_tar_stream(stream, requested=selection.paths)
@@ -313,16 +320,27 @@ def apply_plan(transport: Transport, plan: RestorePlan) -> list[tuple[str, str |
         return []
     if any(is_pmxcfs_path(step.path) for step in plan.writes):
         mounted = '[ "$(stat -c %d etc/pve)" != "$(stat -c %d etc)" ] && ' if transport.live else ""
-        probe = transport.run(
-            f"cd {shlex.quote(transport.root)} && {mounted}[ -r etc/pve/.version ]"
-        )
+        try:
+            probe = transport.run(
+                f"cd {shlex.quote(transport.root)} && {mounted}[ -r etc/pve/.version ]",
+                limit=_PMXCFS_CHECK,
+            )
+        except OutputTooLarge as err:
+            raise RefusedError(f"{err}. Nothing was written") from err
         if probe.exit_code != 0:
             raise RefusedError(
                 "pmxcfs is not running (/etc/pve is not mounted): nothing was "
                 "written. On the node: systemctl status pve-cluster"
             )
     script = write_script(plan, transport.root).encode("utf-8", "surrogateescape")
-    result = transport.run("sh -s", stdin=script)
+    # One "pvegit-restore ok N" line a write; nothing else goes to stdout.
+    limit = OutputLimit(64 * len(plan.writes) + MiB, "the restore's report of its writes")
+    try:
+        result = transport.run("sh -s", stdin=script, limit=limit)
+    except OutputTooLarge as err:
+        # The writes may have run (each file old or new): the snapshot after the
+        # restore records what the node has, and its check names what differs.
+        return [(step.path, f"not known whether written: {err}") for step in plan.writes]
     stderr = result.stderr.decode("utf-8", "replace")
     outcome: dict[int, str | None] = {}  # by the step's number in the script
     for line in result.stdout.decode("utf-8", "replace").splitlines():

@@ -28,7 +28,11 @@ from pvegit.errors import AuthError, CollectError, ConnectError, HostKeyError  #
 from pvegit.transport import (  # noqa: E402
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_IO_TIMEOUT,
+    MAX_STDERR,
     CommandResult,
+    MiB,
+    OutputBuffer,
+    OutputLimit,
     StreamOutcome,
 )
 
@@ -37,7 +41,9 @@ if TYPE_CHECKING:
     from pvegit.store import Host
 
 KEEPALIVE_SECONDS = 15
-_MAX_STDERR = 1024 * 1024
+# After a stream's parser is done only tar's padding is left (under 10 KiB).
+_STREAM_END = OutputLimit(MiB, "what followed the end of its stream")
+_KEY_PATH = OutputLimit(MiB, "the path of authorized_keys (readlink)")
 
 
 def fingerprint(key_blob_base64: str) -> str:
@@ -232,17 +238,16 @@ class SshTransport:
             raise ConnectError(f"{self._label}: the connection closed before the command ended")
         return int(channel.exit_status)
 
-    def run(self, script: str, stdin: bytes = b"") -> CommandResult:
-        if not stdin:
-            return self.spawn(script).result()
+    def run(self, script: str, stdin: bytes = b"", *, limit: OutputLimit) -> CommandResult:
         channel = self._open(script)
-        try:
-            channel.sendall(stdin)
-            channel.shutdown_write()
-        except (paramiko.SSHException, OSError) as err:
-            channel.close()
-            raise ConnectError(f"{self._label}: the connection dropped: {err}") from err
-        return _SshPending(self, channel).result()
+        if stdin:
+            try:
+                channel.sendall(stdin)
+                channel.shutdown_write()
+            except (paramiko.SSHException, OSError) as err:
+                channel.close()
+                raise ConnectError(f"{self._label}: the connection dropped: {err}") from err
+        return _SshPending(self, channel).result(limit)
 
     def spawn(self, script: str) -> _SshPending:
         return _SshPending(self, self._open(script))
@@ -251,7 +256,7 @@ class SshTransport:
     def stream(self, script: str) -> Iterator[tuple[IO[bytes], StreamOutcome]]:
         channel = self._open(script)
         outcome = StreamOutcome()
-        reader = _ChannelReader(channel, self._label, self._io_timeout)
+        reader = _ChannelReader(channel, self._label, self._io_timeout, _STREAM_END)
         try:
             yield cast(IO[bytes], reader), outcome
             reader.read()  # whatever the parser left (tar's zero padding)
@@ -271,10 +276,15 @@ class _SshPending:
         self._transport = transport
         self._channel = channel
 
-    def result(self) -> CommandResult:
+    def result(self, limit: OutputLimit) -> CommandResult:
+        """Wait for the command to end; its exit code and output (stdout within ``limit``).
+
+        The channel is closed when it returns or raises: past ``limit`` that abandons
+        the command (OutputTooLarge).
+        """
         try:
             reader = _ChannelReader(
-                self._channel, self._transport._label, self._transport._io_timeout
+                self._channel, self._transport._label, self._transport._io_timeout, limit
             )
             stdout = reader.read()
             code = self._transport._exit_code(self._channel)
@@ -284,7 +294,9 @@ class _SshPending:
 
     def output(self) -> IO[bytes]:
         # Read as it arrives: paramiko holds at most one window (2 MiB) unread.
-        reader = _ChannelReader(self._channel, self._transport._label, self._transport._io_timeout)
+        reader = _ChannelReader(
+            self._channel, self._transport._label, self._transport._io_timeout, _STREAM_END
+        )
         return cast(IO[bytes], reader)
 
     def cancel(self) -> None:
@@ -292,16 +304,25 @@ class _SshPending:
 
 
 class _ChannelReader:
-    """A file-like view of a channel's stdout that also collects its stderr."""
+    """A file-like view of a channel's stdout that also collects its stderr.
 
-    def __init__(self, channel: paramiko.Channel, label: str, timeout: float) -> None:
+    Sized reads are the parser's to bound; ``read()`` without a size reads to the
+    end within ``limit`` (OutputTooLarge past it).
+    """
+
+    def __init__(
+        self, channel: paramiko.Channel, label: str, timeout: float, limit: OutputLimit
+    ) -> None:
         self._channel = channel
         self._label = label
         self._timeout = timeout
+        self._limit = limit
         self._stderr = bytearray()
 
     def drain_stderr(self) -> bytes:
-        while self._channel.recv_stderr_ready() and len(self._stderr) < _MAX_STDERR:
+        # Left unread past the cap, stderr fills the channel's window: the node then
+        # waits, and a read times out; it never piles up here.
+        while self._channel.recv_stderr_ready() and len(self._stderr) < MAX_STDERR:
             self._stderr += self._channel.recv_stderr(65536)
         return bytes(self._stderr)
 
@@ -325,10 +346,10 @@ class _ChannelReader:
                     break
                 chunks += chunk
             return bytes(chunks)
-        everything = bytearray()
-        while chunk := self._recv(1 << 20):
-            everything += chunk
-        return bytes(everything)
+        everything = OutputBuffer(self._limit, self._label)
+        while chunk := self._recv(everything.room()):
+            everything.add(chunk)
+        return everything.value()
 
 
 def install_key(transport: SshTransport, public_key: str) -> str:
@@ -343,7 +364,7 @@ def install_key(transport: SshTransport, public_key: str) -> str:
         f"grep -qxF '{quoted}' \"$f\" 2>/dev/null || printf '%s\\n' '{quoted}' >> \"$f\" "
         '|| exit 3; readlink -f "$f"'
     )
-    result = transport.run(script)
+    result = transport.run(script, limit=_KEY_PATH)
     if result.exit_code != 0:
         raise AuthError(
             "could not write ~/.ssh/authorized_keys on the node: "

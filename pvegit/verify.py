@@ -19,7 +19,7 @@ import hashlib
 import shlex
 from dataclasses import dataclass, field
 
-from pvegit.errors import PvegitError
+from pvegit.errors import OutputTooLarge, PvegitError
 from pvegit.home import Home
 from pvegit.repo import SYMLINK_MODE, HostRepository, decode_path, encode_path
 from pvegit.runlog import lost_commits, recorded_commits, unrecorded_commits
@@ -117,7 +117,7 @@ def verify_host(home: Home, store: Store, host: Host, *, node: bool = True) -> V
 def _compare_with_node(
     home: Home, host: Host, blobs: dict[str, bytes], result: Verification
 ) -> None:
-    from pvegit.transport import open_transport
+    from pvegit.transport import MiB, OutputLimit, open_transport
 
     try:
         transport = open_transport(home, host)
@@ -130,11 +130,23 @@ def _compare_with_node(
         # unescaped (-z): any byte a name may hold (newlines, non-UTF-8) survives.
         script = f"cd {shlex.quote(transport.root)} && xargs -0 sha256sum -z -- 2>/dev/null; true"
         names = b"".join(encode_path(path) + b"\0" for path in paths)
+        # The answer is each name back with 66 bytes of digest and spaces: room for
+        # names escaped twice as long (a sha256sum without -z) and then some.
+        limit = OutputLimit(
+            2 * len(names) + 128 * len(paths) + MiB,
+            f"the checksums of {len(paths)} files (sha256sum)",
+        )
         remote: dict[str, str] = {}
-        for record in transport.run(script, stdin=names).stdout.split(b"\0"):
+        for record in transport.run(script, stdin=names, limit=limit).stdout.split(b"\0"):
             digest, _, name = record.partition(b"  ")
             if name:
                 remote[decode_path(name)] = digest.decode("ascii", "replace")
+    except OutputTooLarge as err:
+        result.problems.append(f"the node's checksums could not be read: {err}")
+        return
+    except PvegitError as err:  # the connection dropped: nothing known either way
+        result.node_skipped = f"node not reachable: {err}"
+        return
     finally:
         transport.close()
     for path in paths:

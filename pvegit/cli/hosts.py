@@ -243,7 +243,7 @@ def cmd_host_remove(arguments: argparse.Namespace) -> int:
 
 
 def cmd_host_test(arguments: argparse.Namespace) -> int:
-    from pvegit.collect import probe_node
+    from pvegit.collect import probe_node, pve_version
     from pvegit.transport import open_transport
 
     home, store = open_home(arguments)
@@ -262,12 +262,13 @@ def cmd_host_test(arguments: argparse.Namespace) -> int:
             print(f"ok   host key {host.host_key_type} {fingerprint(host.host_key)} (pinned)")
         probe = probe_node(transport)
         print(f"ok   node says it is {probe.hostname!r}, uid {probe.uid}")
-        version = transport.run("pveversion 2>/dev/null").stdout.decode("utf-8", "replace")
-        print(
-            f"{'ok  ' if version.strip() else 'warn'} PVE version: {version.strip() or 'unknown'}"
-        )
+        version = pve_version(transport)
+        print(f"{'ok  ' if version else 'warn'} PVE version: {version or 'unknown'}")
         problem = probe.pmxcfs_problem(live=transport.live)
         print(f"FAIL pmxcfs: {problem}" if problem else "ok   pmxcfs: /etc/pve is served")
         return 1 if problem else 0
+    except PvegitError as err:  # the node answered wrongly, or stopped answering
+        print(f"FAIL {err}")
+        return 1
     finally:
         transport.close()

@@ -335,7 +335,7 @@ def _check_connection(context: Any, host: Host) -> ConnectionCheck:
 
 
 def _probe_steps(context: Any, host: Host) -> tuple[tuple[bool, str], ...]:
-    from pvegit.collect import probe_node
+    from pvegit.collect import probe_node, pve_version
     from pvegit.transport import open_transport
 
     steps: list[tuple[bool, str]] = []
@@ -347,8 +347,8 @@ def _probe_steps(context: Any, host: Host) -> tuple[tuple[bool, str], ...]:
         steps.append((True, f"logged in as {host.user}"))
         probe = probe_node(transport)
         steps.append((True, f"the node says it is {probe.hostname!r} (uid {probe.uid})"))
-        version = transport.run("pveversion 2>/dev/null").stdout.decode("utf-8", "replace")
-        steps.append((bool(version.strip()), f"PVE version: {version.strip() or 'unknown'}"))
+        version = pve_version(transport)
+        steps.append((bool(version), f"PVE version: {version or 'unknown'}"))
         problem = probe.pmxcfs_problem(live=transport.live)
         steps.append((problem is None, f"pmxcfs: {problem or '/etc/pve is served'}"))
     except PvegitError as err:
