@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import Result, git
 
+from pvegit.cli import main
 from pvegit.demo import DemoNode
 from pvegit.home import Home
 
@@ -282,3 +283,14 @@ def test_home_is_private(home: Home, cli) -> None:  # type: ignore[no-untyped-de
     assert home.private_key_path.stat().st_mode & 0o777 == 0o600
     assert (home.root / "ssh").stat().st_mode & 0o777 == 0o700
     assert home.state_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_demo_with_a_relative_home_as_make_demo_runs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make demo` passes --home ./pvegit-home: the demo node's local: address must still be
+    absolute (it was 'local:pvegit-home/...', and every snapshot of the demo failed)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["--home", "./pvegit-home", "demo", "--no-serve"]) == 0
+    out = capsys.readouterr().out
+    assert "pve-demo: changed" in out and "FAILED" not in out, out

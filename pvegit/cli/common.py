@@ -7,6 +7,7 @@ import getpass
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from pvegit.home import Home, default_home
@@ -20,8 +21,14 @@ def open_home(arguments: argparse.Namespace) -> tuple[Home, Store]:
     Refuses (StateDamaged) a missing, empty or unreadable state.db while the
     repositories hold history: see pvegit/state.py.
     """
-    home = Home(arguments.home or default_home())
+    home = home_of(arguments)
     return home, open_state(home)
+
+
+def home_of(arguments: argparse.Namespace) -> Home:
+    """The home ``--home`` (else $PVEGIT_HOME, else the default) names, as an absolute path:
+    local hosts made from it (the demo node's ``local:`` address) need one."""
+    return Home(Path(arguments.home or default_home()).absolute())
 
 
 def actor() -> str:

@@ -12,9 +12,9 @@ from typing import Any
 
 from pvegit import hostconfig
 from pvegit.categories import CATALOGUE, DEFAULT_CATEGORIES
-from pvegit.cli.common import actor, ask_yes, open_home, print_json
+from pvegit.cli.common import actor, ask_yes, home_of, open_home, print_json
 from pvegit.errors import ConfigError, HostKeyError, PvegitError
-from pvegit.home import Home, default_home
+from pvegit.home import Home
 from pvegit.liveness import settle_runs
 from pvegit.store import Host, Store, validate_host_name
 
@@ -42,7 +42,7 @@ def _validated(arguments: argparse.Namespace) -> dict[str, Any]:
 def cmd_init(arguments: argparse.Namespace) -> int:
     from pvegit.state import open_state
 
-    home = Home(arguments.home or default_home())
+    home = home_of(arguments)
     created = home.initialize()
     open_state(home).close()  # never an empty state over existing history
     print(f"{'initialized' if created else 'already initialized'}: {home.root}")

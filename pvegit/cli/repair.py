@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pvegit.cli.common import actor, open_home
+from pvegit.cli.common import actor, home_of, open_home
 from pvegit.errors import PvegitError
-from pvegit.home import Home, default_home
 
 
 def cmd_repair(arguments: argparse.Namespace) -> int:
@@ -55,7 +54,7 @@ def cmd_repair(arguments: argparse.Namespace) -> int:
 def cmd_rebuild_state(arguments: argparse.Namespace) -> int:
     from pvegit.rebuild import rebuild_state
 
-    home = Home(arguments.home or default_home())
+    home = home_of(arguments)
     result = rebuild_state(home, actor=actor())
     if result.reason is None:
         print(f"{home.state_path} is readable and holds pvegit's records: nothing to rebuild")
