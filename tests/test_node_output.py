@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import pytest
 from starlette.testclient import TestClient
+from test_web import login
 from testbed import Node
 
 from pvegit.demo import DemoNode
@@ -88,7 +89,7 @@ def test_test_connection_in_the_web_stops_reading_a_flooding_pveversion(
     hosts = store.hosts()
     app = create_app(home, Settings(concurrency=2), store=store)
     with TestClient(app, follow_redirects=False) as client:
-        token = _login(client, "operator")
+        token = login(client, "operator", PASSWORD)
 
         page, peak = peak_of(lambda: client.post("/hosts/pve1/test", data={"csrf_token": token}))
 
@@ -268,24 +269,3 @@ def test_installing_the_key_stops_reading_a_flooding_readlink(
     finally:
         transport.close()
     assert peak < PEAK_LIMIT, f"peak {peak / 1e6:.1f} MB"
-
-
-def _csrf(client: TestClient, url: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).text)
-    assert found, f"no CSRF field on {url}"
-    return found.group(1)
-
-
-def _login(client: TestClient, user: str) -> str:
-    """Log ``user`` in; return a CSRF token of the new session."""
-    answer = client.post(
-        "/login",
-        data={
-            "username": user,
-            "password": PASSWORD,
-            "csrf_token": _csrf(client, "/login"),
-            "next": "/",
-        },
-    )
-    assert answer.status_code == 303, answer.text
-    return _csrf(client, "/")

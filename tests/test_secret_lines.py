@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 from conftest import Result
 from starlette.testclient import TestClient
+from test_web import login, token_of
 from testbed import Node, register_node
 from webhook import Receiver
 
@@ -104,27 +105,6 @@ class Scene:
     exits: dict[str, int]  # and its exit code or HTTP status
 
 
-def _csrf(client: TestClient, url: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).text)
-    assert found, f"no CSRF field on {url}"
-    return found.group(1)
-
-
-def _login(client: TestClient, user: str) -> str:
-    """Log ``user`` in; return a CSRF token of the new session."""
-    answer = client.post(
-        "/login",
-        data={
-            "username": user,
-            "password": PASSWORD,
-            "csrf_token": _csrf(client, "/login"),
-            "next": "/",
-        },
-    )
-    assert answer.status_code == 303, answer.text
-    return _csrf(client, "/")
-
-
 @pytest.fixture
 def scene(cli, home: Home, store: Store, node: Node) -> Iterator[Scene]:  # type: ignore[no-untyped-def]
     """pve1 with the default categories plus /etc/ppp, two snapshots: every password
@@ -162,7 +142,7 @@ def scene(cli, home: Home, store: Store, node: Node) -> Iterator[Scene]:  # type
     token = store_token(store)
     app = create_app(home, Settings(concurrency=2), store=store)
     with TestClient(app, follow_redirects=False) as client:
-        _login(client, "viewer")
+        login(client, "viewer", PASSWORD)
         for url in (
             "/hosts/pve1/commits/HEAD",
             "/hosts/pve1/commits/HEAD?view=split",
@@ -237,7 +217,7 @@ def test_secret_files_stay_on_the_node_and_needed_files_are_kept_whole(scene: Sc
 
 def test_revealing_masked_lines_is_audited_and_admin_only(cli, scene: Scene) -> None:  # type: ignore[no-untyped-def]
     client = scene.client
-    viewer_token = _csrf(client, "/")
+    viewer_token = token_of(client.get("/").text)
     page = scene.faces["the page /hosts/pve1/tree/HEAD/etc/frr/frr.conf"]
     assert "Only an admin can show it." in page and "/reveal" not in page
     refused = client.post(
@@ -248,7 +228,7 @@ def test_revealing_masked_lines_is_audited_and_admin_only(cli, scene: Scene) -> 
     assert scene.store.audit_events(action="secret shown") == []
 
     client.post("/logout", data={"csrf_token": viewer_token})
-    token = _login(client, "admin")
+    token = login(client, "admin", PASSWORD)
     page = client.get("/hosts/pve1/tree/HEAD/etc/frr/frr.conf").text
     assert "/hosts/pve1/reveal" in page and "FrrVty-new-pw" not in page
     commit = client.get("/hosts/pve1/commits/HEAD").text
@@ -312,7 +292,7 @@ def test_an_include_through_pve_local_is_classified_where_it_leads(  # type: ign
     store.add_user("admin", hash_password(PASSWORD))
     app = create_app(home, Settings(concurrency=2), store=store)
     with TestClient(app, follow_redirects=False) as client:
-        _login(client, "admin")
+        login(client, "admin", PASSWORD)
         for url in (
             "/hosts/pve1/commits/HEAD",
             "/hosts/pve1/tree/HEAD/etc/pve/local/pve-ssl.key",
@@ -358,7 +338,7 @@ def test_a_password_line_in_a_binary_file_is_masked_too(  # type: ignore[no-unty
     token = store_token(store)
     app = create_app(home, Settings(concurrency=2), store=store)
     with TestClient(app, follow_redirects=False) as client:
-        _login(client, "admin")
+        login(client, "admin", PASSWORD)
         for url in ("/hosts/pve1/tree/HEAD/etc/frr/frr.conf", "/hosts/pve1/commits/HEAD"):
             page = client.get(url)
             assert page.status_code == 200 and "S3cretBGP" not in page.text, url
