@@ -28,7 +28,6 @@ run log never misses a commit, whoever looks first.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 
 from pvegit.errors import PvegitError
@@ -41,7 +40,6 @@ from pvegit.store import Run, Store
 INTERRUPTED = "interrupted: the pvegit process running it stopped"
 OVERDUE = "overdue"  # the failure kind of a run settled past its deadline
 STOPPED_AFTER_COMMIT = "the pvegit process stopped after this commit; counts not recorded"
-_RUN_ID = re.compile(r"^Run-Id: (\d+)$", re.MULTILINE)
 
 _log = logging.getLogger(__name__)
 
@@ -159,9 +157,8 @@ def _landed_commit(home: Home, run: Run) -> str | None:
     try:
         with HostRepository(path) as repository:
             head = repository.head()
-            message = repository.commit(head).message if head else ""
+            made_by = repository.commit(head).run_id if head else None
     except (PvegitError, OSError) as err:
         _log.warning("run %s of %s: could not read its repository: %s", run.id, run.host, err)
         return None
-    match = _RUN_ID.search(message)
-    return head if match and int(match.group(1)) == run.id else None
+    return head if made_by == run.id else None

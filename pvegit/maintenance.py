@@ -262,8 +262,7 @@ class MaintenanceRepository(HostRepository):
             return depths[commit_id]
 
         def newness(commit: Commit) -> tuple[int, int, int]:
-            run = re.search(r"^Run-Id: (\d+)$", commit.message, re.MULTILINE)
-            return commit.time, depth(commit.commit_id), int(run.group(1)) if run else 0
+            return commit.time, depth(commit.commit_id), commit.run_id or 0
 
         return sorted(found.values(), key=newness, reverse=True)
 

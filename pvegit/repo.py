@@ -99,6 +99,12 @@ class Commit:
                 found[match.group(1)] = match.group(2)
         return found
 
+    @property
+    def run_id(self) -> int | None:
+        """The run that made this commit (its ``Run-Id`` trailer), or None."""
+        value = self.trailers().get("Run-Id", "")
+        return int(value) if value.isdecimal() else None
+
 
 @dataclass(frozen=True)
 class FileChange:

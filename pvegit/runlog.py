@@ -22,7 +22,6 @@ from pvegit.store import Store
 
 REPAIR_ACTION = "repair"
 _COMMIT_ID = re.compile(r"[0-9a-f]{40}")
-_RUN_ID = re.compile(r"^Run-Id: (\d+)$", re.MULTILINE)
 _ALL = 10_000_000  # "every row": the audit API takes a limit
 
 
@@ -102,9 +101,9 @@ def unrecorded_commits(
         commit = repository.commit(cursor)
         if horizon is not None and commit.time < horizon - 1:  # commit times are whole seconds
             break
-        match = _RUN_ID.search(commit.message)
-        if match and commit.commit_id not in recorded and int(match.group(1)) not in running:
-            found.append(UnrecordedCommit(commit, int(match.group(1))))
+        run_id = commit.run_id
+        if run_id is not None and commit.commit_id not in recorded and run_id not in running:
+            found.append(UnrecordedCommit(commit, run_id))
         cursor = commit.parents[0] if commit.parents else None
     found.reverse()
     return found
