@@ -21,8 +21,8 @@ from web_speed import PASSWORD, build_long_history
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from appserver import running
 
-from pvegit.home import Home
-from pvegit.store import Store
+from pvegit.config.home import Home
+from pvegit.state.store import Store
 from web.app import create_app
 from web.security import hash_password
 

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from appserver import start_serve as start_serve
 from testbed import Node, TestBed, register_node
 
-from pvegit.home import Home
-from pvegit.store import Host, Store
+from pvegit.config.home import Home
+from pvegit.state.store import Host, Store
 
 FILE_CATEGORIES = ("cluster", "network", "storage", "system")
 

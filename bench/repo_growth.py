@@ -14,14 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from pvegit.categories import resolve_selection
-from pvegit.collect import tar_script
-from pvegit.demo import DemoNode
-from pvegit.home import Home
-from pvegit.maintenance import MaintenanceRepository
-from pvegit.runlog import named_commits
-from pvegit.snapshot import SnapshotOptions, take_snapshot
-from pvegit.store import Host, Store
+from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
+from pvegit.config.categories import resolve_selection
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
+from pvegit.git.maintenance import MaintenanceRepository
+from pvegit.node.collect import tar_script
+from pvegit.state.runlog import named_commits
+from pvegit.state.store import Host, Store
 
 CATEGORIES = ("cluster", "network", "storage", "system")
 

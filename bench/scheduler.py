@@ -18,8 +18,8 @@ import time
 from common import new_home, require_testbed
 from testbed import register_node
 
-from pvegit.config import Config
-from pvegit.scheduler import Scheduler
+from pvegit.config.file import Config
+from pvegit.service.scheduler import Scheduler
 from web.runner import RunLauncher
 
 

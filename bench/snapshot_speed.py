@@ -27,9 +27,9 @@ from common import (
     write_known_hosts,
 )
 
-from pvegit.categories import resolve_selection
-from pvegit.collect import tar_script
-from pvegit.snapshot import take_snapshot
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.categories import resolve_selection
+from pvegit.node.collect import tar_script
 
 
 def main() -> None:

@@ -23,12 +23,12 @@ import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
 
-from pvegit.demo import DemoNode
-from pvegit.history import sync_index
-from pvegit.home import Home
-from pvegit.repo import FILE_MODE, HostRepository, prepare_tree
-from pvegit.snapshot import take_snapshot
-from pvegit.store import Host, Store
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
+from pvegit.git.repo import FILE_MODE, HostRepository, prepare_tree
+from pvegit.state.index import sync_index
+from pvegit.state.store import Host, Store
 from web.security import hash_password
 
 PASSWORD = "correct horse battery"

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx2
 
-from pvegit.home import Home
+from pvegit.config.home import Home
 
 PVEGIT = (sys.executable, "-m", "pvegit")
 

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from testbed import Node, TestBed, find_pmxcfs, register_node, shared_pmxcfs_source
 
 from pvegit.cli import main
-from pvegit.home import Home
-from pvegit.store import Host, Store
+from pvegit.config.home import Home
+from pvegit.state.store import Host, Store
 
 
 @dataclass

@@ -16,8 +16,8 @@ from pathlib import Path
 from conftest import Result, git
 
 import pvegit as pvegit_package
-from pvegit.demo import DemoNode
-from pvegit.home import Home
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
 
 
 def truncate_half(path: Path) -> None:

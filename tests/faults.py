@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 from testbed import Node
 
+from pvegit.actions.verify import verify_host
+from pvegit.config.home import Home
 from pvegit.errors import NotFound
-from pvegit.home import Home
-from pvegit.repo import HostRepository
-from pvegit.store import Store
-from pvegit.verify import verify_host
+from pvegit.git.repo import HostRepository
+from pvegit.state.store import Store
 
 GUEST_DIR = "/etc/pve/nodes/pve1/qemu-server"
 

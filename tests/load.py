@@ -21,8 +21,8 @@ import httpx2
 from appserver import pvegit_process
 from testbed import Node, register_node
 
-from pvegit.home import Home
-from pvegit.store import Store
+from pvegit.config.home import Home
+from pvegit.state.store import Store
 
 RUN_TIMEOUT = 120  # the run time limit prepare_fleet sets
 

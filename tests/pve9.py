@@ -10,7 +10,7 @@ PVE::API2::APT ``versions``), and ``pvecm status`` of cluster lab9.
 from __future__ import annotations
 
 # The paths of issue 11 as docs/categories.md lists them (tree form, tar globs), each
-# with the category that collects it. The pve9 fixture (pvegit/demo_pve9.py) has each.
+# with the category that collects it. The pve9 fixture (pvegit/demo/pve9.py) has each.
 PVE9_PATHS: tuple[tuple[str, str], ...] = (
     ("etc/pve/ha/rules.cfg", "cluster"),
     ("etc/pve/sdn/fabrics.cfg", "cluster"),

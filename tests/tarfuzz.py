@@ -17,7 +17,7 @@ import tracemalloc
 from dataclasses import dataclass
 
 from pvegit.errors import CollectError
-from pvegit.tarstream import check_member_name, read_tar_stream
+from pvegit.node.tarstream import check_member_name, read_tar_stream
 
 MAX_FILE = 64 * 1024
 MAX_TOTAL = 256 * 1024

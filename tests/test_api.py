@@ -11,10 +11,10 @@ import pytest
 from appserver import running
 from starlette.testclient import TestClient
 
-from pvegit.demo import DemoNode
-from pvegit.home import Home
-from pvegit.snapshot import take_snapshot
-from pvegit.store import Host, Store
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
+from pvegit.state.store import Host, Store
 from web.app import create_app
 from web.context import Settings
 

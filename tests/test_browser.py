@@ -16,8 +16,8 @@ import pytest
 from appserver import running
 from testbed import Node
 
-from pvegit.home import Home
-from pvegit.store import Store
+from pvegit.config.home import Home
+from pvegit.state.store import Store
 from web.app import create_app
 from web.context import Settings
 from web.security import hash_password

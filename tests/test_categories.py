@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pvegit.categories import (
+from pvegit.config.categories import (
     CATEGORY_NAMES,
     DEFAULT_CATEGORIES,
     is_runtime,
@@ -89,7 +89,7 @@ def test_normalize_node_path() -> None:
 def test_every_pve9_path_is_in_its_category() -> None:
     from pve9 import PVE9_PATHS
 
-    from pvegit.categories import category
+    from pvegit.config.categories import category
 
     default = resolve_selection(DEFAULT_CATEGORIES)
     with_secrets = resolve_selection((*DEFAULT_CATEGORIES, "secrets"))
@@ -123,7 +123,7 @@ def test_systemd_enablement_links_are_left_out_and_masks_kept() -> None:
 
 
 def test_nic_link_files_are_hardware_bound() -> None:
-    from pvegit.categories import HARDWARE_BOUND
+    from pvegit.config.categories import HARDWARE_BOUND
 
     for path in (
         "usr/local/lib/systemd/network/50-pve-nic0.link",

@@ -6,9 +6,9 @@ import argparse
 import re
 from pathlib import Path
 
-from pvegit.categories import CATALOGUE, RUNTIME_EXCLUDES, SECRET_PATTERNS
 from pvegit.cli import build_parser
-from pvegit.masking import MASK_RULES
+from pvegit.config.categories import CATALOGUE, RUNTIME_EXCLUDES, SECRET_PATTERNS
+from pvegit.content.masking import MASK_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -15,8 +15,8 @@ from pathlib import Path
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
 
-from pvegit.export import export_tarball
-from pvegit.repo import HostRepository
+from pvegit.actions.export import export_tarball
+from pvegit.git.repo import HostRepository
 
 
 def clean_relative(name: str) -> bool:

@@ -17,11 +17,11 @@ import pytest
 from conftest import git
 from faults import pvegit_command
 
-from pvegit.demo import DemoNode
-from pvegit.home import Home
-from pvegit.metadata import METADATA_PATH as META
-from pvegit.snapshot import take_snapshot
-from pvegit.store import Host, Store
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
+from pvegit.node.metadata import METADATA_PATH as META
+from pvegit.state.store import Host, Store
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="the attacks need root (pvegit's restore) and another user"

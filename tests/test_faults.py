@@ -20,11 +20,11 @@ from faults import GUEST_DIR, damage_report, hosts_on, kill_loop, seed_from
 from testbed import Node, TestBed, register_node
 from webhook import Receiver
 
-from pvegit.config import Config, Target
-from pvegit.home import Home
-from pvegit.repo import HostRepository
-from pvegit.snapshot import SnapshotOptions, take_snapshot
-from pvegit.store import Run, Store
+from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
+from pvegit.config.file import Config, Target
+from pvegit.config.home import Home
+from pvegit.git.repo import HostRepository
+from pvegit.state.store import Run, Store
 from web.app import check_storage, create_app
 from web.metrics import render_metrics
 
@@ -135,8 +135,8 @@ def test_storage_warning_on_dashboard_metrics_and_runs(home: Home, tmp_path: Pat
     """Warnings come before the disk is full: here any disk counts as nearly full."""
     from starlette.testclient import TestClient
 
-    from pvegit.demo import DemoNode
-    from pvegit.store import Host
+    from pvegit.demo.node import DemoNode
+    from pvegit.state.store import Host
     from web.security import hash_password
 
     store = Store(home.state_path)

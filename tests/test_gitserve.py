@@ -15,10 +15,10 @@ from appserver import running, start_serve
 from starlette.testclient import TestClient
 from test_sessions import Clock
 
-from pvegit.demo import DemoNode
-from pvegit.home import Home
-from pvegit.snapshot import take_snapshot
-from pvegit.store import Host, Store
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
+from pvegit.state.store import Host, Store
 from web import gitserve
 from web.api import hash_token, new_token
 from web.app import create_app

@@ -15,12 +15,12 @@ import pytest
 from dulwich.objects import Blob, Commit, Tree
 from testbed import Node, register_node
 
-from pvegit.home import Home
-from pvegit.inventory import InventoryLimits, inventory_path
-from pvegit.metadata import METADATA_PATH, parse_metadata
-from pvegit.repo import HostRepository
-from pvegit.snapshot import SnapshotOptions, take_snapshot
-from pvegit.store import Store
+from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
+from pvegit.config.home import Home
+from pvegit.git.repo import HostRepository
+from pvegit.node.inventory import InventoryLimits, inventory_path
+from pvegit.node.metadata import METADATA_PATH, parse_metadata
+from pvegit.state.store import Store
 
 RUNAWAY_BYTES = 64 * 1024 * 1024
 # A stand-in whose output never ends before the 64 MiB (`yes` would run until SIGPIPE).
@@ -366,7 +366,7 @@ def test_a_file_name_forges_no_line_in_a_diff_a_notification_or_a_restore(
     """A newline in a name from the node stays inside that name on every face that
     writes text of several lines: the diff's header (quoted as git quotes it), the
     notification, the restore's messages and audit entry."""
-    from pvegit.notify import events_for_run
+    from pvegit.service.notify import events_for_run
     from pvegit.textsafe import printable
 
     host = register_node(store, home, node, categories=("network",))

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from diskfaults import History, make_history, newest_pack
 
-from pvegit.home import Home
-from pvegit.store import Store
+from pvegit.config.home import Home
+from pvegit.state.store import Store
 
 MAIN = "refs/heads/main"
 

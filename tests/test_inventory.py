@@ -3,8 +3,8 @@ from __future__ import annotations
 import io
 import tracemalloc
 
-from pvegit.inventory import COMMANDS, InventoryLimits
-from pvegit.inventorystream import inventory_script, read_inventory
+from pvegit.node.inventory import COMMANDS, InventoryLimits
+from pvegit.node.inventorystream import inventory_script, read_inventory
 
 
 def normalize(name: str, text: str) -> str:

@@ -1,4 +1,4 @@
-"""Whether a run recorded as running is still being run (pvegit/liveness.py).
+"""Whether a run recorded as running is still being run (pvegit/state/liveness.py).
 
 A pid is reused (a reboot, a container where serve is PID 1): a run is alive
 only while the very process that recorded it (boot id, start time) exists, or
@@ -24,13 +24,13 @@ import pytest
 from starlette.testclient import TestClient
 from testbed import Node
 
-from pvegit.demo import DemoNode
-from pvegit.home import Home
-from pvegit.liveness import OVERDUE, settle_runs, settled_run
-from pvegit.locks import exclusive, is_held
-from pvegit.processes import boot_id, identity_of, this_process
-from pvegit.snapshot import take_snapshot
-from pvegit.store import Host, Store
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
+from pvegit.state.liveness import OVERDUE, settle_runs, settled_run
+from pvegit.state.store import Host, Store
+from pvegit.system.locks import exclusive, is_held
+from pvegit.system.processes import boot_id, identity_of, this_process
 from web.app import create_app, housekeeping
 from web.runner import RunLauncher
 

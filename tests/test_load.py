@@ -11,8 +11,8 @@ from load import RUN_TIMEOUT, prepare_fleet, run_load
 from soak import soak
 from testbed import TestBed
 
-from pvegit.home import Home
-from pvegit.store import Store
+from pvegit.config.home import Home
+from pvegit.state.store import Store
 
 PASSWORD = "load test password"
 

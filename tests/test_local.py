@@ -14,8 +14,8 @@ import pytest
 from conftest import Result, git
 
 from pvegit.cli import main
-from pvegit.demo import DemoNode
-from pvegit.home import Home
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
 
 
 @pytest.fixture

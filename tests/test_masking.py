@@ -1,5 +1,6 @@
-"""The content model (pvegit.filediff) and its masked lines (pvegit.masking), unit by unit;
-tests/test_secret_lines.py checks every face on a real node."""
+"""The content model (pvegit.content.filediff) and its masked lines
+(pvegit.content.masking), unit by unit; tests/test_secret_lines.py checks every
+face on a real node."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pvegit.categories import (
+from pvegit.config.categories import (
     is_runtime,
     is_secret,
     link_aliases,
@@ -20,9 +21,9 @@ from pvegit.categories import (
     resolve_link_path,
     resolve_selection,
 )
-from pvegit.filediff import MAX_DIFF_BYTES, diff_contents, file_content
-from pvegit.masking import MASK, mask_lines
-from pvegit.repo import FileChange
+from pvegit.content.filediff import MAX_DIFF_BYTES, diff_contents, file_content
+from pvegit.content.masking import MASK, mask_lines
+from pvegit.git.repo import FileChange
 from pvegit.textsafe import printable
 
 MASKED = [  # path, line, the secret value in it

@@ -3,8 +3,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pvegit.metadata import parse_metadata, quote_path, render_metadata, unquote_path
-from pvegit.tarstream import Entry
+from pvegit.node.metadata import parse_metadata, quote_path, render_metadata, unquote_path
+from pvegit.node.tarstream import Entry
 
 
 @given(st.binary(min_size=1, max_size=40).filter(lambda raw: b"\0" not in raw))

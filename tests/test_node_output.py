@@ -20,12 +20,12 @@ from starlette.testclient import TestClient
 from test_web import login
 from testbed import Node
 
-from pvegit.demo import DemoNode
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
 from pvegit.errors import CollectError
-from pvegit.home import Home
-from pvegit.repo import HostRepository
-from pvegit.snapshot import take_snapshot
-from pvegit.store import Host, Store
+from pvegit.git.repo import HostRepository
+from pvegit.state.store import Host, Store
 from web.app import create_app
 from web.context import Settings
 from web.security import hash_password
@@ -253,7 +253,7 @@ def test_a_restore_whose_write_script_floods_reports_every_write_unknown(
 def test_installing_the_key_stops_reading_a_flooding_readlink(
     home: Home, node: Node, ssh_host: Host
 ) -> None:
-    from pvegit.sshclient import SshTransport, install_key
+    from pvegit.node.ssh import SshTransport, install_key
 
     node.write("/usr/local/bin/readlink", flooding(), mode=0o755)
     transport = SshTransport.connect(home, ssh_host)

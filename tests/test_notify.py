@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from webhook import Receiver
 
-from pvegit.config import Config, Target, load_config, parse_config
-from pvegit.demo import DemoNode
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.file import Config, Target, load_config, parse_config
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
 from pvegit.errors import ConfigError
-from pvegit.home import Home
-from pvegit.notify import Event, Notifier, events_for_run, send, stale_event
-from pvegit.snapshot import take_snapshot
-from pvegit.store import Host, Store
+from pvegit.service.notify import Event, Notifier, events_for_run, send, stale_event
+from pvegit.state.store import Host, Store
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from testbed import Node, register_node
 
-from pvegit.home import Home
-from pvegit.snapshot import take_snapshot
-from pvegit.store import Host, Store
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.home import Home
+from pvegit.state.store import Host, Store
 from web.security import load_secret_key
 
 
@@ -121,7 +121,7 @@ def test_the_demo_node_inside_the_home_is_still_collected(
     assert result.code == 0, result.err
     paths = _tree_paths(home.repo_path("pve-demo"))
     assert "etc/pve/storage.cfg" in paths and "etc/network/interfaces" in paths
-    from pvegit.home import HOME_TAG
+    from pvegit.config.home import HOME_TAG
 
     assert (home.root / HOME_TAG).is_file()
     objects = _all_objects(home.repo_path("pve-demo"))

@@ -16,8 +16,8 @@ import pytest
 from conftest import git
 from testbed import Node
 
-from pvegit.home import Home
-from pvegit.store import Host
+from pvegit.config.home import Home
+from pvegit.state.store import Host
 
 # Kills pmxcfs just before the real tar starts: after the probe, before any file is read.
 KILL_BEFORE_TAR = """#!/bin/sh

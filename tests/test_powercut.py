@@ -33,15 +33,15 @@ from diskfaults import (
     zero,
 )
 
-from pvegit.home import Home
-from pvegit.store import Store
+from pvegit.config.home import Home
+from pvegit.state.store import Store
 
 _COMMIT_AND_STAY = """
 import sys
 from pathlib import Path
-from pvegit.home import Home
-from pvegit.snapshot import take_snapshot
-from pvegit.store import Store
+from pvegit.config.home import Home
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.state.store import Store
 
 home = Home(Path(sys.argv[1]))
 store = Store(home.state_path)

@@ -15,9 +15,9 @@ from conftest import git
 from pve9 import PVE9_PATHS, PVE9_STAND_INS
 from testbed import STAND_INS, Node, TestBed, register_node
 
-from pvegit.categories import DEFAULT_CATEGORIES
-from pvegit.home import Home
-from pvegit.store import Store
+from pvegit.config.categories import DEFAULT_CATEGORIES
+from pvegit.config.home import Home
+from pvegit.state.store import Store
 
 DEFAULT = tuple(name for name in DEFAULT_CATEGORIES if name != "configdb")
 

@@ -13,14 +13,14 @@ import httpx2
 from appserver import pvegit_process, start_serve
 from webhook import Receiver
 
-from pvegit.demo import DemoNode
-from pvegit.home import Home
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
 
 PASSWORD = "correct horse battery"
 
 
 def test_redact_url_and_text() -> None:
-    from pvegit.redact import redact_text, redact_url
+    from pvegit.content.redact import redact_text, redact_url
 
     assert (
         redact_url("https://bot:tk_9f8e7d6c@ntfy.example.org/pve?auth=tk_9f8e7d6c&x=1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pve9 import PVE9_STAND_INS
 from testbed import STAND_INS
 
-from pvegit.release import (
+from pvegit.node.release import (
     Release,
     apt_suites,
     major_from_pveversion,

@@ -6,16 +6,16 @@ from pathlib import Path
 import pytest
 from conftest import git
 
+from pvegit.content.filediff import read_diff
 from pvegit.errors import ConfigError, LockTimeout, NotFound
-from pvegit.filediff import read_diff
-from pvegit.locks import exclusive
-from pvegit.repo import (
+from pvegit.git.repo import (
     EXECUTABLE_MODE,
     FILE_MODE,
     SYMLINK_MODE,
     HostRepository,
     prepare_tree,
 )
+from pvegit.system.locks import exclusive
 
 _open: list[HostRepository] = []
 
@@ -131,7 +131,7 @@ def test_lock_serializes_threads_and_times_out(tmp_path: Path) -> None:
 
 def test_debris_of_a_killed_writer_is_removed(tmp_path: Path) -> None:
     """A kill while dulwich held refs/heads/main.lock failed every later commit."""
-    from pvegit.repo import prepare_tree
+    from pvegit.git.repo import prepare_tree
 
     with HostRepository(tmp_path / "h.git", create=True) as repository:
         first = repository.commit_tree(

@@ -17,11 +17,11 @@ import pytest
 from conftest import git
 from testbed import Node, make_config_db, register_node
 
-from pvegit.categories import is_runtime, is_secret
-from pvegit.demo import DemoNode
-from pvegit.home import Home
-from pvegit.rescue import CONFIG_DB
-from pvegit.store import Store
+from pvegit.config.categories import is_runtime, is_secret
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
+from pvegit.node.rescue import CONFIG_DB
+from pvegit.state.store import Store
 
 
 def rescued_disk(tmp_path: Path) -> Path:

@@ -11,9 +11,9 @@ from pathlib import Path
 from conftest import git
 from testbed import Node
 
-from pvegit.home import Home
-from pvegit.snapshot import take_snapshot
-from pvegit.store import Host, Store
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.home import Home
+from pvegit.state.store import Host, Store
 
 
 def restore(cli, *arguments: str):  # type: ignore[no-untyped-def]

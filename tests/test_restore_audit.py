@@ -14,10 +14,10 @@ from starlette.testclient import TestClient
 from test_web import PASSWORD, login
 from testbed import Node
 
+from pvegit.actions.snapshot import take_snapshot
 from pvegit.cli.common import actor
-from pvegit.home import Home
-from pvegit.snapshot import take_snapshot
-from pvegit.store import Host, Store
+from pvegit.config.home import Home
+from pvegit.state.store import Host, Store
 from web.app import create_app
 from web.context import Settings
 from web.security import hash_password

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pvegit.config import Config
-from pvegit.scheduler import Scheduler, jitter_of, next_due, previous_slot
-from pvegit.schedules import parse_schedule
-from pvegit.store import Host, Run, Store
+from pvegit.config.file import Config
+from pvegit.config.schedules import parse_schedule
+from pvegit.service.scheduler import Scheduler, jitter_of, next_due, previous_slot
+from pvegit.state.store import Host, Run, Store
 
 VIENNA = ZoneInfo("Europe/Vienna")
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from pvegit.config.schedules import parse_schedule
 from pvegit.errors import ConfigError
-from pvegit.schedules import parse_schedule
 
 
 @pytest.mark.parametrize(

@@ -19,12 +19,12 @@ from test_web import login, token_of
 from testbed import Node, register_node
 from webhook import Receiver
 
-from pvegit.config import Target
-from pvegit.home import Home
-from pvegit.notify import events_for_run, send
-from pvegit.repo import HostRepository
-from pvegit.snapshot import take_snapshot
-from pvegit.store import Store
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.file import Target
+from pvegit.config.home import Home
+from pvegit.git.repo import HostRepository
+from pvegit.service.notify import events_for_run, send
+from pvegit.state.store import Store
 from web.app import create_app
 from web.context import Settings
 from web.security import hash_password

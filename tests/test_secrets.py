@@ -12,9 +12,9 @@ import httpx2
 from appserver import pvegit_process, start_serve
 from starlette.testclient import TestClient
 
-from pvegit.demo import DemoNode
-from pvegit.home import Home
-from pvegit.store import Store
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
+from pvegit.state.store import Store
 from web.app import create_app
 from web.security import hash_password
 

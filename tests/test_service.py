@@ -12,9 +12,9 @@ from starlette.testclient import TestClient
 from testbed import Node, TestBed, register_node
 from webhook import Receiver
 
-from pvegit.config import Config, Target
-from pvegit.home import Home
-from pvegit.store import Host, Store
+from pvegit.config.file import Config, Target
+from pvegit.config.home import Home
+from pvegit.state.store import Host, Store
 from web.app import create_app
 
 
@@ -96,8 +96,8 @@ def test_scheduled_runs_commit_alert_and_show_in_metrics(
 def test_commits_are_pushed_to_the_mirror(home: Home, store: Store, tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
     import subprocess
 
-    from pvegit.demo import DemoNode
-    from pvegit.snapshot import take_snapshot
+    from pvegit.actions.snapshot import take_snapshot
+    from pvegit.demo.node import DemoNode
 
     node = DemoNode(tmp_path / "node", "pve1")
     node.create()

@@ -18,10 +18,10 @@ from appserver import pvegit_process, start_serve
 from starlette.testclient import TestClient
 from test_web import PASSWORD, login
 
-from pvegit.config import parse_config
+from pvegit.config.file import parse_config
+from pvegit.config.home import Home
 from pvegit.errors import ConfigError
-from pvegit.home import Home
-from pvegit.store import Store
+from pvegit.state.store import Store
 from web.app import create_app, settings_from
 from web.context import Settings
 from web.security import hash_password

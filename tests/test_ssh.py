@@ -16,9 +16,9 @@ from conftest import add_ssh_host, git
 from faults import damage_report
 from testbed import BACKUP_USER, ROOT_PASSWORD, Node, TestBed
 
-from pvegit.home import Home
-from pvegit.snapshot import take_snapshot
-from pvegit.store import Host, Store
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.home import Home
+from pvegit.state.store import Host, Store
 
 
 def commits(home: Home, name: str = "pve1") -> int:
@@ -450,7 +450,7 @@ def test_frozen_node_fails_within_the_time_limit(
     node: Node,
     ssh_host: Host,  # type: ignore[no-untyped-def]
 ) -> None:
-    from pvegit.snapshot import SnapshotOptions
+    from pvegit.actions.snapshot import SnapshotOptions
 
     assert take_snapshot(home, store, ssh_host).status == "changed"
     outcome: list[object] = []
@@ -509,7 +509,7 @@ def test_a_hung_run_is_cut_off_by_its_time_limit(
     node: Node,
     ssh_host: Host,  # type: ignore[no-untyped-def]
 ) -> None:
-    from pvegit.snapshot import SnapshotOptions
+    from pvegit.actions.snapshot import SnapshotOptions
 
     with node.held_tar():  # the node's tar never starts sending
         started = time.monotonic()

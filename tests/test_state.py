@@ -14,8 +14,8 @@ from pathlib import Path
 from diskfaults import History, make_history, process_cli, pvegit, same_pvegit
 from testbed import Node
 
-from pvegit.home import Home
-from pvegit.store import Store
+from pvegit.config.home import Home
+from pvegit.state.store import Store
 
 STATE_FILES = ("state.db", "state.db-wal", "state.db-shm")
 

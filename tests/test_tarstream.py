@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from tarfuzz import MAX_TOTAL, hostile_stream, parse_bounded
 
 from pvegit.errors import CollectError
-from pvegit.tarstream import check_member_name, read_tar_stream
+from pvegit.node.tarstream import check_member_name, read_tar_stream
 
 
 def make_tar(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:

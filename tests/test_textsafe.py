@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pvegit.cli.web import log_handler
-from pvegit.notify import Event
-from pvegit.tarstream import display_path, parse_display_path
+from pvegit.node.tarstream import display_path, parse_display_path
+from pvegit.service.notify import Event
 from pvegit.textsafe import EscapingStream, printable
 
 HOSTILE = "\x1b]0;pwned\x07\x1b[2J"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pvegit.demo import DemoNode
-from pvegit.home import Home
-from pvegit.store import Store
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
+from pvegit.state.store import Store
 
 
 def setup(cli, tmp_path: Path) -> DemoNode:  # type: ignore[no-untyped-def]

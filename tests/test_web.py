@@ -16,10 +16,10 @@ from appserver import pvegit_process, running
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from pvegit.demo import DemoNode
-from pvegit.home import Home
-from pvegit.snapshot import SnapshotOptions, take_snapshot
-from pvegit.store import Host, Store
+from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
+from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
+from pvegit.state.store import Host, Store
 from web.api import hash_token, new_token
 from web.app import ROUTES, create_app
 from web.context import Settings
@@ -789,8 +789,8 @@ def test_oversized_forms_are_refused(client: TestClient) -> None:
 def test_commit_index_is_rebuildable(
     client: TestClient, demo_host: Host, app_store: Store, home: Home
 ) -> None:
-    from pvegit.history import commit_count, rebuild_index, timeline
-    from pvegit.repo import HostRepository
+    from pvegit.git.repo import HostRepository
+    from pvegit.state.index import commit_count, rebuild_index, timeline
 
     before = timeline(app_store, "pve1")
     with app_store.transaction() as connection:

@@ -49,10 +49,10 @@ from typing import Any
 
 from pve9 import PVE9_STAND_INS
 
-from pvegit.demo import FIXTURE_NODES, PVE9_CLUSTER, WWW_DATA_GID, node_items, write_items
-from pvegit.home import Home
-from pvegit.sshclient import scan_host_key
-from pvegit.store import Host, Store
+from pvegit.config.home import Home
+from pvegit.demo.node import FIXTURE_NODES, PVE9_CLUSTER, WWW_DATA_GID, node_items, write_items
+from pvegit.node.ssh import scan_host_key
+from pvegit.state.store import Host, Store
 
 SSHD = "/usr/sbin/sshd"
 # Where ../shared/pmxcfs/build.sh puts the binary; $PVEGIT_PMXCFS overrides it.
@@ -312,7 +312,7 @@ def _pmxcfs_writes(fixture: Path) -> str:
 def _blank_items(hostname: str) -> list[Any]:
     """A node just installed as ``hostname``: pmxcfs up with only what pve-cluster sets up
     (priv/, the node's own folders), SSH, nothing else configured."""
-    from pvegit.demo import _Item
+    from pvegit.demo.node import _Item
 
     def pve(path: str, content: str | None, mode: int) -> Any:
         return _Item(f"etc/pve/{path}" if path else "etc/pve", content, mode, 0, WWW_DATA_GID)

@@ -18,14 +18,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from pvegit.config.roles import OPERATOR, VIEWER, allows
+from pvegit.content.filediff import read_diff
 from pvegit.errors import ConfigError, NotFound
-from pvegit.filediff import read_diff
-from pvegit.history import commit_count, sync_index, timeline
-from pvegit.liveness import settle_runs, settled_run
-from pvegit.repo import HostRepository
-from pvegit.roles import OPERATOR, VIEWER, allows
-from pvegit.store import RUN_STATUSES, Host, Store, Token
-from pvegit.tarstream import display_path
+from pvegit.git.repo import HostRepository
+from pvegit.node.tarstream import display_path
+from pvegit.state.index import commit_count, sync_index, timeline
+from pvegit.state.liveness import settle_runs, settled_run
+from pvegit.state.store import RUN_STATUSES, Host, Store, Token
 from web.context import context_of
 
 TOKEN_PREFIX = "pvegit_"

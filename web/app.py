@@ -21,15 +21,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from pvegit.config import Config
+from pvegit.config.file import Config
+from pvegit.config.home import Home
 from pvegit.errors import PvegitError, RepositoryDamaged
-from pvegit.home import Home
-from pvegit.liveness import settle_runs
-from pvegit.notify import Notifier, all_targets
-from pvegit.scheduler import Scheduler
-from pvegit.status import describe_age
-from pvegit.store import Store
-from pvegit.tarstream import display_path
+from pvegit.node.tarstream import display_path
+from pvegit.service.notify import Notifier, all_targets
+from pvegit.service.scheduler import Scheduler
+from pvegit.service.status import describe_age
+from pvegit.state.liveness import settle_runs
+from pvegit.state.store import Store
 from pvegit.textsafe import printable
 from web import api, gitserve
 from web.context import Context, Settings, render
@@ -260,8 +260,8 @@ def create_app(
 def housekeeping(context: Context, clock: Callable[[], float]) -> None:
     """Once a minute: settle runs nobody runs any more (the scheduler's plan follows),
     tell about hosts that turned stale, forget runs past retention."""
-    from pvegit.notify import stale_event
-    from pvegit.status import host_status
+    from pvegit.service.notify import stale_event
+    from pvegit.service.status import host_status
 
     store = context.store
     settle_runs(context.home, store)
@@ -290,8 +290,8 @@ STORAGE_ALERT = "*storage"  # the alerts row for the disk (host names cannot sta
 
 def check_storage(context: Context) -> None:
     """Warn once when the disk holding $PVEGIT_HOME gets full, and once when it has room again."""
-    from pvegit.diskspace import disk_space, low_space_warning
-    from pvegit.notify import Event
+    from pvegit.service.notify import Event
+    from pvegit.system.diskspace import disk_space, low_space_warning
 
     store = context.store
     warning = low_space_warning(disk_space(context.home.root), context.config.storage_warn_percent)
@@ -320,8 +320,8 @@ VERIFY_EVERY = 7 * 86400
 
 def verify_one_due(context: Context, now: float) -> None:
     """The weekly verification: at most one host per housekeeping round, oldest first."""
-    from pvegit.notify import Event
-    from pvegit.verify import verify_host
+    from pvegit.actions.verify import verify_host
+    from pvegit.service.notify import Event
 
     store = context.store
     done = store.verifications()

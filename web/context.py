@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from pvegit.config import Config
-from pvegit.home import Home
-from pvegit.notify import Notifier
-from pvegit.roles import ADMIN, OPERATOR, allows
-from pvegit.store import Store, User
+from pvegit.config.file import Config
+from pvegit.config.home import Home
+from pvegit.config.roles import ADMIN, OPERATOR, allows
+from pvegit.service.notify import Notifier
+from pvegit.state.store import Store, User
 from web.fetchaudit import FetchAudit
 from web.runner import RunLauncher
 from web.security import LoginThrottle

@@ -1,6 +1,6 @@
 """Diffs as the commit and compare pages show them: unified or side by side.
 
-The engine's content model (pvegit.filediff) classifies each file (text,
+The engine's content model (pvegit.content.filediff) classifies each file (text,
 binary, secret, too large) and masks secret lines; this module only lays its
 lines out for a page: the side-by-side rows and the owner/mode table.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pvegit.filediff import DiffLine, FileDiff, read_diff
-from pvegit.metadata import METADATA_PATH, PathInfo, owner_mode_changes
-from pvegit.repo import FileChange, HostRepository
+from pvegit.content.filediff import DiffLine, FileDiff, read_diff
+from pvegit.git.repo import FileChange, HostRepository
+from pvegit.node.metadata import METADATA_PATH, PathInfo, owner_mode_changes
 
 MAX_ROWS = 4000
 

@@ -38,9 +38,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from pvegit.repo import HostRepository
-from pvegit.roles import ADMIN, allows
-from pvegit.store import User
+from pvegit.config.roles import ADMIN, allows
+from pvegit.git.repo import HostRepository
+from pvegit.state.store import User
 from web.api import hash_token
 from web.context import Context, context_of
 from web.security import claimed_host, claimed_user, verify_password

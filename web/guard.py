@@ -21,8 +21,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from pvegit.roles import ADMIN, VIEWER, allows
-from pvegit.store import User
+from pvegit.config.roles import ADMIN, VIEWER, allows
+from pvegit.state.store import User
 from web.context import context_of
 from web.security import csrf_valid
 

@@ -10,10 +10,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from pvegit.diskspace import disk_space
-from pvegit.liveness import settle_runs
-from pvegit.status import host_status
-from pvegit.store import RUN_STATUSES
+from pvegit.service.status import host_status
+from pvegit.state.liveness import settle_runs
+from pvegit.state.store import RUN_STATUSES
+from pvegit.system.diskspace import disk_space
 
 if TYPE_CHECKING:
     from web.context import Context

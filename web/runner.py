@@ -6,14 +6,14 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from pvegit.diskspace import DEFAULT_RESERVE, DEFAULT_WARN_PERCENT
+from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
+from pvegit.config.home import Home
 from pvegit.errors import PvegitError
-from pvegit.home import Home
-from pvegit.inventory import InventoryLimits
-from pvegit.liveness import settle_runs
-from pvegit.notify import Notifier, events_for_run
-from pvegit.snapshot import SnapshotOptions, take_snapshot
-from pvegit.store import Host, Store
+from pvegit.node.inventory import InventoryLimits
+from pvegit.service.notify import Notifier, events_for_run
+from pvegit.state.liveness import settle_runs
+from pvegit.state.store import Host, Store
+from pvegit.system.diskspace import DEFAULT_RESERVE, DEFAULT_WARN_PERCENT
 
 _log = logging.getLogger(__name__)
 
@@ -120,8 +120,8 @@ class RunLauncher:
             return self._idle.wait_for(lambda: self._active < count, timeout)
 
     def _push(self, host: str) -> None:
-        from pvegit.mirror import push_mirror
-        from pvegit.notify import Event
+        from pvegit.actions.mirror import push_mirror
+        from pvegit.service.notify import Event
 
         try:
             url = push_mirror(self._home, host, self._mirror)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pvegit.errors import ConfigError
-from pvegit.store import validate_host_name, validate_user_name
+from pvegit.state.store import validate_host_name, validate_user_name
 from pvegit.textsafe import printable
 
 # scrypt with N=2^15, r=8, p=1: ~0.1 s and 32 MiB per attempt on this class of machine.

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from pvegit import __version__
-from pvegit.categories import DEFAULT_CATEGORIES
-from pvegit.roles import ROLES
+from pvegit.config.categories import DEFAULT_CATEGORIES
+from pvegit.config.roles import ROLES
 
 _DESCRIPTION = """\
 Git-backed configuration versioning for Proxmox VE hosts.

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from pvegit.cli.common import format_time, open_home, print_json
-from pvegit.restorelog import read_audit_log
+from pvegit.state.restorelog import read_audit_log
 from pvegit.textsafe import printable
 
 

@@ -10,16 +10,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pvegit.home import Home, default_home
-from pvegit.state import open_state
-from pvegit.store import Store
+from pvegit.config.home import Home, default_home
+from pvegit.state.opening import open_state
+from pvegit.state.store import Store
 
 
 def open_home(arguments: argparse.Namespace) -> tuple[Home, Store]:
     """The Home and its Store, initializing the home on first use.
 
     Refuses (StateDamaged) a missing, empty or unreadable state.db while the
-    repositories hold history: see pvegit/state.py.
+    repositories hold history: see pvegit/state/opening.py.
     """
     home = home_of(arguments)
     return home, open_state(home)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pvegit.categories import normalize_node_path
+from pvegit.actions.export import export_tarball
 from pvegit.cli.common import actor, format_time, open_home, print_json
+from pvegit.config.categories import normalize_node_path
+from pvegit.config.home import Home
+from pvegit.content.filediff import file_content, read_diff
 from pvegit.errors import NotFound, PvegitError
-from pvegit.export import export_tarball
-from pvegit.filediff import file_content, read_diff
-from pvegit.home import Home
-from pvegit.liveness import settle_runs
-from pvegit.repo import HostRepository
-from pvegit.runlog import open_repository
-from pvegit.tarstream import display_path
+from pvegit.git.repo import HostRepository
+from pvegit.node.tarstream import display_path
+from pvegit.state.liveness import settle_runs
+from pvegit.state.runlog import open_repository
 
 
 def _repository(arguments: argparse.Namespace) -> HostRepository:
@@ -163,10 +163,10 @@ def _repository_names(home: Home, names: list[str]) -> list[str]:
 
 
 def cmd_gc(arguments: argparse.Namespace) -> int:
-    from pvegit.locks import exclusive
-    from pvegit.maintenance import MaintenanceRepository
-    from pvegit.runlog import named_commits
-    from pvegit.snapshot import LOCK_TIMEOUT
+    from pvegit.actions.snapshot import LOCK_TIMEOUT
+    from pvegit.git.maintenance import MaintenanceRepository
+    from pvegit.state.runlog import named_commits
+    from pvegit.system.locks import exclusive
 
     home, store = open_home(arguments)
     failed = 0
@@ -207,9 +207,9 @@ def cmd_gc(arguments: argparse.Namespace) -> int:
 
 
 def cmd_mirror(arguments: argparse.Namespace) -> int:
-    from pvegit.config import load_config
+    from pvegit.actions.mirror import push_mirror
+    from pvegit.config.file import load_config
     from pvegit.errors import ConfigError
-    from pvegit.mirror import push_mirror
 
     home, _ = open_home(arguments)
     config = load_config(home.root, arguments.config)
@@ -228,7 +228,7 @@ def cmd_mirror(arguments: argparse.Namespace) -> int:
 
 
 def cmd_verify(arguments: argparse.Namespace) -> int:
-    from pvegit.verify import verify_host
+    from pvegit.actions.verify import verify_host
 
     home, store = open_home(arguments)
     hosts = [store.host(name) for name in arguments.names] if arguments.names else store.hosts()
@@ -251,7 +251,7 @@ def cmd_verify(arguments: argparse.Namespace) -> int:
 
 
 def cmd_reindex(arguments: argparse.Namespace) -> int:
-    from pvegit.history import rebuild_index
+    from pvegit.state.index import rebuild_index
 
     home, store = open_home(arguments)
     failed = 0

@@ -10,27 +10,27 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pvegit import hostconfig
-from pvegit.categories import CATALOGUE, DEFAULT_CATEGORIES
 from pvegit.cli.common import actor, ask_yes, home_of, open_home, print_json
+from pvegit.config import host_settings
+from pvegit.config.categories import CATALOGUE, DEFAULT_CATEGORIES
+from pvegit.config.home import Home
 from pvegit.errors import ConfigError, HostKeyError, PvegitError
-from pvegit.home import Home
-from pvegit.liveness import settle_runs
-from pvegit.store import Host, Store, validate_host_name
+from pvegit.state.liveness import settle_runs
+from pvegit.state.store import Host, Store, validate_host_name
 
 
 def _validated(arguments: argparse.Namespace) -> dict[str, Any]:
     """The connection options that were given, checked."""
     checks: dict[str, Callable[[Any], Any]] = {
         # The CLI is root on this machine: it alone may make local hosts.
-        "address": functools.partial(hostconfig.check_address, local_allowed=True),
-        "port": hostconfig.check_port,
-        "user": hostconfig.check_user,
+        "address": functools.partial(host_settings.check_address, local_allowed=True),
+        "port": host_settings.check_port,
+        "user": host_settings.check_user,
         "identity": str,
-        "categories": hostconfig.check_categories,
-        "includes": hostconfig.check_includes,
-        "excludes": hostconfig.check_excludes,
-        "schedule": hostconfig.check_schedule,
+        "categories": host_settings.check_categories,
+        "includes": host_settings.check_includes,
+        "excludes": host_settings.check_excludes,
+        "schedule": host_settings.check_schedule,
     }
     return {
         key: check(getattr(arguments, key))
@@ -40,7 +40,7 @@ def _validated(arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_init(arguments: argparse.Namespace) -> int:
-    from pvegit.state import open_state
+    from pvegit.state.opening import open_state
 
     home = home_of(arguments)
     created = home.initialize()
@@ -91,7 +91,7 @@ def cmd_host_add(arguments: argparse.Namespace) -> int:
 
 
 def _install_key(home: Home, store: Store, host: Host, from_stdin: bool) -> None:
-    from pvegit.sshclient import SshTransport, install_key
+    from pvegit.node.ssh import SshTransport, install_key
 
     if from_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -117,7 +117,7 @@ def _install_key(home: Home, store: Store, host: Host, from_stdin: bool) -> None
 
 
 def _trust(store: Store, host: Host, expected: str | None) -> Host:
-    from pvegit.sshclient import fingerprint, scan_host_key
+    from pvegit.node.ssh import fingerprint, scan_host_key
 
     if host.is_local:
         raise ConfigError(f"{host.name} is reached locally: there is no host key to trust")
@@ -209,7 +209,7 @@ def cmd_host_show(arguments: argparse.Namespace) -> int:
             value = ", ".join(value) or "-"
         print(f"{key + ':':<18} {value if value is not None else '-'}")
     if host.host_key:
-        from pvegit.sshclient import fingerprint
+        from pvegit.node.ssh import fingerprint
 
         print(f"{'fingerprint:':<18} {fingerprint(host.host_key)}")
     return 0
@@ -243,8 +243,8 @@ def cmd_host_remove(arguments: argparse.Namespace) -> int:
 
 
 def cmd_host_test(arguments: argparse.Namespace) -> int:
-    from pvegit.collect import probe_node, pve_version
-    from pvegit.transport import open_transport
+    from pvegit.node.collect import probe_node, pve_version
+    from pvegit.node.transport import open_transport
 
     home, store = open_home(arguments)
     host = store.host(arguments.name)
@@ -257,7 +257,7 @@ def cmd_host_test(arguments: argparse.Namespace) -> int:
     try:
         print(f"ok   reach and login as {host.user} ({time.monotonic() - started:.2f} s)")
         if host.host_key:
-            from pvegit.sshclient import fingerprint
+            from pvegit.node.ssh import fingerprint
 
             print(f"ok   host key {host.host_key_type} {fingerprint(host.host_key)} (pinned)")
         probe = probe_node(transport)

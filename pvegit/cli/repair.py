@@ -10,7 +10,7 @@ from pvegit.errors import PvegitError
 
 
 def cmd_repair(arguments: argparse.Namespace) -> int:
-    from pvegit.repair import repair_host
+    from pvegit.actions.repair import repair_host
 
     home, store = open_home(arguments)
     failed = 0
@@ -52,7 +52,7 @@ def cmd_repair(arguments: argparse.Namespace) -> int:
 
 
 def cmd_rebuild_state(arguments: argparse.Namespace) -> int:
-    from pvegit.rebuild import rebuild_state
+    from pvegit.actions.rebuild import rebuild_state
 
     home = home_of(arguments)
     result = rebuild_state(home, actor=actor())

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pvegit.categories import normalize_node_path
+from pvegit.actions.extract import restore_to_directory
+from pvegit.actions.restore import RestoreOptions, RestorePlan, describe, restore_to_node
 from pvegit.cli import EXIT_FAILED, EXIT_OK
 from pvegit.cli.common import actor, ask_yes, open_home
+from pvegit.config.categories import normalize_node_path
 from pvegit.errors import ConfigError
-from pvegit.extract import restore_to_directory
-from pvegit.repo import HostRepository
-from pvegit.restore import RestoreOptions, RestorePlan, describe, restore_to_node
-from pvegit.tarstream import display_path
+from pvegit.git.repo import HostRepository
+from pvegit.node.tarstream import display_path
 
 
 def cmd_restore(arguments: argparse.Namespace) -> int:
@@ -112,10 +112,10 @@ def cmd_rescue(arguments: argparse.Namespace) -> int:
     """Snapshot a rescued disk into the host's history (read-only on the disk)."""
     from dataclasses import replace
 
+    from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
     from pvegit.cli.snapshots import describe, exit_code
     from pvegit.errors import NotFound
-    from pvegit.snapshot import SnapshotOptions, take_snapshot
-    from pvegit.store import Host
+    from pvegit.state.store import Host
 
     home, store = open_home(arguments)
     root = arguments.root.resolve()

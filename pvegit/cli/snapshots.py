@@ -7,13 +7,13 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
 from pvegit.cli import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 from pvegit.cli.common import actor, open_home, print_json
-from pvegit.config import load_config
+from pvegit.config.file import load_config
+from pvegit.config.home import Home
 from pvegit.errors import ConfigError
-from pvegit.home import Home
-from pvegit.snapshot import SnapshotOptions, take_snapshot
-from pvegit.store import Host, Run, Store
+from pvegit.state.store import Host, Run, Store
 from pvegit.textsafe import unwrapped
 
 
@@ -101,7 +101,7 @@ def snapshot_hosts(
 
 def cmd_snapshot(arguments: argparse.Namespace) -> int:
     if arguments.remote:
-        from pvegit.remote import remote_snapshots
+        from pvegit.cli.remote import remote_snapshots
 
         return remote_snapshots(arguments)
     home, store = open_home(arguments)

@@ -10,11 +10,11 @@ import sys
 from typing import IO
 
 from pvegit.cli.common import actor, open_home
-from pvegit.config import Config
+from pvegit.config.file import Config
+from pvegit.config.home import Home
+from pvegit.config.roles import ADMIN, check_role
 from pvegit.errors import ConfigError, NotFound
-from pvegit.home import Home
-from pvegit.roles import ADMIN, check_role
-from pvegit.store import Host, Store, validate_user_name
+from pvegit.state.store import Host, Store, validate_user_name
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -111,8 +111,8 @@ def cmd_user_list(arguments: argparse.Namespace) -> int:
 
 def _sync_indexes(home: Home, store: Store) -> None:
     from pvegit.errors import RepositoryDamaged
-    from pvegit.history import sync_index
-    from pvegit.repo import HostRepository
+    from pvegit.git.repo import HostRepository
+    from pvegit.state.index import sync_index
 
     for path in sorted(home.repos_dir.glob("*.git")):
         try:
@@ -173,7 +173,7 @@ def log_handler(stream: IO[str] | None = None) -> logging.Handler:
 def cmd_serve(arguments: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from pvegit.config import load_config
+    from pvegit.config.file import load_config
 
     home, store = open_home(arguments)
     config = load_config(home.root, arguments.config)
@@ -229,8 +229,8 @@ def cmd_token_list(arguments: argparse.Namespace) -> int:
 
 
 def cmd_notify_test(arguments: argparse.Namespace) -> int:
-    from pvegit.config import load_config
-    from pvegit.notify import all_targets, send_test
+    from pvegit.config.file import load_config
+    from pvegit.service.notify import all_targets, send_test
 
     home, store = open_home(arguments)
     config = load_config(home.root, arguments.config)
@@ -253,9 +253,9 @@ DEMO_EDITS = 6
 
 def cmd_demo(arguments: argparse.Namespace) -> int:
     """A demo node with some history, an admin with a one-time password, then the UI."""
+    from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
     from pvegit.cli.snapshots import describe
-    from pvegit.demo import DemoNode
-    from pvegit.snapshot import SnapshotOptions, take_snapshot
+    from pvegit.demo.node import DemoNode
     from web.security import hash_password
 
     home, store = open_home(arguments)

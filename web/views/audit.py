@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pvegit.restorelog import read_audit_log
-from pvegit.roles import ADMIN
+from pvegit.config.roles import ADMIN
+from pvegit.state.restorelog import read_audit_log
 from web.context import context_of, render
 from web.guard import page
 

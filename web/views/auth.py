@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from pvegit.roles import VIEWER
+from pvegit.config.roles import VIEWER
 from web.context import context_of, render
 from web.guard import action, read_form, start_session
 from web.security import claimed_user, csrf_valid, verify_password

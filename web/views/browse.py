@@ -10,13 +10,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pvegit.categories import is_secret, normalize_node_path
+from pvegit.config.categories import is_secret, normalize_node_path
+from pvegit.content.filediff import file_content
 from pvegit.errors import ConfigError, NotFound
-from pvegit.filediff import file_content
-from pvegit.history import PathChange, find_commit, path_history, sync_index
-from pvegit.repo import SYMLINK_MODE, TREE_MODE, HostRepository
-from pvegit.store import Host
-from pvegit.tarstream import display_path, parse_display_path
+from pvegit.git.repo import SYMLINK_MODE, TREE_MODE, HostRepository
+from pvegit.node.tarstream import display_path, parse_display_path
+from pvegit.state.index import PathChange, find_commit, path_history, sync_index
+from pvegit.state.store import Host
 from web.context import context_of, render
 from web.diffs import build_diffs
 from web.guard import action, page

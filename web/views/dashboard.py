@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pvegit.diskspace import Space, disk_space, low_space_warning
-from pvegit.history import IndexedCommit, last_change, recent_changes
-from pvegit.home import Home
-from pvegit.liveness import settle_runs
-from pvegit.scheduler import next_due
-from pvegit.status import HostStatus, host_status
-from pvegit.store import Host, Run
+from pvegit.config.home import Home
+from pvegit.service.scheduler import next_due
+from pvegit.service.status import HostStatus, host_status
+from pvegit.state.index import IndexedCommit, last_change, recent_changes
+from pvegit.state.liveness import settle_runs
+from pvegit.state.store import Host, Run
+from pvegit.system.diskspace import Space, disk_space, low_space_warning
 from web.context import Context, context_of, render
 from web.guard import page
 

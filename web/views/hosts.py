@@ -13,15 +13,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from pvegit import hostconfig
-from pvegit.categories import CATALOGUE, DEFAULT_CATEGORIES
+from pvegit.config import host_settings
+from pvegit.config.categories import CATALOGUE, DEFAULT_CATEGORIES
+from pvegit.config.roles import ADMIN, OPERATOR
 from pvegit.errors import ConfigError, NotFound, PvegitError
-from pvegit.history import commit_count, sync_index, timeline
-from pvegit.liveness import settle_runs
-from pvegit.repo import HostRepository
-from pvegit.roles import ADMIN, OPERATOR
-from pvegit.status import host_status
-from pvegit.store import Host
+from pvegit.git.repo import HostRepository
+from pvegit.service.status import host_status
+from pvegit.state.index import commit_count, sync_index, timeline
+from pvegit.state.liveness import settle_runs
+from pvegit.state.store import Host
 from web.context import context_of, render
 from web.guard import action, page
 from web.views.dashboard import fleet_rows, next_run_at
@@ -102,7 +102,7 @@ def _locked(host: Host | None) -> tuple[str, ...]:
     if host is None or not host.is_local:
         return ()
     return tuple(
-        field for field in _FORM_FIELDS if field not in hostconfig.LOCAL_CHANGEABLE_FROM_WEB
+        field for field in _FORM_FIELDS if field not in host_settings.LOCAL_CHANGEABLE_FROM_WEB
     )
 
 
@@ -137,16 +137,16 @@ def _read_host_form(form: FormData, *, current: Host | None) -> tuple[HostForm, 
     # The web never makes a local host; an edit may only keep the one it has.
     keeps_local = current is not None and raw["address"].strip() == current.address
     checks: dict[str, Callable[[Any], Any]] = {
-        "address": functools.partial(hostconfig.check_address, local_allowed=keeps_local),
-        "port": hostconfig.check_port,
-        "user": hostconfig.check_user,
-        "categories": hostconfig.check_categories,
-        "includes": lambda text: hostconfig.check_includes(text.splitlines()),
-        "excludes": lambda text: hostconfig.check_excludes(text.splitlines()),
-        "schedule": hostconfig.check_schedule,
+        "address": functools.partial(host_settings.check_address, local_allowed=keeps_local),
+        "port": host_settings.check_port,
+        "user": host_settings.check_user,
+        "categories": host_settings.check_categories,
+        "includes": lambda text: host_settings.check_includes(text.splitlines()),
+        "excludes": lambda text: host_settings.check_excludes(text.splitlines()),
+        "schedule": host_settings.check_schedule,
     }
     if with_name:
-        checks = {"name": hostconfig.check_name, **checks}
+        checks = {"name": host_settings.check_name, **checks}
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for field, check in checks.items():
@@ -156,7 +156,7 @@ def _read_host_form(form: FormData, *, current: Host | None) -> tuple[HostForm, 
             errors[field] = str(err)
     if current is not None and not errors:
         try:
-            hostconfig.check_web_edit(current, values)
+            host_settings.check_web_edit(current, values)
         except ConfigError as err:
             errors["address"] = str(err)
     return HostForm(raw, errors), values
@@ -302,7 +302,7 @@ def _check_connection(context: Any, host: Host) -> ConnectionCheck:
             key_state="local",
             steps=_probe_steps(context, host),
         )
-    from pvegit.sshclient import fingerprint, scan_host_key
+    from pvegit.node.ssh import fingerprint, scan_host_key
 
     try:
         key_type, key_blob = scan_host_key(host.address, host.port)
@@ -335,8 +335,8 @@ def _check_connection(context: Any, host: Host) -> ConnectionCheck:
 
 
 def _probe_steps(context: Any, host: Host) -> tuple[tuple[bool, str], ...]:
-    from pvegit.collect import probe_node, pve_version
-    from pvegit.transport import open_transport
+    from pvegit.node.collect import probe_node, pve_version
+    from pvegit.node.transport import open_transport
 
     steps: list[tuple[bool, str]] = []
     try:
@@ -376,7 +376,7 @@ async def host_test(request: Request, user: str, form: FormData) -> Response:
 
 @action
 async def host_trust(request: Request, user: str, form: FormData) -> Response:
-    from pvegit.sshclient import fingerprint, scan_host_key
+    from pvegit.node.ssh import fingerprint, scan_host_key
 
     context = context_of(request)
     host = find_host(request)
@@ -411,7 +411,7 @@ async def host_trust(request: Request, user: str, form: FormData) -> Response:
 @action(role=OPERATOR)
 async def host_verify(request: Request, user: str, form: FormData) -> Response:
     """Check the repository, the run log, and (after a snapshot) the node."""
-    from pvegit.verify import verify_host
+    from pvegit.actions.verify import verify_host
 
     context = context_of(request)
     host = find_host(request)

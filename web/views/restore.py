@@ -8,11 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pvegit.categories import normalize_node_path, resolve_selection
-from pvegit.errors import ConfigError, NotFound, PvegitError
-from pvegit.hostconfig import check_web_restore
-from pvegit.repo import HostRepository
-from pvegit.restore import (
+from pvegit.actions.restore import (
     RestoreOptions,
     RestorePlan,
     RestoreReport,
@@ -21,10 +17,14 @@ from pvegit.restore import (
     restore_to_node,
     restored_paths,
 )
-from pvegit.roles import OPERATOR
-from pvegit.store import Host
-from pvegit.tarstream import parse_display_path
-from pvegit.transport import open_transport
+from pvegit.config.categories import normalize_node_path, resolve_selection
+from pvegit.config.host_settings import check_web_restore
+from pvegit.config.roles import OPERATOR
+from pvegit.errors import ConfigError, NotFound, PvegitError
+from pvegit.git.repo import HostRepository
+from pvegit.node.tarstream import parse_display_path
+from pvegit.node.transport import open_transport
+from pvegit.state.store import Host
 from web.context import context_of, render
 from web.guard import action, page
 from web.views.hosts import find_host
@@ -156,7 +156,7 @@ async def restore_run(request: Request, user: str, form: FormData) -> Response:
     except PvegitError as err:
         return _page(request, host, values, error=str(err))
     if context.notifier is not None:
-        from pvegit.notify import Event
+        from pvegit.service.notify import Event
 
         context.notifier.emit(
             Event(

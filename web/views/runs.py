@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from pvegit.errors import NotFound
-from pvegit.liveness import settle_runs, settled_run
-from pvegit.store import RUN_STATUSES, Run
+from pvegit.state.liveness import settle_runs, settled_run
+from pvegit.state.store import RUN_STATUSES, Run
 from web.context import context_of, render
 from web.guard import page, stream
 

@@ -10,11 +10,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from pvegit.config import EVENTS, WEBHOOK_FORMATS, check_target
+from pvegit.config.file import EVENTS, WEBHOOK_FORMATS, check_target
+from pvegit.config.roles import ADMIN, DESCRIPTIONS, ROLES, VIEWER, check_role
+from pvegit.content.redact import redact_url
 from pvegit.errors import ConfigError, NotFound
-from pvegit.notify import all_targets, send_test, target_location
-from pvegit.redact import redact_url
-from pvegit.roles import ADMIN, DESCRIPTIONS, ROLES, VIEWER, check_role
+from pvegit.service.notify import all_targets, send_test, target_location
 from web.api import hash_token, new_token
 from web.context import context_of, render
 from web.guard import action, page

@@ -13,9 +13,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from pvegit.config.roles import ADMIN, DESCRIPTIONS, ROLES, VIEWER, check_role
 from pvegit.errors import ConfigError, NotFound
-from pvegit.roles import ADMIN, DESCRIPTIONS, ROLES, VIEWER, check_role
-from pvegit.store import validate_user_name
+from pvegit.state.store import validate_user_name
 from web.context import context_of, render
 from web.guard import action, page
 from web.security import check_new_password, hash_password

@@ -1,0 +1,124 @@
+"""Checking a host's settings, field by field (the CLI and the web form share it).
+
+A ``local`` / ``local:/path`` host is collected on the pvegit machine itself,
+as the user pvegit runs as (root): only root on that machine, at the command
+line, may make one, point one somewhere or change what it reads. The web UI
+and the API (any role) may not, and may not restore onto one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pvegit.config.categories import category, validate_exclude, validate_include
+from pvegit.config.schedules import parse_schedule
+from pvegit.errors import ConfigError
+from pvegit.node.transport import local_root
+from pvegit.state.store import Host, validate_host_name
+
+_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+_ADDRESS = re.compile(r"^[A-Za-z0-9.:\[\]-]+$")
+
+
+def check_name(value: str) -> str:
+    return validate_host_name(value.strip())
+
+
+def check_address(value: str, *, local_allowed: bool) -> str:
+    """The address as stored; ``local`` addresses only where ``local_allowed`` (the CLI)."""
+    address = value.strip()
+    if local_root(address) is not None:
+        if not local_allowed:
+            raise ConfigError(
+                f"address {address!r} is this machine: a local host reads and writes the "
+                "pvegit machine itself as root, so only root can add one here, with "
+                "'pvegit host add NAME --address local'"
+            )
+        return address
+    if not address or not _ADDRESS.match(address):
+        raise ConfigError(
+            f"address {value!r} is not a host name or IP address; use e.g. 192.0.2.11, "
+            "pve1.example.org, 'local' or 'local:/mnt/rescue'"
+        )
+    return address
+
+
+def check_port(value: str | int) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"port {value!r} is not a number") from err
+    if not 0 < port < 65536:
+        raise ConfigError(f"port {port} is out of range (1-65535)")
+    return port
+
+
+def check_user(value: str) -> str:
+    user = value.strip()
+    if not _USER.match(user):
+        raise ConfigError(f"user {value!r} is not a valid login name (e.g. root, pvebackup)")
+    return user
+
+
+def check_categories(names: Iterable[str]) -> tuple[str, ...]:
+    chosen = tuple(category(name.strip()).name for name in names if name.strip())
+    if not chosen:
+        raise ConfigError("choose at least one category")
+    return chosen
+
+
+def check_includes(paths: Iterable[str]) -> tuple[str, ...]:
+    return tuple(validate_include(path) for path in paths if path.strip())
+
+
+def check_excludes(patterns: Iterable[str]) -> tuple[str, ...]:
+    return tuple(validate_exclude(pattern) for pattern in patterns if pattern.strip())
+
+
+def check_schedule(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    return parse_schedule(value).spec
+
+
+# What the web UI and the API may change on a local host: when it runs and what
+# it leaves out. Where it reads and what it reads stay root's decision.
+LOCAL_CHANGEABLE_FROM_WEB = ("schedule", "excludes")
+
+
+def check_web_edit(host: Host, changes: Mapping[str, Any]) -> None:
+    """Refuse a change from the web UI or the API that a local host only takes from root.
+
+    ``changes`` are checked values as ``Host`` fields; unchanged values pass.
+    Raises ConfigError naming the fields and the command that changes them.
+    """
+    if not host.is_local:
+        return
+    changed = [
+        field
+        for field, value in changes.items()
+        if field not in LOCAL_CHANGEABLE_FROM_WEB and not _same(field, getattr(host, field), value)
+    ]
+    if changed:
+        raise ConfigError(
+            f"{host.name} is this machine ({host.address}): its {', '.join(sorted(changed))} "
+            f"can only be changed by root here: pvegit host edit {host.name} ..."
+        )
+
+
+def _same(field: str, old: Any, new: Any) -> bool:
+    if field == "categories":
+        return set(old) == set(new)
+    return bool(old == new)
+
+
+def check_web_restore(host: Host) -> None:
+    """Refuse a restore from the web UI or the API onto a local host (ConfigError)."""
+    if host.is_local:
+        raise ConfigError(
+            f"{host.name} is this machine ({host.address}): a restore onto it writes files "
+            "as root on the pvegit machine, so the web UI does not do it. As root here: "
+            f"pvegit restore {host.name} REV PATH..."
+        )

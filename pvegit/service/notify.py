@@ -1,0 +1,358 @@
+"""Notifications: webhooks (generic JSON, Slack-compatible, Gotify, ntfy) and e-mail.
+
+Events: ``failed`` (after retries), ``stale``, ``recovered``, ``changed`` (with
+the changed files and a short diff, secret files named only, secret lines masked) and ``restore``.
+Delivery happens on a background thread with retries; a target that fails is
+logged and never holds up a backup. A webhook URL may carry credentials
+(user-info, sent as basic authentication, or a token in the query): errors and
+log lines show it redacted (pvegit.content.redact), and so does ``target_location``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import queue
+import smtplib
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from pvegit.config.file import Config, Target
+from pvegit.config.home import Home
+from pvegit.content.filediff import read_diff
+from pvegit.content.redact import redact_text, redact_url
+from pvegit.errors import PvegitError
+from pvegit.git.repo import HostRepository
+from pvegit.node.tarstream import display_path
+from pvegit.state.store import Run, Store
+from pvegit.textsafe import printable
+
+_log = logging.getLogger(__name__)
+SEND_TIMEOUT = 10.0
+MAX_DIFF_LINES = 40
+# Files whose content a notification leaves out, by the content model's kind.
+_UNSENT = {
+    "secret": " (secret, content not sent)",
+    "too-large": " (too large, content not sent)",
+    "binary": "",
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something an admin wants to hear about."""
+
+    kind: str  # failed, stale, recovered, changed, restore, test
+    host: str
+    title: str
+    message: str
+    run_id: int | None = None
+    commit_id: str | None = None
+    at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        # Names, errors and diff lines from a node go to mail, chat and phones: no control
+        # characters (a title is one line, so it cannot add a mail header either).
+        object.__setattr__(self, "title", printable(self.title))
+        object.__setattr__(self, "message", printable(self.message, lines=True))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": self.kind,
+            "host": self.host,
+            "title": self.title,
+            "message": self.message,
+            "text": f"{self.title}\n{self.message}",
+            "run": self.run_id,
+            "commit": self.commit_id,
+            "time": self.at,
+            "priority": 8 if self.kind in ("failed", "stale") else 4,
+        }
+
+
+def send(target: Target, event: Event) -> None:
+    """Deliver one event to one target now; raise PvegitError saying why it failed."""
+    try:
+        if target.kind == "webhook":
+            _send_webhook(target, event)
+        else:
+            _send_email(target, event)
+    except (OSError, smtplib.SMTPException, ValueError) as err:
+        # Not chained: urllib's and http.client's messages quote the URL as given.
+        message = redact_text(f"notification target {target.name!r}: {err}", target.url)
+        raise PvegitError(message) from None
+
+
+def _send_webhook(target: Target, event: Event) -> None:
+    headers = {"User-Agent": "pvegit"}
+    if target.format == "slack":
+        body = json.dumps({"text": f"*{event.title}*\n{event.message}"}).encode()
+        headers["Content-Type"] = "application/json"
+    elif target.format == "ntfy":
+        body = event.message.encode()
+        headers.update(
+            {
+                "Title": event.title,
+                "Tags": event.kind,
+                "Priority": "high" if event.kind in ("failed", "stale") else "default",
+            }
+        )
+    elif target.format == "gotify":
+        body = json.dumps(
+            {
+                "title": event.title,
+                "message": event.message,
+                "priority": event.to_json()["priority"],
+            }
+        ).encode()
+        headers["Content-Type"] = "application/json"
+        if target.token:
+            headers["X-Gotify-Key"] = target.token
+    else:
+        body = json.dumps(event.to_json()).encode()
+        headers["Content-Type"] = "application/json"
+    url, user_info = _split_user_info(target.url)
+    if target.token and target.format != "gotify":
+        headers["Authorization"] = f"Bearer {target.token}"
+    elif user_info:  # urllib would take user:password@ for part of the host name
+        headers["Authorization"] = "Basic " + base64.b64encode(user_info.encode()).decode()
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=SEND_TIMEOUT) as response:
+            response.read(1024)
+    except urllib.error.HTTPError as err:
+        raise OSError(f"{redact_url(target.url)} answered HTTP {err.code}") from None
+
+
+def _split_user_info(url: str) -> tuple[str, str]:
+    """The URL without its ``user:password@``, and that user-info (percent-decoded)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, ""
+    user_info, host = parts.netloc.rsplit("@", 1)
+    return (
+        urllib.parse.urlunsplit(parts._replace(netloc=host)),
+        urllib.parse.unquote(user_info),
+    )
+
+
+def target_location(target: Target) -> str:
+    """Where a target delivers, safe to show: the redacted URL, or recipients via server."""
+    if target.kind == "webhook":
+        return redact_url(target.url)
+    return f"{', '.join(target.recipients)} via {target.host}"
+
+
+def _send_email(target: Target, event: Event) -> None:
+    message = EmailMessage()
+    message["Subject"] = f"[pvegit] {event.title}"
+    message["From"] = target.sender
+    message["To"] = ", ".join(target.recipients)
+    message.set_content(event.message + "\n")
+    context = ssl.create_default_context()
+    smtp: smtplib.SMTP
+    if target.security == "tls":
+        smtp = smtplib.SMTP_SSL(target.host, target.port, timeout=SEND_TIMEOUT, context=context)
+    else:
+        smtp = smtplib.SMTP(target.host, target.port, timeout=SEND_TIMEOUT)
+    with smtp:
+        if target.security == "starttls":
+            smtp.starttls(context=context)
+        if target.username:
+            smtp.login(target.username, target.password)
+        smtp.send_message(message)
+
+
+class Notifier:
+    """Queues events and delivers them to the targets that want them."""
+
+    def __init__(
+        self,
+        targets: Sequence[Target] | Callable[[], Sequence[Target]],
+        *,
+        retry_delays: Sequence[float] = (5, 30, 120),
+        deliver: Callable[[Target, Event], None] = send,
+    ) -> None:
+        # A callable is asked on every event: targets made in the web UI count at once.
+        self._targets = targets if callable(targets) else (lambda: tuple(targets))
+        self._retry_delays = tuple(retry_delays)
+        self._deliver = deliver
+        self._queue: queue.Queue[tuple[Target, Event, int] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="pvegit-notify", daemon=True)
+        self._thread.start()
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return tuple(self._targets())
+
+    def emit(self, event: Event) -> None:
+        for target in self.targets:
+            if event.kind in target.events or event.kind == "test":
+                self._queue.put((target, event, 0))
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            target, event, attempt = item
+            try:
+                self._deliver(target, event)
+                _log.info(
+                    "notification sent target=%s event=%s host=%s",
+                    target.name,
+                    event.kind,
+                    event.host,
+                )
+            except Exception as err:
+                if attempt < len(self._retry_delays):
+                    delay = self._retry_delays[attempt]
+                    _log.warning(
+                        "notification failed target=%s event=%s attempt=%d retry_in=%ss error=%s",
+                        target.name,
+                        event.kind,
+                        attempt + 1,
+                        delay,
+                        redact_text(str(err), target.url),
+                    )
+                    timer = threading.Timer(delay, self._queue.put, ((target, event, attempt + 1),))
+                    timer.daemon = True
+                    timer.start()
+                else:
+                    _log.error(
+                        "notification dropped target=%s event=%s after %d attempts: %s",
+                        target.name,
+                        event.kind,
+                        attempt + 1,
+                        redact_text(str(err), target.url),
+                    )
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+
+def test_event() -> Event:
+    return Event(
+        "test",
+        "-",
+        "pvegit test notification",
+        "If you can read this, pvegit can reach this target.",
+    )
+
+
+def all_targets(config: Config, store: Store) -> tuple[Target, ...]:
+    """The targets of the configuration file and those made in the web UI."""
+    from pvegit.config.file import check_target
+
+    made = []
+    for settings in store.notify_targets():
+        try:
+            made.append(check_target(settings, f"web target {settings.get('name')!r}"))
+        except PvegitError as err:
+            _log.error("notification target skipped: %s", err)
+    return (*config.targets, *made)
+
+
+def send_test(targets: Sequence[Target]) -> list[tuple[Target, str | None]]:
+    """Send a test event to every target now; (target, error or None) for each."""
+    results: list[tuple[Target, str | None]] = []
+    for target in targets:
+        try:
+            send(target, test_event())
+            results.append((target, None))
+        except PvegitError as err:
+            results.append((target, str(err)))
+    return results
+
+
+def change_summary(home: Home, host: str, commit_id: str, subject: str) -> str:
+    """The changed files and a short diff of a commit (pvegit.content.filediff's model: secret
+    files only named, secret lines masked)."""
+    lines = [subject, ""]
+    shown = 0
+    with HostRepository(home.repo_path(host)) as repository:
+        commit = repository.commit(commit_id)
+        parent = commit.parents[0] if commit.parents else None
+        if parent is None:
+            return f"{subject}\n\n{commit.subject}"
+        for change in repository.changes(parent, commit_id):
+            if change.path == ".pvegit/metadata":
+                continue
+            found = read_diff(repository, change)
+            # The name is the node's: one line (a newline in it must not forge a diff line).
+            shown_path = "/" + display_path(change.path)
+            if found.kind != "text":
+                lines.append(f"{change.change}: {shown_path}{_UNSENT[found.kind]}")
+                continue
+            masked = f", {found.masked} masked" if found.masked else ""
+            lines.append(f"{change.change}: {shown_path} (+{found.added} -{found.removed}{masked})")
+            for line in found.changed_lines():
+                if shown < MAX_DIFF_LINES:
+                    lines.append(f"    {line}")
+                shown += 1
+    if shown > MAX_DIFF_LINES:
+        lines.append(f"    … {shown - MAX_DIFF_LINES} more changed lines")
+    return "\n".join(lines)
+
+
+def events_for_run(home: Home, store: Store, run: Run, retries: int) -> list[Event]:
+    """What a finished run is worth telling: changed, failed (after retries), recovered.
+
+    A failing host is reported once per failing streak, not on every try;
+    the alert state lives in the store so a restart does not repeat it.
+    """
+    events: list[Event] = []
+    state = store.alert_state(run.host)
+    if run.commit_id and run.status in ("changed", "partial"):
+        subject = f"{run.host}: configuration changed"
+        try:
+            message = change_summary(home, run.host, run.commit_id, subject)
+        except PvegitError as err:
+            message = f"{subject} (summary unavailable: {err})"
+        events.append(Event("changed", run.host, subject, message, run.id, run.commit_id))
+    if run.status in ("failed", "refused"):
+        streak = 0
+        for item in store.runs(run.host, limit=retries + 2):
+            if item.status not in ("failed", "refused"):
+                break
+            streak += 1
+        final = run.failure != "transient" or streak > retries
+        if final and state != "failing":
+            tries = f" after {streak} tries" if streak > 1 else ""
+            events.append(
+                Event(
+                    "failed",
+                    run.host,
+                    f"{run.host}: backup failed{tries}",
+                    f"Run {run.id}: {run.error}",
+                    run.id,
+                )
+            )
+            store.set_alert_state(run.host, "failing")
+    elif state in ("failing", "stale"):
+        events.append(
+            Event(
+                "recovered",
+                run.host,
+                f"{run.host}: backups work again",
+                f"Run {run.id} {run.status} after the host was {state}.",
+                run.id,
+            )
+        )
+        store.set_alert_state(run.host, None)
+    return events
+
+
+def stale_event(store: Store, host: str, reason: str) -> Event | None:
+    """A 'stale' event the first time a host turns stale."""
+    if store.alert_state(host) in ("stale", "failing"):
+        return None
+    store.set_alert_state(host, "stale")
+    return Event("stale", host, f"{host}: no recent backup", reason)
