@@ -1,1 +1,7 @@
-"""actions"""
+"""What a user runs: snapshot, restore, export, verify, repair, rebuild, mirror.
+
+Each action is a function that takes the home, the state and a host and
+returns a result dataclass; it never prints and never decides how a face shows
+what it returns. Actions use the layers below (node, git, state, content,
+config, system) and never ``service``, ``cli`` or ``web``.
+"""

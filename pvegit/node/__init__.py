@@ -1,1 +1,11 @@
-"""node"""
+"""Reaching a Proxmox node: transports, the scripts run there, and reading what comes back.
+
+Everything that crosses the wire lives here and nothing above it sees a socket:
+``transport`` (the local transport and the choice of one), ``ssh`` (paramiko,
+pinned host keys; its errors become ``ConnectError``/``AuthError``/
+``HostKeyError``), ``collect`` (the probe and the tar and inventory scripts),
+``tarstream`` (the tar stream parsed, never extracted), ``inventory`` and
+``inventorystream`` (command outputs, normalised and read within their limits),
+``metadata`` (owners and modes, ``.pvegit/metadata``), ``rescue`` (a dead
+node's config.db), ``release`` (which Proxmox VE major version a tree is from).
+"""
