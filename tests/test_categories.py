@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from pvegit.config.categories import (
-    CATEGORY_NAMES,
-    DEFAULT_CATEGORIES,
+from pvegit.config.categories import CATEGORY_NAMES, DEFAULT_CATEGORIES
+from pvegit.config.selection import (
     is_runtime,
     is_secret,
     matches_any,
