@@ -47,13 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pve9 import PVE9_STAND_INS
-
 from pvegit.config.home import Home
 from pvegit.demo.node import FIXTURE_NODES, PVE9_CLUSTER, node_items
 from pvegit.demo.tree import WWW_DATA_GID, write_items
 from pvegit.node.ssh import scan_host_key
 from pvegit.state.store import Host, Store
+from testbed.pve9 import PVE9_STAND_INS
 
 SSHD = "/usr/sbin/sshd"
 # Where ../shared/pmxcfs/build.sh puts the binary; $PVEGIT_PMXCFS overrides it.
