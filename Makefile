@@ -34,8 +34,8 @@ test: $(BIN)/pvegit deps
 	$(BIN)/pytest
 
 lint: $(BIN)/pvegit
-	$(BIN)/ruff check pvegit tests bench
-	$(BIN)/ruff format --check pvegit tests bench
+	$(BIN)/ruff check pvegit web testbed tests bench
+	$(BIN)/ruff format --check pvegit web testbed tests bench
 	$(BIN)/mypy
 
 bench: $(BIN)/pvegit deps

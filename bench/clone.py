@@ -11,18 +11,15 @@ import argparse
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from web_speed import PASSWORD, build_long_history
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from appserver import running
-
 from pvegit.config.home import Home
 from pvegit.state.store import Store
+from testbed.appserver import running
 from web.app import create_app
 from web.security import hash_password
 

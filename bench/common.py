@@ -10,14 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-# Re-exported: bench scripts find tests/ modules only once common is imported.
-from appserver import start_serve as start_serve
-from testbed import Node, TestBed, register_node
-
 from pvegit.config.home import Home
 from pvegit.state.store import Host, Store
+from testbed.nodes import Node, TestBed, register_node
 
 FILE_CATEGORIES = ("cluster", "network", "storage", "system")
 

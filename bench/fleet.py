@@ -26,8 +26,8 @@ from common import (
     write_known_hosts,
 )
 
-from pvegit.config.categories import resolve_selection
-from pvegit.node.collect import tar_script
+from pvegit.config.selection import resolve_selection
+from pvegit.node.scripts import tar_script
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Fuzz the tar stream parser for a while: hostile streams from tests/tarfuzz.py.
+"""Fuzz the tar stream parser for a while: hostile streams from testbed/tarfuzz.py.
 
 Every stream must give safe entries or a CollectError (any other exception is a
 bug and stops the run with its seed); memory is traced per stream. Prints streams
@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from tarfuzz import MAX_TOTAL, hostile_stream, parse_bounded
+from testbed.tarfuzz import MAX_TOTAL, hostile_stream, parse_bounded
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ import argparse
 import time
 
 from common import new_home, require_testbed
-from faults import hosts_on, kill_loop, seed_from
+
+from testbed.faults import hosts_on, kill_loop, seed_from
 
 
 def main() -> None:

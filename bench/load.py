@@ -14,9 +14,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import new_home, require_testbed, start_serve
-from faults import seed_from
-from load import RUN_TIMEOUT, prepare_fleet, run_load
+from common import new_home, require_testbed
+
+from testbed.appserver import start_serve
+from testbed.faults import seed_from
+from testbed.load import RUN_TIMEOUT, prepare_fleet, run_load
 
 PASSWORD = "load test password"
 

@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
-from pvegit.config.categories import resolve_selection
 from pvegit.config.home import Home
+from pvegit.config.selection import resolve_selection
 from pvegit.demo.node import DemoNode
 from pvegit.git.maintenance import MaintenanceRepository
-from pvegit.node.collect import tar_script
+from pvegit.node.scripts import tar_script
 from pvegit.state.runlog import named_commits
 from pvegit.state.store import Host, Store
 

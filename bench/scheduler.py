@@ -16,10 +16,10 @@ import threading
 import time
 
 from common import new_home, require_testbed
-from testbed import register_node
 
 from pvegit.config.file import Config
 from pvegit.service.scheduler import Scheduler
+from testbed.nodes import register_node
 from web.runner import RunLauncher
 
 

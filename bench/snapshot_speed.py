@@ -28,8 +28,8 @@ from common import (
 )
 
 from pvegit.actions.snapshot import take_snapshot
-from pvegit.config.categories import resolve_selection
-from pvegit.node.collect import tar_script
+from pvegit.config.selection import resolve_selection
+from pvegit.node.scripts import tar_script
 
 
 def main() -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 
 from common import new_home, require_testbed
-from faults import seed_from
-from soak import soak
+
+from testbed.faults import seed_from
+from testbed.soak import soak
 
 
 def main() -> None:

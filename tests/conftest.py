@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from testbed import Node, TestBed, find_pmxcfs, register_node, shared_pmxcfs_source
-
 from pvegit.cli import main
 from pvegit.config.home import Home
 from pvegit.state.store import Host, Store
+from testbed.nodes import Node, TestBed, find_pmxcfs, register_node, shared_pmxcfs_source
 
 
 @dataclass

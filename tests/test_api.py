@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from appserver import running
 from starlette.testclient import TestClient
 
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.state.store import Host, Store
+from testbed.appserver import running
 from web.app import create_app
 from web.context import Settings
 

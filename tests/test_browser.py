@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from appserver import running
-from testbed import Node
 
 from pvegit.config.home import Home
 from pvegit.state.store import Store
+from testbed.appserver import running
+from testbed.nodes import Node
 from web.app import create_app
 from web.context import Settings
 from web.security import hash_password

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from pvegit.config.categories import (
-    CATEGORY_NAMES,
-    DEFAULT_CATEGORIES,
+from pvegit.config.categories import CATEGORY_NAMES, DEFAULT_CATEGORIES
+from pvegit.config.selection import (
     is_runtime,
     is_secret,
     matches_any,
@@ -87,9 +86,8 @@ def test_normalize_node_path() -> None:
 
 
 def test_every_pve9_path_is_in_its_category() -> None:
-    from pve9 import PVE9_PATHS
-
     from pvegit.config.categories import category
+    from testbed.pve9 import PVE9_PATHS
 
     default = resolve_selection(DEFAULT_CATEGORIES)
     with_secrets = resolve_selection((*DEFAULT_CATEGORIES, "secrets"))

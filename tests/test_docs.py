@@ -70,7 +70,7 @@ def test_categories_doc_lists_every_path() -> None:
 
 
 def test_categories_doc_lists_the_pve9_paths() -> None:
-    from pve9 import PVE9_PATHS
+    from testbed.pve9 import PVE9_PATHS
 
     section = (ROOT / "docs/categories.md").read_text().split("## Proxmox VE 9", 1)[1]
     for pattern, category in PVE9_PATHS:

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 from conftest import git
-from faults import pvegit_command
 
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.node.metadata import METADATA_PATH as META
 from pvegit.state.store import Host, Store
+from testbed.faults import pvegit_command
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="the attacks need root (pvegit's restore) and another user"

@@ -16,15 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faults import GUEST_DIR, damage_report, hosts_on, kill_loop, seed_from
-from testbed import Node, TestBed, register_node
-from webhook import Receiver
 
 from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
 from pvegit.config.file import Config, Target
 from pvegit.config.home import Home
 from pvegit.git.repo import HostRepository
 from pvegit.state.store import Run, Store
+from testbed.faults import GUEST_DIR, damage_report, hosts_on, kill_loop, seed_from
+from testbed.nodes import Node, TestBed, register_node
+from testbed.webhook import Receiver
 from web.app import check_storage, create_app
 from web.metrics import render_metrics
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from appserver import running, start_serve
 from starlette.testclient import TestClient
 from test_sessions import Clock
 
@@ -19,6 +18,7 @@ from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.state.store import Host, Store
+from testbed.appserver import running, start_serve
 from web import gitserve
 from web.api import hash_token, new_token
 from web.app import create_app

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from dulwich.objects import Blob, Commit, Tree
-from testbed import Node, register_node
 
 from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
 from pvegit.config.home import Home
@@ -21,6 +20,7 @@ from pvegit.git.repo import HostRepository
 from pvegit.node.inventory import InventoryLimits, inventory_path
 from pvegit.node.metadata import METADATA_PATH, parse_metadata
 from pvegit.state.store import Store
+from testbed.nodes import Node, register_node
 
 RUNAWAY_BYTES = 64 * 1024 * 1024
 # A stand-in whose output never ends before the 64 MiB (`yes` would run until SIGPIPE).

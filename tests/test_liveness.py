@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from testbed import Node
 
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.home import Home
@@ -31,6 +30,7 @@ from pvegit.state.liveness import OVERDUE, settle_runs, settled_run
 from pvegit.state.store import Host, Store
 from pvegit.system.locks import exclusive, is_held
 from pvegit.system.processes import boot_id, identity_of, this_process
+from testbed.nodes import Node
 from web.app import create_app, housekeeping
 from web.runner import RunLauncher
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from appserver import start_serve
-from faults import seed_from
-from load import RUN_TIMEOUT, prepare_fleet, run_load
-from soak import soak
-from testbed import TestBed
-
 from pvegit.config.home import Home
 from pvegit.state.store import Store
+from testbed.appserver import start_serve
+from testbed.faults import seed_from
+from testbed.load import RUN_TIMEOUT, prepare_fleet, run_load
+from testbed.nodes import TestBed
+from testbed.soak import soak
 
 PASSWORD = "load test password"
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pvegit.config.categories import (
+from pvegit.config.selection import (
     is_runtime,
     is_secret,
     link_aliases,

@@ -18,7 +18,6 @@ from typing import TypeVar
 import pytest
 from starlette.testclient import TestClient
 from test_web import login
-from testbed import Node
 
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.home import Home
@@ -26,6 +25,7 @@ from pvegit.demo.node import DemoNode
 from pvegit.errors import CollectError
 from pvegit.git.repo import HostRepository
 from pvegit.state.store import Host, Store
+from testbed.nodes import Node
 from web.app import create_app
 from web.context import Settings
 from web.security import hash_password

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from webhook import Receiver
 
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.file import Config, Target, load_config, parse_config
@@ -15,6 +14,7 @@ from pvegit.demo.node import DemoNode
 from pvegit.errors import ConfigError
 from pvegit.service.notify import Event, Notifier, events_for_run, send, stale_event
 from pvegit.state.store import Host, Store
+from testbed.webhook import Receiver
 
 
 @pytest.fixture
@@ -250,7 +250,7 @@ def test_serve_refuses_a_bad_config(cli, home: Home) -> None:  # type: ignore[no
 
 
 def test_email_target_sends_a_message() -> None:
-    from smtp import SmtpReceiver
+    from testbed.smtp import SmtpReceiver
 
     server = SmtpReceiver()
     try:

@@ -16,12 +16,12 @@ import sys
 import tarfile
 
 from conftest import git
-from testbed import Node
 
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.actions.verify import verify_host
 from pvegit.config.home import Home
 from pvegit.state.store import Host, Store
+from testbed.nodes import Node
 
 ODD = "etc/pve/odd"
 LONG = "/".join(["d" * 200] * 6) + "/deep.cfg"  # 1,215 bytes below ODD

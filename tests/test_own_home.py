@@ -6,11 +6,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from testbed import Node, register_node
-
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.home import Home
 from pvegit.state.store import Host, Store
+from testbed.nodes import Node, register_node
 from web.security import load_secret_key
 
 

@@ -1,6 +1,6 @@
 """What Proxmox's own pmxcfs does to a snapshot: crashed, hung, stopped or gone half way.
 
-These run against the real pmxcfs on the simulated nodes (tests/testbed.py):
+These run against the real pmxcfs on the simulated nodes (testbed/nodes.py):
 after a crash its FUSE mount stays and every access fails with ENOTCONN; a
 hung one blocks every access; a stopped one leaves the plain empty directory.
 Whatever happens, a run that could not read /etc/pve is refused (exit 1,
@@ -14,10 +14,10 @@ import json
 
 import pytest
 from conftest import git
-from testbed import Node
 
 from pvegit.config.home import Home
 from pvegit.state.store import Host
+from testbed.nodes import Node
 
 # Kills pmxcfs just before the real tar starts: after the probe, before any file is read.
 KILL_BEFORE_TAR = """#!/bin/sh

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from conftest import git
-from pve9 import PVE9_PATHS, PVE9_STAND_INS
-from testbed import STAND_INS, Node, TestBed, register_node
 
 from pvegit.config.categories import DEFAULT_CATEGORIES
 from pvegit.config.home import Home
 from pvegit.state.store import Store
+from testbed.nodes import STAND_INS, Node, TestBed, register_node
+from testbed.pve9 import PVE9_PATHS, PVE9_STAND_INS
 
 DEFAULT = tuple(name for name in DEFAULT_CATEGORIES if name != "configdb")
 

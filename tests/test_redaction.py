@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import httpx2
-from appserver import pvegit_process, start_serve
-from webhook import Receiver
 
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
+from testbed.appserver import pvegit_process, start_serve
+from testbed.webhook import Receiver
 
 PASSWORD = "correct horse battery"
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pve9 import PVE9_STAND_INS
-from testbed import STAND_INS
-
 from pvegit.node.release import (
     Release,
     apt_suites,
@@ -13,6 +10,8 @@ from pvegit.node.release import (
     release_of_tree,
     restore_note,
 )
+from testbed.nodes import STAND_INS
+from testbed.pve9 import PVE9_STAND_INS
 
 PVEVERSION = ".pvegit/inventory/pveversion.txt"
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 from conftest import git
-from testbed import Node, make_config_db, register_node
 
-from pvegit.config.categories import is_runtime, is_secret
 from pvegit.config.home import Home
+from pvegit.config.selection import is_runtime, is_secret
 from pvegit.demo.node import DemoNode
 from pvegit.node.rescue import CONFIG_DB
 from pvegit.state.store import Store
+from testbed.nodes import Node, make_config_db, register_node
 
 
 def rescued_disk(tmp_path: Path) -> Path:

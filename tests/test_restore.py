@@ -9,11 +9,11 @@ import textwrap
 from pathlib import Path
 
 from conftest import git
-from testbed import Node
 
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.home import Home
 from pvegit.state.store import Host, Store
+from testbed.nodes import Node
 
 
 def restore(cli, *arguments: str):  # type: ignore[no-untyped-def]
@@ -101,7 +101,7 @@ def test_secrets_and_hardware_bound_files_only_by_name(
     store: Store,
     node: Node,  # type: ignore[no-untyped-def]
 ) -> None:
-    from testbed import register_node
+    from testbed.nodes import register_node
 
     register_node(store, home, node, "pve1", categories=("storage", "secrets"))
     record = "/etc/iscsi/send_targets/10.0.0.5,3260/st_config"  # holds a CHAP password
@@ -204,7 +204,7 @@ def test_config_db_is_taken_with_sqlite_backup(
 ) -> None:
     import sqlite3
 
-    from testbed import register_node
+    from testbed.nodes import register_node
 
     register_node(store, home, node, "pve1", categories=("network", "configdb"))
     node.sh("sqlite3 /var/lib/pve-cluster/config.db 'PRAGMA journal_mode=WAL' >/dev/null")
@@ -280,7 +280,7 @@ def test_rebuild_drill_on_a_blank_node(
     import shutil
     import tarfile
 
-    from testbed import register_node
+    from testbed.nodes import register_node
 
     assert cli("snapshot", "pve1").code == 0
     archive = tmp_path / "pve1.tar.gz"
@@ -389,7 +389,7 @@ def test_restore_into_proxmoxs_pmxcfs(
     """Changed, deleted and new files, a whole directory, the built-in links and a file
     under priv/, written into the real pmxcfs: no chmod/chown/link attempted there, no
     temporary name left behind, verified."""
-    from testbed import register_node
+    from testbed.nodes import register_node
 
     register_node(store, home, node, "pve1", categories=("cluster", "secrets"))
     assert take_snapshot(home, store, store.host("pve1")).status == "changed"
@@ -431,7 +431,7 @@ def test_delete_never_removes_what_the_host_does_not_collect(
     """--delete removes files a snapshot would have recorded and the revision lacks; never
     a secret the host does not collect (priv/: shadow.cfg, the cluster's authorized_keys),
     an excluded file, or pmxcfs's status and runtime files (authkey.key, lrm_status)."""
-    from testbed import register_node
+    from testbed.nodes import register_node
 
     register_node(store, home, node, "pve1", categories=("cluster",))
     store.update_host("pve1", excludes=("etc/pve/firewall",))

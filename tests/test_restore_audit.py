@@ -9,15 +9,15 @@ import subprocess
 import time
 
 from conftest import git
-from faults import pvegit_command
 from starlette.testclient import TestClient
 from test_web import PASSWORD, login
-from testbed import Node
 
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.cli.common import actor
 from pvegit.config.home import Home
 from pvegit.state.store import Host, Store
+from testbed.faults import pvegit_command
+from testbed.nodes import Node
 from web.app import create_app
 from web.context import Settings
 from web.security import hash_password

@@ -16,8 +16,6 @@ import pytest
 from conftest import Result
 from starlette.testclient import TestClient
 from test_web import login, token_of
-from testbed import Node, register_node
-from webhook import Receiver
 
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.file import Target
@@ -25,6 +23,8 @@ from pvegit.config.home import Home
 from pvegit.git.repo import HostRepository
 from pvegit.service.notify import events_for_run, send
 from pvegit.state.store import Store
+from testbed.nodes import Node, register_node
+from testbed.webhook import Receiver
 from web.app import create_app
 from web.context import Settings
 from web.security import hash_password

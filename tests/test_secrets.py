@@ -9,12 +9,12 @@ import subprocess
 from pathlib import Path
 
 import httpx2
-from appserver import pvegit_process, start_serve
 from starlette.testclient import TestClient
 
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.state.store import Store
+from testbed.appserver import pvegit_process, start_serve
 from web.app import create_app
 from web.security import hash_password
 

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
-from testbed import Node, TestBed, register_node
-from webhook import Receiver
 
 from pvegit.config.file import Config, Target
 from pvegit.config.home import Home
 from pvegit.state.store import Host, Store
+from testbed.nodes import Node, TestBed, register_node
+from testbed.webhook import Receiver
 from web.app import create_app
 
 

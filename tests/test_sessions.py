@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx2
 import itsdangerous
 import pytest
-from appserver import pvegit_process, start_serve
 from starlette.testclient import TestClient
 from test_web import PASSWORD, login
 
@@ -22,6 +21,7 @@ from pvegit.config.file import parse_config
 from pvegit.config.home import Home
 from pvegit.errors import ConfigError
 from pvegit.state.store import Store
+from testbed.appserver import pvegit_process, start_serve
 from web.app import create_app, settings_from
 from web.context import Settings
 from web.security import hash_password

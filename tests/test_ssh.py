@@ -1,4 +1,4 @@
-"""Snapshots over real OpenSSH, against simulated Proxmox nodes (see testbed.py)."""
+"""Snapshots over real OpenSSH, against simulated Proxmox nodes (see testbed/nodes.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import threading
 import time
 from pathlib import Path
 
-from appserver import pvegit_process
 from conftest import add_ssh_host, git
-from faults import damage_report
-from testbed import BACKUP_USER, ROOT_PASSWORD, Node, TestBed
 
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.home import Home
 from pvegit.state.store import Host, Store
+from testbed.appserver import pvegit_process
+from testbed.faults import damage_report
+from testbed.nodes import BACKUP_USER, ROOT_PASSWORD, Node, TestBed
 
 
 def commits(home: Home, name: str = "pve1") -> int:

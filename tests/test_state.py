@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 from diskfaults import History, make_history, process_cli, pvegit, same_pvegit
-from testbed import Node
 
 from pvegit.config.home import Home
 from pvegit.state.store import Store
+from testbed.nodes import Node
 
 STATE_FILES = ("state.db", "state.db-wal", "state.db-shm")
 
@@ -99,7 +99,7 @@ def test_a_fresh_home_just_works(home: Home, tmp_path: Path) -> None:
 def test_rebuild_state_brings_back_hosts_and_runs_but_not_trust(
     home: Home, store: Store, node: Node, tmp_path: Path
 ) -> None:
-    from testbed import register_node
+    from testbed.nodes import register_node
 
     register_node(store, home, node, "pve-ssh", categories=("cluster", "network"))
     store.close()  # from here on, every step is a process of its own

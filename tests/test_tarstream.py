@@ -6,10 +6,10 @@ import tarfile
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tarfuzz import MAX_TOTAL, hostile_stream, parse_bounded
 
 from pvegit.errors import CollectError
 from pvegit.node.tarstream import check_member_name, read_tar_stream
+from testbed.tarfuzz import MAX_TOTAL, hostile_stream, parse_bounded
 
 
 def make_tar(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from appserver import pvegit_process, running
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
@@ -20,6 +19,7 @@ from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.state.store import Host, Store
+from testbed.appserver import pvegit_process, running
 from web.api import hash_token, new_token
 from web.app import ROUTES, create_app
 from web.context import Settings
@@ -837,7 +837,7 @@ def test_test_connection_warns_loudly_about_a_changed_key(
     home: Home,
     testbed,  # type: ignore[no-untyped-def]
 ) -> None:
-    from testbed import register_node
+    from testbed.nodes import register_node
 
     node = testbed.start("pve1")
     impostor = testbed.start("pve1")

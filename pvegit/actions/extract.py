@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pvegit.actions.export import pmxcfs_mode
-from pvegit.actions.restore import wanted_paths
+from pvegit.actions.restore_plan import wanted_paths
 from pvegit.errors import ConfigError, PvegitError
 from pvegit.git.repo import EXECUTABLE_MODE, SYMLINK_MODE, HostRepository
 from pvegit.node.metadata import METADATA_PATH, PathInfo, is_pmxcfs_path, parse_metadata

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import time
 
-from pvegit.config.categories import HARDWARE_BOUND, matches_any
+from pvegit.config.categories import HARDWARE_BOUND
+from pvegit.config.selection import matches_any
 from pvegit.git.repo import HostRepository
 from pvegit.node.release import LINK_FILES, rebuild_notes, release_of_tree
 

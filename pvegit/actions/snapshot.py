@@ -3,20 +3,24 @@
 ``take_snapshot`` is the one place a snapshot is made, for the CLI, the
 scheduler and the web UI alike. It never raises for a failed run: the
 outcome is the returned Run (status changed, unchanged, partial, failed or
-refused), which is also in the run log.
+refused), which is also in the run log. This module is the run's life (the
+lock, the disk space, the time limit, the record); the tree it commits is
+built in snapshot_tree.py, its change list, mass-deletion guard and commit
+message are decided in snapshot_changes.py.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pvegit.config.categories import resolve_selection
+from pvegit.actions.snapshot_changes import commit_message, describe_changes, guard_mass_deletion
+from pvegit.actions.snapshot_tree import carry_over, snapshot_files
 from pvegit.config.home import Home
+from pvegit.config.selection import resolve_selection
 from pvegit.errors import (
     CollectError,
     ConnectError,
@@ -25,16 +29,10 @@ from pvegit.errors import (
     RefusedError,
     StorageError,
 )
-from pvegit.git.repo import EXECUTABLE_MODE, FILE_MODE, SYMLINK_MODE, HostRepository, prepare_tree
-from pvegit.node.collect import Collection, collect
+from pvegit.git.repo import HostRepository, prepare_tree
+from pvegit.node.collect import collect
 from pvegit.node.inventory import InventoryLimits, inventory_path
-from pvegit.node.metadata import (
-    METADATA_PATH,
-    owner_mode_changes,
-    parse_metadata,
-    render_metadata,
-)
-from pvegit.node.tarstream import Entry, display_path
+from pvegit.node.tarstream import display_path
 from pvegit.node.transport import DEFAULT_IO_TIMEOUT, Transport, open_transport
 from pvegit.state.index import sync_index
 from pvegit.state.liveness import settle_runs
@@ -53,17 +51,10 @@ from pvegit.system.diskspace import (
 from pvegit.system.locks import exclusive
 from pvegit.textsafe import printable
 
-# A snapshot that deletes more than this share of at least this many files is held.
-MASS_DELETION_SHARE = 0.5
-MASS_DELETION_MINIMUM = 10
-# How a run's error or warning starts when the guard held it, or was forced past it.
-MASS_DELETION_HELD = "held: "
-MASS_DELETION_FORCED = "forced past the mass-deletion guard: "
 LOCK_TIMEOUT = 600.0
 # After its time limit a run still has to connect (before the watchdog starts,
 # up to its I/O timeout) and to commit: past all that it counts as failed.
 FINISH_GRACE = 300.0
-_SUBJECT_NAMES = 4
 
 _log = logging.getLogger(__name__)
 
@@ -221,14 +212,14 @@ def _locked_snapshot(
             raise ConnectError(f"cut off after its time limit of {options.time_limit:.0f} s")
 
         report("commit", len(collection.entries), len(collection.entries))
-        carried = _carry_over(repository, parent, parent_files, collection)
-        files = _snapshot_files(collection)
+        carried = carry_over(repository, parent, parent_files, collection)
+        files = snapshot_files(collection)
         prepared = prepare_tree(files)
-        changes = _describe_changes(repository, parent, parent_files, prepared.files, files)
+        changes = describe_changes(repository, parent, parent_files, prepared.files, files)
         deleted = [
             path for path, kind in changes if kind == "D" and not path.startswith(".pvegit/")
         ]
-        forced = _guard_mass_deletion(parent_files, deleted, options.force)
+        forced = guard_mass_deletion(parent_files, deleted, options.force)
 
         warnings = list(collection.warnings)
         if forced:
@@ -259,7 +250,7 @@ def _locked_snapshot(
         warnings = [printable(warning) for warning in warnings]
         partial = bool(collection.unreadable or collection.problems)
 
-        message = _commit_message(
+        message = commit_message(
             host.name, changes, parent is None, len(files), run_id, options, partial, collection
         )
         commit_id = repository.commit_tree(
@@ -310,167 +301,3 @@ class _Watchdog:
     def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-
-
-def _snapshot_files(collection: Collection) -> dict[str, tuple[int, bytes]]:
-    """The git tree of a snapshot: files, symlinks, metadata and inventory."""
-    files: dict[str, tuple[int, bytes]] = {}
-    for path, entry in collection.entries.items():
-        if entry.kind == "file":
-            files[path] = (EXECUTABLE_MODE if entry.executable else FILE_MODE, entry.data)
-        elif entry.kind == "symlink":
-            files[path] = (SYMLINK_MODE, entry.data)
-    files[METADATA_PATH] = (FILE_MODE, render_metadata(collection.entries.values()))
-    for name, output in collection.inventory.items():
-        files[inventory_path(name)] = (FILE_MODE, output)
-    return files
-
-
-def _carry_over(
-    repository: HostRepository,
-    parent: str | None,
-    parent_files: dict[str, tuple[int, str]],
-    collection: Collection,
-) -> int:
-    """Keep what the node did not let us read as it was, instead of recording a deletion.
-
-    Applies to paths tar could not read and to inventory commands that failed or
-    printed more than their limit. Returns the number of files carried over.
-    """
-    if parent is None:
-        return 0
-    for name in [*collection.failed_commands, *collection.over_limit_commands]:
-        path = inventory_path(name)
-        if path in parent_files:
-            collection.inventory[name] = repository.read_blob(parent_files[path][1])
-    if not collection.unreadable:
-        return 0
-    infos = (
-        parse_metadata(repository.read_file(parent, METADATA_PATH)[1])
-        if (METADATA_PATH in parent_files)
-        else {}
-    )
-    prefixes = tuple(collection.unreadable)
-    carried = 0
-    for path, info in infos.items():
-        if path in collection.entries:
-            continue
-        if not any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
-            continue
-        data = b""
-        if path in parent_files:
-            data = repository.read_blob(parent_files[path][1])
-            carried += 1
-        elif info.kind != "dir":
-            continue
-        collection.entries[path] = Entry(
-            path,
-            info.kind,  # type: ignore[arg-type]
-            data,
-            info.mode if info.mode is not None else 0o644,
-            info.owner or "root",
-            info.group or "root",
-        )
-    return carried
-
-
-def _describe_changes(
-    repository: HostRepository,
-    parent: str | None,
-    parent_files: dict[str, tuple[int, str]],
-    new_files: dict[str, tuple[int, str]],
-    contents: dict[str, tuple[int, bytes]],
-) -> list[tuple[str, str]]:
-    """(path, A/M/D/P) for each changed path; P: only owner/group/mode changed."""
-    changes: list[tuple[str, str]] = []
-    for path in sorted(set(parent_files) | set(new_files)):
-        if path == METADATA_PATH:
-            continue
-        old, new = parent_files.get(path), new_files.get(path)
-        if old == new:
-            continue
-        changes.append((path, "A" if old is None else "D" if new is None else "M"))
-    if (
-        parent is not None
-        and METADATA_PATH in parent_files
-        and (parent_files[METADATA_PATH] != new_files.get(METADATA_PATH))
-    ):
-        touched = {path for path, _ in changes}
-        old_metadata = repository.read_blob(parent_files[METADATA_PATH][1])
-        for _, info in owner_mode_changes(old_metadata, contents[METADATA_PATH][1]):
-            if info.path not in touched:
-                changes.append((info.path, "P"))
-    return changes
-
-
-def _guard_mass_deletion(
-    parent_files: dict[str, tuple[int, str]], deleted: list[str], force: bool
-) -> str | None:
-    """Refuse (hold) a snapshot that deletes most files; forced past, say so (a warning)."""
-    existing = sum(1 for path in parent_files if not path.startswith(".pvegit/"))
-    if existing < MASS_DELETION_MINIMUM or len(deleted) <= existing * MASS_DELETION_SHARE:
-        return None
-    count = f"{len(deleted)} of {existing} files (e.g. /{display_path(deleted[0])})"
-    if force:
-        return f"{MASS_DELETION_FORCED}this snapshot deletes {count}"
-    raise RefusedError(
-        f"{MASS_DELETION_HELD}this snapshot would delete {count}. Nothing was committed. "
-        "If the node really lost them, run the snapshot again with --force"
-    )
-
-
-def held_deletions(run: Run) -> str | None:
-    """What the mass-deletion guard held ``run`` for ("40 of 60 files (e.g. /etc/x)"), or None."""
-    match = _HELD.match(run.error or "") if run.status == "refused" else None
-    return match.group(1) if match else None
-
-
-_HELD = re.compile(
-    re.escape(MASS_DELETION_HELD) + r"this snapshot would delete (.+?)\. Nothing was committed",
-    re.DOTALL,
-)
-
-
-def _commit_message(
-    host_name: str,
-    changes: list[tuple[str, str]],
-    first: bool,
-    file_count: int,
-    run_id: int,
-    options: SnapshotOptions,
-    partial: bool,
-    collection: Collection,
-) -> str:
-    if first:
-        subject = f"{host_name}: first snapshot, {file_count} files"
-    else:
-        names = [_short_name(path) for path, _ in changes]
-        shown = ", ".join(names[:_SUBJECT_NAMES])
-        if len(names) > _SUBJECT_NAMES:
-            shown += f" and {len(names) - _SUBJECT_NAMES} more"
-        noun = "file" if len(changes) == 1 else "files"
-        subject = f"{host_name}: {len(changes)} {noun} changed: {shown}"
-    lines = [subject, ""]
-    if not first:
-        labels = {"A": "added", "M": "modified", "D": "deleted", "P": "owner/mode"}
-        lines += [f"{labels[kind]:>10}  /{display_path(path)}" for path, kind in changes]
-        lines.append("")
-    if partial:
-        lines.append("Partial snapshot: some paths could not be read.")
-        lines += [f"  unreadable: /{display_path(path)}" for path in collection.unreadable[:50]]
-        lines += [f"  problem: {problem}" for problem in collection.problems[:50]]
-        lines.append("")
-    lines.append(f"Run-Id: {run_id}")
-    lines.append(f"Trigger: {options.trigger}")
-    if options.actor:
-        lines.append(f"Triggered-By: {options.actor}")
-    lines += [f"{key}: {value}" for key, value in options.trailers]
-    # One line each: nothing from the node may add a line (a forged trailer) or drive a
-    # terminal that shows the message (git log, pvegit show).
-    return "\n".join(printable(line) for line in lines) + "\n"
-
-
-def _short_name(path: str) -> str:
-    if path.startswith(".pvegit/inventory/"):
-        return "inventory/" + path.rsplit("/", 1)[-1].removesuffix(".txt")
-    return display_path(path.rsplit("/", 1)[-1])

@@ -1,5 +1,8 @@
 """The argument parser of the ``pvegit`` command line.
 
+The host actions are arguments_hosts.py; serve, user, token, notify and demo
+(what cli/web.py runs) are arguments_web.py.
+
 Kept free of heavy imports: building the parser must not load paramiko,
 dulwich or sqlite3, so that ``pvegit --help`` starts fast.
 """
@@ -8,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from pvegit import __version__
-from pvegit.config.categories import DEFAULT_CATEGORIES
-from pvegit.config.roles import ROLES
+from pvegit.cli.arguments_hosts import add_host_parsers
+from pvegit.cli.arguments_web import add_web_parsers
 
 _DESCRIPTION = """\
 Git-backed configuration versioning for Proxmox VE hosts.
@@ -240,189 +242,5 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reindex.add_argument("names", nargs="*", metavar="NAME", help="hosts (default: all)")
 
-    serve = command(
-        "serve", "web", "cmd_serve", "run the web UI and the scheduler (one process, one worker)"
-    )
-    serve.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="settings file (default: $PVEGIT_HOME/pvegit.toml, else /etc/pvegit/pvegit.toml)",
-    )
-    serve.add_argument(
-        "--listen",
-        metavar="ADDR:PORT",
-        help="where to listen (default 127.0.0.1:8080; keep it local and put a TLS proxy in front)",
-    )
-    serve.add_argument(
-        "--behind-tls-proxy",
-        action="store_true",
-        help="mark session cookies Secure and trust X-Forwarded-* from 127.0.0.1",
-    )
-    serve.add_argument("--jobs", type=int, metavar="N", help="runs at once (default 4)")
-    serve.add_argument(
-        "--no-scheduler", action="store_true", help="serve the UI only; no scheduled runs"
-    )
-
-    user = commands.add_parser("user", help="manage the web UI's users and their roles")
-    user_commands = user.add_subparsers(dest="user_command", metavar="ACTION")
-    user_commands.required = True
-    for name, function, text in (
-        ("add", "cmd_user_add", "add a user (asks for the password, or --password-stdin)"),
-        ("passwd", "cmd_user_passwd", "set a user's password (ends the user's sessions)"),
-        ("remove", "cmd_user_remove", "remove a user (not the last admin)"),
-        ("logout", "cmd_user_logout", "end every web session of a user (log out everywhere)"),
-    ):
-        sub = user_commands.add_parser(name, help=text, description=text)
-        sub.set_defaults(handler=("web", function))
-        sub.add_argument("name", metavar="NAME")
-        if name in ("add", "passwd"):
-            sub.add_argument(
-                "--password-stdin", action="store_true", help="read the password from stdin"
-            )
-        if name == "add":
-            sub.add_argument(
-                "--role",
-                choices=ROLES,
-                help="viewer, operator or admin (default: admin for the first user, viewer after)",
-            )
-    role = user_commands.add_parser(
-        "role",
-        help="give a user another role (a lower one ends its sessions)",
-        description="give a user another role (a lower one ends its sessions)",
-    )
-    role.set_defaults(handler=("web", "cmd_user_role"))
-    role.add_argument("name", metavar="NAME")
-    role.add_argument("role", choices=ROLES, metavar="ROLE", help="viewer, operator or admin")
-    listing = user_commands.add_parser(
-        "list", help="list the users and their roles", description="list the users and roles"
-    )
-    listing.set_defaults(handler=("web", "cmd_user_list"))
-
-    token = commands.add_parser("token", help="manage API tokens (for /api/v1/, /metrics, git)")
-    token_commands = token.add_subparsers(dest="token_command", metavar="ACTION")
-    token_commands.required = True
-    for name, function, text in (
-        ("add", "cmd_token_add", "create a token; it is printed once, as the last word"),
-        ("revoke", "cmd_token_revoke", "revoke a token"),
-    ):
-        sub = token_commands.add_parser(name, help=text, description=text)
-        sub.set_defaults(handler=("web", function))
-        sub.add_argument("name", metavar="NAME")
-        if name == "add":
-            sub.add_argument(
-                "--role",
-                choices=ROLES,
-                default="viewer",
-                help="viewer (read; default), operator (also start backups) or admin "
-                "(also git clone)",
-            )
-    token_list = token_commands.add_parser(
-        "list", help="list tokens and their roles", description="list tokens and their roles"
-    )
-    token_list.set_defaults(handler=("web", "cmd_token_list"))
-
-    notify = commands.add_parser("notify", help="notification targets")
-    notify_commands = notify.add_subparsers(dest="notify_command", metavar="ACTION")
-    notify_commands.required = True
-    notify_test = notify_commands.add_parser(
-        "test",
-        help="send a test notification to every target",
-        description="send a test notification to every target",
-    )
-    notify_test.set_defaults(handler=("web", "cmd_notify_test"))
-    notify_test.add_argument("--config", type=Path, metavar="FILE", help="settings file")
-
-    demo = command(
-        "demo",
-        "web",
-        "cmd_demo",
-        "set up a simulated Proxmox node with some history, an admin user, and serve the UI",
-    )
-    demo.add_argument(
-        "--name",
-        default="pve-demo",
-        help="host name of the demo node (pve9, pve10, pve11: a Proxmox VE 9 node; "
-        "pve1, pve2, pve3 and any other name: Proxmox VE 8)",
-    )
-    demo.add_argument("--listen", default="127.0.0.1:8080", metavar="ADDR:PORT")
-    demo.add_argument(
-        "--no-serve", action="store_true", help="only set up (and print the admin password)"
-    )
+    add_web_parsers(commands)
     return parser
-
-
-def add_host_parsers(actions: Any) -> None:
-    """Register ``host add|list|show|edit|remove|trust|test``."""
-
-    def action(name: str, function: str, help_text: str) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = actions.add_parser(
-            name, help=help_text, description=help_text
-        )
-        sub.set_defaults(handler=("hosts", function))
-        return sub
-
-    add = action("add", "cmd_host_add", "add a Proxmox node")
-    add.add_argument("name", metavar="NAME", help="a short name, usually the node's hostname")
-    _connection_options(add, required=True)
-    add.add_argument(
-        "--install-key",
-        action="store_true",
-        help="log in once with the node's password (asked, or --password-stdin) and install "
-        "pvegit's public key; the password is never stored",
-    )
-    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    add.add_argument(
-        "--fingerprint", metavar="SHA256:...", help="trust this host key fingerprint right away"
-    )
-
-    listing = action("list", "cmd_host_list", "list the hosts")
-    listing.add_argument("--json", action="store_true")
-
-    show = action("show", "cmd_host_show", "show one host's settings")
-    show.add_argument("name", metavar="NAME")
-    show.add_argument("--json", action="store_true")
-
-    edit = action("edit", "cmd_host_edit", "change a host's settings (given options replace)")
-    edit.add_argument("name", metavar="NAME")
-    _connection_options(edit, required=False)
-
-    remove = action("remove", "cmd_host_remove", "forget a host (its repository is kept)")
-    remove.add_argument("name", metavar="NAME")
-
-    trust = action("trust", "cmd_host_trust", "pin the node's SSH host key")
-    trust.add_argument("name", metavar="NAME")
-    trust.add_argument(
-        "--fingerprint",
-        metavar="SHA256:...",
-        help="the fingerprint you checked on the node's console; without it pvegit shows the "
-        "key and asks",
-    )
-
-    test = action("test", "cmd_host_test", "check reach, login, host key, PVE version, pmxcfs")
-    test.add_argument("name", metavar="NAME")
-
-
-def _connection_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    parser.add_argument(
-        "--address",
-        required=required,
-        help="IP or DNS name; 'local' for this machine; 'local:/mnt/x' for a mounted disk",
-    )
-    parser.add_argument("--port", type=int, help="SSH port (default 22)")
-    parser.add_argument("--user", help="SSH user (default root)")
-    parser.add_argument("--identity", help="private key file (default: pvegit's own key)")
-    parser.add_argument(
-        "--category",
-        action="append",
-        dest="categories",
-        metavar="C",
-        help=f"backup category, repeatable (default: {', '.join(DEFAULT_CATEGORIES)})",
-    )
-    parser.add_argument(
-        "--include", action="append", dest="includes", metavar="PATH", help="extra path or glob"
-    )
-    parser.add_argument(
-        "--exclude", action="append", dest="excludes", metavar="GLOB", help="path glob to skip"
-    )
-    parser.add_argument("--schedule", help="e.g. 'daily at 02:30', 'every 6 hours', 'manual'")

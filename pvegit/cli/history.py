@@ -7,8 +7,8 @@ import sys
 
 from pvegit.actions.export import export_tarball
 from pvegit.cli.common import actor, format_time, open_home, print_json
-from pvegit.config.categories import normalize_node_path
 from pvegit.config.home import Home
+from pvegit.config.selection import normalize_node_path
 from pvegit.content.filediff import file_content, read_diff
 from pvegit.errors import NotFound, PvegitError
 from pvegit.git.repo import HostRepository

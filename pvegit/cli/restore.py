@@ -6,10 +6,11 @@ import argparse
 import sys
 
 from pvegit.actions.extract import restore_to_directory
-from pvegit.actions.restore import RestoreOptions, RestorePlan, describe, restore_to_node
+from pvegit.actions.restore import restore_to_node
+from pvegit.actions.restore_plan import RestoreOptions, RestorePlan, describe
 from pvegit.cli import EXIT_FAILED, EXIT_OK
 from pvegit.cli.common import actor, ask_yes, open_home
-from pvegit.config.categories import normalize_node_path
+from pvegit.config.selection import normalize_node_path
 from pvegit.errors import ConfigError
 from pvegit.git.repo import HostRepository
 from pvegit.node.tarstream import display_path

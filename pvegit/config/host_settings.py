@@ -12,8 +12,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pvegit.config.categories import category, validate_exclude, validate_include
+from pvegit.config.categories import category
 from pvegit.config.schedules import parse_schedule
+from pvegit.config.selection import validate_exclude, validate_include
 from pvegit.errors import ConfigError
 from pvegit.node.transport import local_root
 from pvegit.state.store import Host, validate_host_name

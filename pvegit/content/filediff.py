@@ -4,7 +4,7 @@ Every face that shows content renders from here (the web's commit, compare
 and file pages, the API's diffs, the ``changed`` notification, ``pvegit
 diff`` and ``show``), so a file is classified once, the same way everywhere:
 
-* ``secret``: a secret file (pvegit.config.categories.is_secret, through the
+* ``secret``: a secret file (pvegit.config.selection.is_secret, through the
   built-in links): named and sized, never shown;
 * ``binary``: git's rule (a NUL byte in the first 8000 bytes); not shown on a
   page, and where a face writes its bytes (``pvegit show``) they are masked
@@ -25,7 +25,7 @@ import difflib
 import re
 from dataclasses import dataclass, replace
 
-from pvegit.config.categories import is_secret
+from pvegit.config.selection import is_secret
 from pvegit.content.masking import mask_lines
 from pvegit.git.repo import SYMLINK_MODE, FileChange, HostRepository, is_binary
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pvegit.config.categories import matches_resolved
+from pvegit.config.selection import matches_resolved
 
 MASK = "********"
 

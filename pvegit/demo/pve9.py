@@ -1,4 +1,4 @@
-"""A simulated Proxmox VE 9 node: demo.py's PVE 8 tree changed the way PVE 9 changes it.
+"""A simulated Proxmox VE 9 node: pve8.py's PVE 8 tree changed the way PVE 9 changes it.
 
 A node of ``PVE9_CLUSTER`` (cluster ``lab9``, 10.20.0.21 and up) as it is
 after installing 9.0 (or upgrading from 8 and letting the HA manager migrate
@@ -29,7 +29,9 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from pvegit.demo.node import PVE9_CLUSTER, WWW_DATA_GID, _Item, cluster_node_items
+from pvegit.demo.node import PVE9_CLUSTER
+from pvegit.demo.pve8 import cluster_node_items
+from pvegit.demo.tree import WWW_DATA_GID, TreeItem
 
 CLUSTER_NAME = "lab9"
 FIRST_HOST = 21  # 10.20.0.21 is pve9
@@ -53,20 +55,22 @@ def _wireguard_key(label: str) -> str:
     return base64.b64encode(hashlib.sha256(label.encode()).digest()).decode()
 
 
-def _pve(path: str, content: str | None, *, private: bool = False) -> _Item:
+def _pve(path: str, content: str | None, *, private: bool = False) -> TreeItem:
     mode = (0o700 if private else 0o750) if content is None else (0o600 if private else 0o640)
-    return _Item(f"etc/pve/{path}", content, mode, 0, WWW_DATA_GID)
+    return TreeItem(f"etc/pve/{path}", content, mode, 0, WWW_DATA_GID)
 
 
-def _file(path: str, content: str | None, mode: int | None = None) -> _Item:
-    return _Item(path, content, mode if mode is not None else (0o755 if content is None else 0o644))
+def _file(path: str, content: str | None, mode: int | None = None) -> TreeItem:
+    return TreeItem(
+        path, content, mode if mode is not None else (0o755 if content is None else 0o644)
+    )
 
 
-def _link(path: str, target: str) -> _Item:
-    return _Item(path, "", 0o777, link=target)
+def _link(path: str, target: str) -> TreeItem:
+    return TreeItem(path, "", 0o777, link=target)
 
 
-def _cluster_files() -> list[_Item]:
+def _cluster_files() -> list[TreeItem]:
     """What PVE 9 adds or rewrites under /etc/pve (cluster-wide, so the same on every node)."""
     first, second = PVE9_CLUSTER[:2]
     items = [
@@ -179,7 +183,7 @@ def _cluster_files() -> list[_Item]:
     return items
 
 
-def _node_files(node: str) -> list[_Item]:
+def _node_files(node: str) -> list[TreeItem]:
     """What PVE 9 changes outside /etc/pve on ``node``."""
     number = PVE9_CLUSTER.index(node)
     debian = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -250,7 +254,7 @@ def _node_files(node: str) -> list[_Item]:
     return items
 
 
-def pve9_items(node: str, *, seed: int = 7) -> list[_Item]:
+def pve9_items(node: str, *, seed: int = 7) -> list[TreeItem]:
     """Every file, directory and link of PVE 9 node ``node`` (one of ``PVE9_CLUSTER``)."""
     items = cluster_node_items(
         node, PVE9_CLUSTER, CLUSTER_NAME, FIRST_HOST, guests=GUESTS, seed=seed

@@ -3,7 +3,8 @@
 Everything that crosses the wire lives here and nothing above it sees a socket:
 ``transport`` (the local transport and the choice of one), ``ssh`` (paramiko,
 pinned host keys; its errors become ``ConnectError``/``AuthError``/
-``HostKeyError``), ``collect`` (the probe and the tar and inventory scripts),
+``HostKeyError``), ``scripts`` (the probe and the tar stream as shell), ``probe``
+(what a node says about itself, pmxcfs's state), ``collect`` (one run's reading),
 ``tarstream`` (the tar stream parsed, never extracted), ``inventory`` and
 ``inventorystream`` (command outputs, normalised and read within their limits),
 ``metadata`` (owners and modes, ``.pvegit/metadata``), ``rescue`` (a dead

@@ -1,26 +1,33 @@
 """Collect a node's configuration: a probe, one tar stream, the inventory.
 
 Everything runs as POSIX shell on the node through one transport (one SSH
-connection). Nothing from the node is trusted: the tar stream is parsed by
-tarstream.py, command outputs are only stored as text.
+connection): the scripts are built in scripts.py, the probe's answer is read
+by probe.py. Nothing from the node is trusted: the tar stream is parsed by
+tarstream.py, command outputs are only stored as text, and tar's messages are
+sorted here into unreadable paths, warnings and problems.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pvegit.config.categories import Selection, matches_any
-from pvegit.config.home import DEMO_NODES, HOME_TAG
+from pvegit.config.selection import Selection, matches_any
 from pvegit.errors import CollectError, RefusedError
 from pvegit.node.inventory import InventoryLimits
 from pvegit.node.inventorystream import inventory_script, read_inventory
+from pvegit.node.probe import PMXCFS_CRASHED, Probe, check_pmxcfs, parse_probe
+
+# Re-exported only until the host operations (cli/hosts.py, web/views/hosts.py, being moved
+# into the engine in parallel) import them from probe.py.
+from pvegit.node.probe import probe_node as probe_node
+from pvegit.node.probe import pve_version as pve_version
+from pvegit.node.scripts import needs_pve, tar_script
 from pvegit.node.tarstream import Entry, display_path, read_tar_stream
-from pvegit.node.transport import NODE_ENVIRONMENT, MiB, OutputLimit, Transport
+from pvegit.node.transport import Transport
 from pvegit.textsafe import printable
 
 # GNU tar's messages for a path it could not read: "Cannot open: <why>", "Cannot
@@ -32,66 +39,6 @@ _TAR_ERROR = re.compile(
 )
 
 Progress = Callable[[str, int, int], None]
-
-
-# How long the probe waits for /etc/pve to answer: a hung pmxcfs blocks every access.
-PVE_PROBE_SECONDS = 10
-_CRASHED = "Transport endpoint is not connected"
-
-
-@dataclass(frozen=True)
-class Probe:
-    """What the node said about itself before anything was collected."""
-
-    hostname: str
-    uid: int
-    pve_directory: bool
-    pve_mounted: bool
-    pve_readable: bool
-    pve_error: str = ""  # why /etc/pve could not be read ("hung" when it did not answer)
-
-    def pmxcfs_problem(self, *, live: bool) -> str | None:
-        """Why /etc/pve is not pmxcfs serving the cluster file system, in plain words
-        (None when it is). ``live``: the node itself, not a rescued disk."""
-        if not self.pve_directory:
-            return (
-                "/etc/pve does not exist: this is not a Proxmox VE node (or the path is wrong); "
-                "leave out the 'cluster' category to back up a plain Debian host"
-            )
-        if self.pve_error.startswith("hung"):
-            return (
-                f"pmxcfs is not answering: /etc/pve did not respond within {PVE_PROBE_SECONDS} s "
-                "(pmxcfs hung). On the node: systemctl status pve-cluster; "
-                "journalctl -u pve-cluster; systemctl restart pve-cluster"
-            )
-        if _CRASHED in self.pve_error:
-            return (
-                "pmxcfs has crashed: /etc/pve is still mounted but every access fails "
-                f"({_CRASHED}). On the node: journalctl -u pve-cluster (why it died), then "
-                "systemctl restart pve-cluster"
-            )
-        if live and not self.pve_mounted:
-            return (
-                "pmxcfs is not running: /etc/pve is a plain empty directory, not the cluster "
-                "file system. On the node: systemctl status pve-cluster"
-            )
-        if not self.pve_readable:
-            if "Permission denied" in self.pve_error:
-                return (
-                    f"the login (uid {self.uid}) may not read /etc/pve ({self.pve_error}): "
-                    "log in as root, or add the backup user to the group www-data"
-                )
-            where = (
-                f"mounted but unreadable ({self.pve_error or 'no .version'})"
-                if self.pve_mounted
-                else "empty"
-            )
-            return (
-                f"/etc/pve is {where}: pmxcfs is not serving the cluster file system. On the "
-                "node: systemctl status pve-cluster"
-                + ("" if live else "; for a rescued disk use its config.db")
-            )
-        return None
 
 
 @dataclass
@@ -108,222 +55,6 @@ class Collection:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     bytes_read: int = 0
-
-
-# What /etc/pve is, asked in a shell of its own under a hard time limit: on a hung
-# pmxcfs every stat or read of it blocks (a shell builtin `[ -d ]` too). It prints
-# "DIRECTORY MOUNTED READABLE ERROR": 1/0 flags, then the first error message.
-_PVE_PROBE = (
-    "pd=0; pm=0; pr=0; pe=\n"
-    "t=$(stat -c %F etc/pve 2>&1)\n"
-    'case "$t" in\n'
-    "  directory) pd=1 ;;\n"
-    '  *"No such file"*) ;;\n'
-    '  *"symbolic link"*|*file*) pe="etc/pve is not a directory ($t)" ;;\n'
-    "  *) pd=1; pm=1; pe=$t ;;\n"  # there, but even stat fails: a dead FUSE mount
-    "esac\n"
-    'if [ "$pd" = 1 ] && [ -z "$pe" ]; then\n'
-    # pmxcfs is a FUSE mount: another device than /etc.
-    '  [ "$(stat -c %d etc/pve)" != "$(stat -c %d etc)" ] && pm=1\n'
-    # Read, not only ask access(): FUSE answers access() from cached attributes even
-    # after pmxcfs died; reading the file and the directory reaches pmxcfs itself.
-    "  if pe=$(cat etc/pve/.version 2>&1 >/dev/null) && pe=$(ls -A etc/pve 2>&1 >/dev/null)\n"
-    "  then pr=1; pe=; fi\n"
-    "fi\n"
-    'printf "%s %s %s %s" "$pd" "$pm" "$pr" "$(printf %s "$pe" | head -n 1)"\n'
-)
-
-_PROBE = (
-    "if [ -r etc/hostname ]; then h=$(head -n 1 etc/hostname); else h=$(hostname); fi\n"
-    'echo "pvegit-probe hostname=$h" >&2\n'
-    'echo "pvegit-probe uid=$(id -u)" >&2\n'
-    f"pp=$(timeout -s KILL {PVE_PROBE_SECONDS} sh -c {shlex.quote(_PVE_PROBE)} 2>/dev/null)\n"
-    'case "$pp" in\n'
-    '  [01]" "[01]" "[01]*) pd=${pp%% *}; pp=${pp#* }; pm=${pp%% *}; pp=${pp#* }\n'
-    "                       pr=${pp%% *}; pe=${pp#?}; pe=${pe# } ;;\n"
-    f'  *) pd=1; pm=1; pr=0; pe="hung: no answer within {PVE_PROBE_SECONDS} s" ;;\n'
-    "esac\n"
-    'echo "pvegit-probe pve_directory=$pd pve_mounted=$pm pve_readable=$pr" >&2\n'
-    'echo "pvegit-probe pve_error=$pe" >&2\n'
-)
-
-
-# Which operands to hand to tar. A path that is not there is left out (tar would fail
-# on it); but "not there" must mean absent, not unreadable: a path whose folder cannot
-# be read (a login without the rights, a dead mount) goes to tar, which then says why,
-# and the path is kept as it was instead of being recorded as deleted. /etc/pve itself
-# always goes (the probe found it): on a pmxcfs that died since, `[ -e ]` is false.
-_PRESENT = (
-    "present() {\n"
-    '  if [ -e "$1" ] || [ -L "$1" ] || [ "$1" = etc/pve ]; then return 0; fi\n'
-    "  a=$1\n"
-    "  while :; do\n"
-    '    case "$a" in */*) a=${a%/*} ;; *) a=. ;; esac\n'
-    '    if [ -e "$a" ]; then\n'
-    '      if [ -d "$a" ] && [ -r "$a" ] && [ -x "$a" ]; then return 1; fi\n'
-    "      return 0\n"
-    "    fi\n"
-    '    if [ "$a" = . ]; then return 1; fi\n'
-    "  done\n"
-    "}\n"
-)
-
-
-def _parse_probe(stderr: bytes) -> Probe:
-    values: dict[str, str] = {}
-    # What the node says about itself is shown to users: no control characters.
-    for line in printable(stderr.decode("utf-8", "replace"), lines=True).splitlines():
-        if line.startswith("pvegit-probe "):
-            body = line[len("pvegit-probe ") :]
-            whole = body.startswith(("hostname=", "pve_error="))
-            for field_text in [body] if whole else body.split():
-                key, _, value = field_text.partition("=")
-                values[key] = value
-    try:
-        return Probe(
-            hostname=values.get("hostname", "").strip(),
-            uid=int(values["uid"]),
-            pve_directory=values.get("pve_directory") == "1",
-            pve_mounted=values.get("pve_mounted") == "1",
-            pve_readable=values.get("pve_readable") == "1",
-            pve_error=values.get("pve_error", "").strip(),
-        )
-    except (KeyError, ValueError) as err:
-        raise CollectError(
-            "the node did not answer pvegit's probe (is the login shell POSIX, and "
-            "coreutils installed?)"
-        ) from err
-
-
-# The probe answers on stderr (kept within MAX_STDERR); its stdout stays empty.
-_PROBE_OUTPUT = OutputLimit(MiB, "pvegit's probe")
-# One line (`pveversion -v` would be ~2 KiB), shown as it is on a page and a terminal.
-_VERSION_OUTPUT = OutputLimit(64 * 1024, "the PVE version (pveversion)")
-
-
-def probe_node(transport: Transport) -> Probe:
-    """Ask the node for its name, the login's uid and the state of /etc/pve.
-
-    Raises CollectError (OutputTooLarge for a node that floods the answer) or ConnectError.
-    """
-    script = NODE_ENVIRONMENT + f"cd {shlex.quote(transport.root)} || exit 98\n" + _PROBE
-    result = transport.run(script, limit=_PROBE_OUTPUT)
-    if result.exit_code == 98:
-        raise CollectError(f"the node has no directory {transport.root}")
-    return _parse_probe(result.stderr)
-
-
-def pve_version(transport: Transport) -> str:
-    """What ``pveversion`` says on the node, "" when it says nothing (not a PVE node).
-
-    Raises OutputTooLarge past 64 KiB, ConnectError when the connection drops.
-    """
-    result = transport.run("pveversion 2>/dev/null", limit=_VERSION_OUTPUT)
-    return result.stdout.decode("utf-8", "replace").strip()
-
-
-def check_pmxcfs(probe: Probe, transport: Transport, selection: Selection) -> None:
-    """Refuse to snapshot a node whose /etc/pve is not pmxcfs serving (it would look empty,
-    or fail half way and look deleted)."""
-    if not _needs_pve(selection):
-        return
-    problem = probe.pmxcfs_problem(live=transport.live)
-    if problem is not None:
-        raise RefusedError(f"{problem}. Nothing was committed.")
-
-
-# pvegit's own home is never collected, whatever the includes say: tar skips
-# every directory holding the home's tag file (--exclude-tag-all), and an
-# operand whose real location (symlinks resolved with `cd -P`, no fork per
-# operand) lies in such a directory is dropped before tar opens it, with a
-# "pvegit-skip" line on stderr. The home's demo-node/ folder is exempt: it
-# holds the simulated nodes that `pvegit demo` backs up.
-_HOME_GUARD = (
-    "top=$PWD\n"
-    "pvegit_home() {\n"  # POSIX sh has no locals: the h* names are the function's own
-    '  if [ -d "$1" ] && [ ! -L "$1" ]; then hp=$1; hn=; '
-    "else case $1 in */*) hp=${1%/*} ;; *) hp=. ;; esac; hn=/${1##*/}; fi\n"
-    '  cd -P -- "$hp" 2>/dev/null || return 1\n'
-    '  hr=$PWD$hn; hd=$PWD; cd "$top" || exit 98\n'
-    "  while :; do\n"
-    f'    if [ -e "$hd/{HOME_TAG}" ]; then\n'
-    f'      case "$hr/" in "$hd/{DEMO_NODES}/"*) return 1 ;; esac\n'
-    "      return 0\n"
-    "    fi\n"
-    '    [ -n "$hd" ] || return 1\n'
-    "    hd=${hd%/*}\n"
-    "  done\n"
-    "}\n"
-)
-
-
-def _operands(paths: Sequence[str]) -> list[str]:
-    """Drop paths that another (literal) path already covers, so tar reads them once."""
-    literal = [path for path in paths if not any(char in path for char in "*?[")]
-    kept = []
-    for path in paths:
-        covered = any(path != other and path.startswith(other + "/") for other in literal)
-        if not covered:
-            kept.append(path)
-    return kept
-
-
-def _needs_pve(selection: Selection) -> bool:
-    return any(path == "etc/pve" or path.startswith("etc/pve/") for path in selection.paths)
-
-
-def tar_script(root: str, selection: Selection, *, live: bool) -> str:
-    """The shell script that probes the node, then streams the selected paths as one tar.
-
-    The probe goes to stderr; when /etc/pve is wanted but pmxcfs is not serving
-    it, the script stops (exit 97) before reading anything.
-    """
-    from pvegit.node.rescue import CONFIG_DB
-
-    backup = live and CONFIG_DB in selection.paths
-    paths = [path for path in selection.paths if not (backup and path == CONFIG_DB)]
-    operands = " ".join(_operands(paths))  # validated: safe, globs stay unquoted
-    excludes = " ".join(shlex.quote(f"--exclude={pattern}") for pattern in selection.excludes)
-    tag = f"--exclude-tag-all={HOME_TAG}"
-    consistent = ""
-    if backup:
-        # config.db is in WAL mode: a plain copy can miss the -wal; .backup is consistent.
-        consistent = (
-            "cdb=\ntrap 'rm -rf \"$cdb\"' EXIT\n"
-            f"if [ -r {CONFIG_DB} ] && command -v sqlite3 >/dev/null 2>&1; then\n"
-            '  cdb=$(mktemp -d) && mkdir -p "$cdb/var/lib/pve-cluster" && '
-            f"sqlite3 {CONFIG_DB} \".backup '$cdb/{CONFIG_DB}'\" 2>/dev/null || "
-            f'{{ echo "tar: {CONFIG_DB}: Cannot back up (sqlite3 .backup failed)" >&2; cdb=; }}\n'
-            f'elif [ -e {CONFIG_DB} ]; then echo "tar: {CONFIG_DB}: Cannot open: '
-            'Permission denied" >&2; fi\n'
-        )
-    guard = ""
-    if _needs_pve(selection):
-        mounted = ' || [ "$pm" != 1 ]' if live else ""
-        guard = f'if [ "$pd" != 1 ]{mounted} || [ "$pr" != 1 ]; then exit 97; fi\n'
-    return NODE_ENVIRONMENT + (
-        f"cd -P {shlex.quote(root)} || exit 98\n"
-        + _PROBE
-        + guard
-        + _PRESENT
-        + _HOME_GUARD
-        + "set --\n"
-        f"for p in {operands}; do\n"
-        '  if present "$p"; then\n'
-        '    if pvegit_home "$p"; then echo "pvegit-skip $p" >&2; else set -- "$@" "$p"; fi\n'
-        "  fi\n"
-        "done\n"
-        + (
-            consistent + '[ "$#" -gt 0 ] || [ -n "$cdb" ] || exit 0\n'
-            # Never --one-file-system: /etc/pve is a separate (FUSE) mount.
-            f"tar -c -f - --format=gnu --hard-dereference --anchored {tag} {excludes} "
-            f'${{cdb:+-C "$cdb" {CONFIG_DB} -C "$PWD"}} -- "$@"\n'
-            if backup
-            else '[ "$#" -gt 0 ] || exit 0\n'
-            f"exec tar -c -f - --format=gnu --hard-dereference --anchored {tag} {excludes}"
-            ' -- "$@"\n'
-        )
-    )
 
 
 def collect(
@@ -369,7 +100,7 @@ def collect(
                 on_member=lambda done: report("collect", done, expected_files),
                 **file_limits,
             )
-        probe = _parse_probe(outcome.stderr)
+        probe = parse_probe(outcome.stderr)
         if rescue is None:
             check_pmxcfs(probe, transport, selection)
         collection = Collection(probe=probe)
@@ -377,7 +108,7 @@ def collect(
         collection.problems.extend(result.problems)
         collection.bytes_read = result.bytes_read
         _read_tar_errors(outcome.exit_code, outcome.stderr, collection)
-        if rescue is None and _needs_pve(selection):
+        if rescue is None and needs_pve(selection):
             _check_pve_reads(collection)
         if rescue is not None:
             _add_config_db(collection, rescue, probe.hostname, selection)
@@ -406,7 +137,7 @@ def _rescued_config_db(transport: Transport, selection: Selection) -> Path | Non
     """
     from pvegit.node.rescue import CONFIG_DB
 
-    if transport.live or not _needs_pve(selection) or not hasattr(transport, "root"):
+    if transport.live or not needs_pve(selection) or not hasattr(transport, "root"):
         return None
     root = Path(transport.root)
     if (root / "etc/pve/.version").exists() or not (root / "etc/pve").is_dir():
@@ -485,7 +216,7 @@ def _check_pve_reads(collection: Collection) -> None:
         why = collection.unreadable_why.get(path, "")
         if path != "etc/pve" and "Permission denied" in why:
             continue
-        if _CRASHED in why:
+        if PMXCFS_CRASHED in why:
             cause = "pmxcfs crashed during the run"
             advice = "journalctl -u pve-cluster (why it died), then systemctl restart pve-cluster"
         else:

@@ -14,7 +14,8 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from pvegit.config.categories import HARDWARE_BOUND, matches_any
+from pvegit.config.categories import HARDWARE_BOUND
+from pvegit.config.selection import matches_any
 from pvegit.git.repo import HostRepository
 from pvegit.node.inventory import inventory_path
 

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Literal
 
-from pvegit.config.categories import PVEGIT_DIR, matches_any
+from pvegit.config.categories import PVEGIT_DIR
+from pvegit.config.selection import matches_any
 from pvegit.errors import CollectError
 from pvegit.textsafe import printable
 

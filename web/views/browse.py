@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pvegit.config.categories import is_secret, normalize_node_path
+from pvegit.config.selection import is_secret, normalize_node_path
 from pvegit.content.filediff import file_content
 from pvegit.errors import ConfigError, NotFound
 from pvegit.git.repo import SYMLINK_MODE, TREE_MODE, HostRepository

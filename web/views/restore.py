@@ -8,18 +8,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pvegit.actions.restore import (
-    RestoreOptions,
-    RestorePlan,
-    RestoreReport,
-    plan_restore,
-    read_live,
-    restore_to_node,
-    restored_paths,
-)
-from pvegit.config.categories import normalize_node_path, resolve_selection
+from pvegit.actions.restore import RestoreReport, restore_to_node
+from pvegit.actions.restore_plan import RestoreOptions, RestorePlan, plan_restore, restored_paths
+from pvegit.actions.restore_write import read_live
 from pvegit.config.host_settings import check_web_restore
 from pvegit.config.roles import OPERATOR
+from pvegit.config.selection import normalize_node_path, resolve_selection
 from pvegit.errors import ConfigError, NotFound, PvegitError
 from pvegit.git.repo import HostRepository
 from pvegit.node.tarstream import parse_display_path

@@ -17,13 +17,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from testbed import Node
-
 from pvegit.actions.verify import verify_host
 from pvegit.config.home import Home
 from pvegit.errors import NotFound
 from pvegit.git.repo import HostRepository
 from pvegit.state.store import Store
+from testbed.nodes import Node
 
 GUEST_DIR = "/etc/pve/nodes/pve1/qemu-server"
 
@@ -169,7 +168,7 @@ def seed_from(value: str | None) -> int:
 
 def hosts_on(store: Store, home: Home, nodes: list[Node], per_node: int) -> None:
     """Register ``per_node`` host entries for every node (each its own repository)."""
-    from testbed import register_node
+    from testbed.nodes import register_node
 
     for node in nodes:
         for number in range(per_node):

@@ -19,14 +19,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from faults import GUEST_DIR, damage_report
-from testbed import Node, register_node
-
 from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.git.repo import HostRepository
 from pvegit.service.scheduler import Scheduler
 from pvegit.state.store import Store
+from testbed.faults import GUEST_DIR, damage_report
+from testbed.nodes import Node, register_node
 from web.runner import RunLauncher
 
 INTERVAL = 6 * 3600  # "every 6 hours": each round moves the clock by this

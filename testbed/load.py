@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass, field
 
 import httpx2
-from appserver import pvegit_process
-from testbed import Node, register_node
 
 from pvegit.config.home import Home
 from pvegit.state.store import Store
+from testbed.appserver import pvegit_process
+from testbed.nodes import Node, register_node
 
 RUN_TIMEOUT = 120  # the run time limit prepare_fleet sets
 

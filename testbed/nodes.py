@@ -47,12 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pve9 import PVE9_STAND_INS
-
 from pvegit.config.home import Home
-from pvegit.demo.node import FIXTURE_NODES, PVE9_CLUSTER, WWW_DATA_GID, node_items, write_items
+from pvegit.demo.node import FIXTURE_NODES, PVE9_CLUSTER, node_items
+from pvegit.demo.tree import WWW_DATA_GID, write_items
 from pvegit.node.ssh import scan_host_key
 from pvegit.state.store import Host, Store
+from testbed.pve9 import PVE9_STAND_INS
 
 SSHD = "/usr/sbin/sshd"
 # Where ../shared/pmxcfs/build.sh puts the binary; $PVEGIT_PMXCFS overrides it.
@@ -312,10 +312,10 @@ def _pmxcfs_writes(fixture: Path) -> str:
 def _blank_items(hostname: str) -> list[Any]:
     """A node just installed as ``hostname``: pmxcfs up with only what pve-cluster sets up
     (priv/, the node's own folders), SSH, nothing else configured."""
-    from pvegit.demo.node import _Item
+    from pvegit.demo.tree import TreeItem
 
     def pve(path: str, content: str | None, mode: int) -> Any:
-        return _Item(f"etc/pve/{path}" if path else "etc/pve", content, mode, 0, WWW_DATA_GID)
+        return TreeItem(f"etc/pve/{path}" if path else "etc/pve", content, mode, 0, WWW_DATA_GID)
 
     return [
         pve("", None, 0o755),
@@ -328,18 +328,20 @@ def _blank_items(hostname: str) -> list[Any]:
         pve(f"nodes/{hostname}/lxc", None, 0o750),
         pve(f"nodes/{hostname}/openvz", None, 0o750),
         pve(f"nodes/{hostname}/priv", None, 0o700),
-        _Item("etc/hostname", f"{hostname}\n", 0o644),
+        TreeItem("etc/hostname", f"{hostname}\n", 0o644),
         # pmxcfs will not start unless the host name resolves to a non-loopback address.
-        _Item("etc/hosts", f"127.0.0.1 localhost\n10.20.0.11 {hostname}.lab {hostname}\n", 0o644),
-        _Item("etc/network", None, 0o755),
-        _Item("etc/network/interfaces", "auto lo\niface lo inet loopback\n", 0o644),
-        _Item("etc/ssh", None, 0o755),
-        _Item("etc/ssh/ssh_host_ed25519_key", "placeholder\n", 0o600),
-        _Item("root", None, 0o700),
-        _Item("root/.ssh", None, 0o700),
-        _Item("root/.ssh/authorized_keys", "", 0o777, link="/etc/pve/priv/authorized_keys"),
-        _Item("usr/local/bin", None, 0o755),
-        _Item("var/spool", None, 0o755),
+        TreeItem(
+            "etc/hosts", f"127.0.0.1 localhost\n10.20.0.11 {hostname}.lab {hostname}\n", 0o644
+        ),
+        TreeItem("etc/network", None, 0o755),
+        TreeItem("etc/network/interfaces", "auto lo\niface lo inet loopback\n", 0o644),
+        TreeItem("etc/ssh", None, 0o755),
+        TreeItem("etc/ssh/ssh_host_ed25519_key", "placeholder\n", 0o600),
+        TreeItem("root", None, 0o700),
+        TreeItem("root/.ssh", None, 0o700),
+        TreeItem("root/.ssh/authorized_keys", "", 0o777, link="/etc/pve/priv/authorized_keys"),
+        TreeItem("usr/local/bin", None, 0o755),
+        TreeItem("var/spool", None, 0o755),
     ]
 
 
