@@ -25,6 +25,7 @@ from pvegit.errors import (
     RefusedError,
     StorageError,
 )
+from pvegit.git.model import ChangeKind
 from pvegit.git.repo import EXECUTABLE_MODE, FILE_MODE, SYMLINK_MODE, HostRepository, prepare_tree
 from pvegit.node.collect import Collection, collect
 from pvegit.node.inventory import InventoryLimits, inventory_path
@@ -226,7 +227,9 @@ def _locked_snapshot(
         prepared = prepare_tree(files)
         changes = _describe_changes(repository, parent, parent_files, prepared.files, files)
         deleted = [
-            path for path, kind in changes if kind == "D" and not path.startswith(".pvegit/")
+            path
+            for path, kind in changes
+            if kind == ChangeKind.DELETED and not path.startswith(".pvegit/")
         ]
         forced = _guard_mass_deletion(parent_files, deleted, options.force)
 
@@ -380,16 +383,21 @@ def _describe_changes(
     parent_files: dict[str, tuple[int, str]],
     new_files: dict[str, tuple[int, str]],
     contents: dict[str, tuple[int, bytes]],
-) -> list[tuple[str, str]]:
-    """(path, A/M/D/P) for each changed path; P: only owner/group/mode changed."""
-    changes: list[tuple[str, str]] = []
+) -> list[tuple[str, ChangeKind]]:
+    """(path, how it changed) for each changed path; OWNER_MODE: only owner/group/mode."""
+    changes: list[tuple[str, ChangeKind]] = []
     for path in sorted(set(parent_files) | set(new_files)):
         if path == METADATA_PATH:
             continue
         old, new = parent_files.get(path), new_files.get(path)
         if old == new:
             continue
-        changes.append((path, "A" if old is None else "D" if new is None else "M"))
+        if old is None:
+            changes.append((path, ChangeKind.ADDED))
+        elif new is None:
+            changes.append((path, ChangeKind.DELETED))
+        else:
+            changes.append((path, ChangeKind.MODIFIED))
     if (
         parent is not None
         and METADATA_PATH in parent_files
@@ -399,7 +407,7 @@ def _describe_changes(
         old_metadata = repository.read_blob(parent_files[METADATA_PATH][1])
         for _, info in owner_mode_changes(old_metadata, contents[METADATA_PATH][1]):
             if info.path not in touched:
-                changes.append((info.path, "P"))
+                changes.append((info.path, ChangeKind.OWNER_MODE))
     return changes
 
 
@@ -433,7 +441,7 @@ _HELD = re.compile(
 
 def _commit_message(
     host_name: str,
-    changes: list[tuple[str, str]],
+    changes: list[tuple[str, ChangeKind]],
     first: bool,
     file_count: int,
     run_id: int,
@@ -452,8 +460,7 @@ def _commit_message(
         subject = f"{host_name}: {len(changes)} {noun} changed: {shown}"
     lines = [subject, ""]
     if not first:
-        labels = {"A": "added", "M": "modified", "D": "deleted", "P": "owner/mode"}
-        lines += [f"{labels[kind]:>10}  /{display_path(path)}" for path, kind in changes]
+        lines += [f"{kind.value:>10}  /{display_path(path)}" for path, kind in changes]
         lines.append("")
     if partial:
         lines.append("Partial snapshot: some paths could not be read.")

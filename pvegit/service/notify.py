@@ -289,10 +289,12 @@ def change_summary(home: Home, host: str, commit_id: str, subject: str) -> str:
             # The name is the node's: one line (a newline in it must not forge a diff line).
             shown_path = "/" + display_path(change.path)
             if found.kind != "text":
-                lines.append(f"{change.change}: {shown_path}{_UNSENT[found.kind]}")
+                lines.append(f"{change.change.value}: {shown_path}{_UNSENT[found.kind]}")
                 continue
             masked = f", {found.masked} masked" if found.masked else ""
-            lines.append(f"{change.change}: {shown_path} (+{found.added} -{found.removed}{masked})")
+            lines.append(
+                f"{change.change.value}: {shown_path} (+{found.added} -{found.removed}{masked})"
+            )
             for line in found.changed_lines():
                 if shown < MAX_DIFF_LINES:
                     lines.append(f"    {line}")
