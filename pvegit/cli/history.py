@@ -85,7 +85,8 @@ def cmd_diff(arguments: argparse.Namespace) -> int:
     if arguments.stat:
         for diff in diffs:
             out.write(
-                f" /{display_path(diff.path)} | +{diff.added} -{diff.removed} ({diff.change.value})\n"
+                f" /{display_path(diff.path)} | +{diff.added} -{diff.removed}"
+                f" ({diff.change.value})\n"
             )
         out.write(
             f" {len(diffs)} files changed, {sum(diff.added for diff in diffs)} insertions(+), "
