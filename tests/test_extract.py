@@ -20,7 +20,7 @@ from faults import pvegit_command
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
-from pvegit.node.metadata import METADATA_PATH as META
+from pvegit.git.layout import METADATA_PATH as META
 from pvegit.state.store import Host, Store
 
 pytestmark = pytest.mark.skipif(

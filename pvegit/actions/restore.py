@@ -41,9 +41,10 @@ from pvegit.config.categories import (
 )
 from pvegit.config.home import Home
 from pvegit.errors import ConfigError, OutputTooLarge, RefusedError
+from pvegit.git.layout import METADATA_PATH, is_pvegit_path
 from pvegit.git.repo import SYMLINK_MODE, HostRepository
 from pvegit.node.collect import tar_script
-from pvegit.node.metadata import METADATA_PATH, PathInfo, is_pmxcfs_path, parse_metadata
+from pvegit.node.metadata import PathInfo, is_pmxcfs_path, parse_metadata
 from pvegit.node.release import release_of_commit, restore_note
 from pvegit.node.tarstream import display_path, read_tar_stream
 from pvegit.node.transport import MiB, OutputLimit, Transport
@@ -151,7 +152,7 @@ def plan_restore(
     # The node's major version as its newest snapshot shows it.
     node_release = release_of_commit(repository, repository.head())
     for source, named in wanted_paths(paths, files):
-        if source.startswith(".pvegit/") or is_runtime(source):
+        if is_pvegit_path(source) or is_runtime(source):
             continue
         mode, blob = files[source]
         if mode == SYMLINK_MODE and is_pmxcfs_path(source):
@@ -218,7 +219,7 @@ def plan_restore(
 def _recorded_if_there(path: str, selection: Selection | None, collects_secrets: bool) -> bool:
     """Would a snapshot have recorded ``path``? Only then does its absence from a
     revision mean it was not there (and ``delete`` may remove it)."""
-    if is_runtime(path) or path.startswith(".pvegit/"):
+    if is_runtime(path) or is_pvegit_path(path):
         return False
     if selection is not None:
         return matches_any(selection.paths, path) and not matches_any(selection.excludes, path)

@@ -25,12 +25,12 @@ from pvegit.errors import (
     RefusedError,
     StorageError,
 )
+from pvegit.git.layout import METADATA_PATH, inventory_name, inventory_path, is_pvegit_path
 from pvegit.git.model import ChangeKind
 from pvegit.git.repo import EXECUTABLE_MODE, FILE_MODE, SYMLINK_MODE, HostRepository, prepare_tree
 from pvegit.node.collect import Collection, collect
-from pvegit.node.inventory import InventoryLimits, inventory_path
+from pvegit.node.inventory import InventoryLimits
 from pvegit.node.metadata import (
-    METADATA_PATH,
     owner_mode_changes,
     parse_metadata,
     render_metadata,
@@ -206,7 +206,7 @@ def _locked_snapshot(
                 transport,
                 selection,
                 progress=report,
-                expected_files=sum(1 for path in parent_files if not path.startswith(".pvegit/")),
+                expected_files=sum(1 for path in parent_files if not is_pvegit_path(path)),
                 inventory_limits=options.inventory_limits,
             )
         except PvegitError as err:
@@ -229,7 +229,7 @@ def _locked_snapshot(
         deleted = [
             path
             for path, kind in changes
-            if kind == ChangeKind.DELETED and not path.startswith(".pvegit/")
+            if kind == ChangeKind.DELETED and not is_pvegit_path(path)
         ]
         forced = _guard_mass_deletion(parent_files, deleted, options.force)
 
@@ -415,7 +415,7 @@ def _guard_mass_deletion(
     parent_files: dict[str, tuple[int, str]], deleted: list[str], force: bool
 ) -> str | None:
     """Refuse (hold) a snapshot that deletes most files; forced past, say so (a warning)."""
-    existing = sum(1 for path in parent_files if not path.startswith(".pvegit/"))
+    existing = sum(1 for path in parent_files if not is_pvegit_path(path))
     if existing < MASS_DELETION_MINIMUM or len(deleted) <= existing * MASS_DELETION_SHARE:
         return None
     count = f"{len(deleted)} of {existing} files (e.g. /{display_path(deleted[0])})"
@@ -478,6 +478,7 @@ def _commit_message(
 
 
 def _short_name(path: str) -> str:
-    if path.startswith(".pvegit/inventory/"):
-        return "inventory/" + path.rsplit("/", 1)[-1].removesuffix(".txt")
+    name = inventory_name(path)
+    if name is not None:
+        return "inventory/" + name
     return display_path(path.rsplit("/", 1)[-1])

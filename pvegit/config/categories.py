@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pvegit.errors import ConfigError
+from pvegit.git.layout import PVEGIT_DIR
 
 # pmxcfs status files and runtime state: they change without anyone editing
 # configuration, so they must never make a commit on an unchanged node.
@@ -90,9 +91,6 @@ PMXCFS_LINKS: dict[str, str] = {
     "etc/pve/openvz": "openvz",
 }
 _NODES = "etc/pve/nodes/"
-
-# Where pvegit keeps its own files inside a host's tree.
-PVEGIT_DIR = ".pvegit"
 
 
 @dataclass(frozen=True)

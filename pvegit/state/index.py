@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from pvegit.git.layout import METADATA_PATH
 from pvegit.git.model import ChangeKind
 from pvegit.git.repo import Commit, HostRepository
 from pvegit.node.tarstream import escape_undecodable
@@ -88,7 +89,7 @@ def sync_index(store: Store, repository: HostRepository, host: str) -> int:
                 commit.subject,
                 trailers.get("Trigger"),
                 trailers.get("Triggered-By"),
-                sum(1 for change in changes if change.path != ".pvegit/metadata"),
+                sum(1 for change in changes if change.path != METADATA_PATH),
             )
         )
         paths.extend(
