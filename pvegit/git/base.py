@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
@@ -56,6 +56,20 @@ def to_commit(commit: GitCommit) -> Commit:
         time=commit.commit_time,
         message=commit.message.decode("utf-8", "replace"),
     )
+
+
+def each_once(pending: list[bytes]) -> Iterator[bytes]:
+    """Take ids from ``pending`` (last first), each only once, until it is empty.
+
+    The walk of a graph of objects: the caller pushes the ids it finds onto
+    ``pending`` while iterating, and may stop at any point.
+    """
+    seen: set[bytes] = set()
+    while pending:
+        sha = pending.pop()
+        if sha not in seen:
+            seen.add(sha)
+            yield sha
 
 
 class RepositoryBase:

@@ -15,7 +15,7 @@ from dulwich.objects import Blob, Tree
 from dulwich.objects import Commit as GitCommit
 
 from pvegit.errors import RepositoryDamaged
-from pvegit.git.base import RepositoryBase, oid
+from pvegit.git.base import RepositoryBase, each_once, oid
 from pvegit.git.check import MAIN_REF, Damage, check_head, check_packs, read_main
 
 
@@ -130,13 +130,10 @@ class HealthMixin(RepositoryBase):
         if head is None:
             return 0, []
         problems: list[str] = []
-        seen: set[bytes] = set()
         pending: list[bytes] = [head.encode()]
-        while pending:
-            sha = pending.pop()
-            if sha in seen:
-                continue
-            seen.add(sha)
+        read = 0
+        for sha in each_once(pending):
+            read += 1
             try:
                 obj = store[oid(sha)]
                 raw = obj.as_raw_string()
@@ -153,4 +150,4 @@ class HealthMixin(RepositoryBase):
                 pending.extend(item.sha for item in obj.iteritems())
             elif not isinstance(obj, Blob):
                 problems.append(f"object {sha.decode()[:12]} has an unexpected type")
-        return len(seen), problems
+        return read, problems

@@ -20,7 +20,7 @@ from dulwich.objects import Blob, Tree
 from dulwich.objects import Commit as GitCommit
 
 from pvegit.errors import RepositoryDamaged
-from pvegit.git.base import BRANCH, oid
+from pvegit.git.base import BRANCH, each_once, oid
 from pvegit.git.check import (
     HEAD_TEXT,
     MAIN_REF,
@@ -203,12 +203,7 @@ class MaintenanceRepository(HostRepository):
         commit = store[oid(commit_id)]
         assert isinstance(commit, GitCommit)
         pending = [commit.tree]
-        seen: set[bytes] = set()
-        while pending:
-            sha = pending.pop()
-            if sha in seen:
-                continue
-            seen.add(sha)
+        for sha in each_once(pending):
             try:
                 obj = store[oid(sha)]
             except Exception as err:  # missing, or a broken pack: any of many errors
@@ -216,13 +211,8 @@ class MaintenanceRepository(HostRepository):
                 return f"object {sha.decode()[:10]} of its tree cannot be read ({name})"
             if isinstance(obj, Tree):
                 pending.extend(item.sha for item in obj.iteritems())
-        parents = list(commit.parents)
-        walked: set[bytes] = set()
-        while parents:
-            sha = parents.pop()
-            if sha in walked:
-                continue
-            walked.add(sha)
+        parents: list[bytes] = list(commit.parents)
+        for sha in each_once(parents):
             problem = self.commit_problem(sha.decode())
             if problem:
                 return f"the earlier commit {sha.decode()[:10]} cannot be read ({problem})"
