@@ -23,7 +23,7 @@ from pvegit.config.selection import (
 )
 from pvegit.content.filediff import MAX_DIFF_BYTES, diff_contents, file_content
 from pvegit.content.masking import MASK, mask_lines
-from pvegit.git.repo import FileChange
+from pvegit.git.model import ChangeKind, FileChange
 from pvegit.textsafe import printable
 
 MASKED = [  # path, line, the secret value in it
@@ -248,7 +248,7 @@ def test_iscsid_conf_is_collected_and_masked_not_secret() -> None:
 def _change(kind: str = "modified", path: str = "etc/frr/frr.conf") -> FileChange:
     return FileChange(
         path,
-        kind,
+        ChangeKind(kind),
         None if kind == "added" else 0o100644,
         None if kind == "deleted" else 0o100644,
         None if kind == "added" else "1" * 40,

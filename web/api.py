@@ -233,7 +233,7 @@ def diff(request: Request, user: str) -> dict[str, Any]:
             found = read_diff(repository, change)
             entry: dict[str, Any] = {
                 "path": "/" + display_path(change.path),
-                "change": change.change,
+                "change": change.change.value,
                 "kind": found.kind,
             }
             if found.kind == "text":

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pvegit.content.filediff import DiffLine, FileDiff, read_diff
+from pvegit.git.layout import METADATA_PATH
 from pvegit.git.repo import FileChange, HostRepository
-from pvegit.node.metadata import METADATA_PATH, PathInfo, owner_mode_changes
+from pvegit.node.metadata import PathInfo, owner_mode_changes
 
 MAX_ROWS = 4000
 

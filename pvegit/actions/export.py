@@ -22,8 +22,9 @@ from pathlib import Path
 
 from pvegit.actions.runbook import recovery_runbook
 from pvegit.errors import PvegitError
+from pvegit.git.layout import METADATA_PATH, RECOVERY_PATH
 from pvegit.git.repo import EXECUTABLE_MODE, SYMLINK_MODE, HostRepository
-from pvegit.node.metadata import METADATA_PATH, PathInfo, is_pmxcfs_path, parse_metadata
+from pvegit.node.metadata import PathInfo, is_pmxcfs_path, parse_metadata
 from pvegit.node.tarstream import check_relative_path
 
 _WELL_KNOWN_IDS = {"root": 0, "www-data": 33}
@@ -89,7 +90,7 @@ def export_tarball(
                     archive.addfile(info, io.BytesIO(data))
                 count += 1
             runbook = recovery_runbook(repository, commit_id, host_name).encode()
-            info = tarfile.TarInfo("RECOVERY.md")
+            info = tarfile.TarInfo(RECOVERY_PATH)
             info.size, info.mode, info.mtime = len(runbook), 0o644, commit_time
             archive.addfile(info, io.BytesIO(runbook))
             count += 1

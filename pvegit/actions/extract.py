@@ -29,8 +29,9 @@ from pathlib import Path
 from pvegit.actions.export import pmxcfs_mode
 from pvegit.actions.restore_plan import wanted_paths
 from pvegit.errors import ConfigError, PvegitError
+from pvegit.git.layout import METADATA_PATH, is_pvegit_path
 from pvegit.git.repo import EXECUTABLE_MODE, SYMLINK_MODE, HostRepository
-from pvegit.node.metadata import METADATA_PATH, PathInfo, is_pmxcfs_path, parse_metadata
+from pvegit.node.metadata import PathInfo, is_pmxcfs_path, parse_metadata
 from pvegit.node.tarstream import display_path
 from pvegit.system.pathwalk import open_parent, user_name
 
@@ -67,7 +68,7 @@ def restore_to_directory(
         else {}
     )
     chosen = [path for path, _ in wanted_paths(paths, files)] if paths else sorted(files)
-    chosen = [path for path in chosen if not path.startswith(".pvegit/")]
+    chosen = [path for path in chosen if not is_pvegit_path(path)]
     for path in chosen:
         if path.startswith("/") or {"", ".", ".."} & set(path.split("/")):
             raise ConfigError(f"/{display_path(path)} would land outside {directory}")

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pvegit.config.categories import HARDWARE_BOUND
 from pvegit.config.selection import Selection, is_runtime, is_secret, matches_any
 from pvegit.errors import ConfigError
+from pvegit.git.layout import METADATA_PATH, is_pvegit_path
 from pvegit.git.repo import SYMLINK_MODE, HostRepository
-from pvegit.node.metadata import METADATA_PATH, PathInfo, is_pmxcfs_path, parse_metadata
+from pvegit.node.metadata import PathInfo, is_pmxcfs_path, parse_metadata
 from pvegit.node.release import release_of_commit, restore_note
 from pvegit.node.tarstream import display_path
 
@@ -114,7 +115,7 @@ def plan_restore(
     # The node's major version as its newest snapshot shows it.
     node_release = release_of_commit(repository, repository.head())
     for source, named in wanted_paths(paths, files):
-        if source.startswith(".pvegit/") or is_runtime(source):
+        if is_pvegit_path(source) or is_runtime(source):
             continue
         mode, blob = files[source]
         if mode == SYMLINK_MODE and is_pmxcfs_path(source):
@@ -181,7 +182,7 @@ def plan_restore(
 def _recorded_if_there(path: str, selection: Selection | None, collects_secrets: bool) -> bool:
     """Would a snapshot have recorded ``path``? Only then does its absence from a
     revision mean it was not there (and ``delete`` may remove it)."""
-    if is_runtime(path) or path.startswith(".pvegit/"):
+    if is_runtime(path) or is_pvegit_path(path):
         return False
     if selection is not None:
         return matches_any(selection.paths, path) and not matches_any(selection.excludes, path)

@@ -7,6 +7,7 @@ import time
 
 from pvegit.config.categories import HARDWARE_BOUND
 from pvegit.config.selection import matches_any
+from pvegit.git.layout import inventory_path
 from pvegit.git.repo import HostRepository
 from pvegit.node.release import LINK_FILES, rebuild_notes, release_of_tree
 
@@ -30,12 +31,12 @@ def recovery_runbook(repository: HostRepository, commit_id: str, host_name: str)
     files = repository.file_ids(commit_id)
     commit = repository.commit(commit_id)
     hostname = _read(files, repository, "etc/hostname").strip() or host_name
-    version = _read(files, repository, ".pvegit/inventory/pveversion.txt")
+    version = _read(files, repository, inventory_path("pveversion"))
     manager = next((line for line in version.splitlines() if line.startswith("pve-manager")), "")
     release = release_of_tree(files, lambda path: _read(files, repository, path))
     interfaces = _read(files, repository, "etc/network/interfaces")
     addresses = re.findall(r"^\s*address\s+(\S+)", interfaces, re.MULTILINE)
-    links = _read(files, repository, ".pvegit/inventory/ip-link.txt")
+    links = _read(files, repository, inventory_path("ip-link"))
     pinned = [
         f"- {path.rsplit('/', 1)[1]}: "
         + " ".join(
@@ -92,7 +93,7 @@ def recovery_runbook(repository: HostRepository, commit_id: str, host_name: str)
         _section(
             "Disks and pools",
             "\n\n".join(
-                _fenced(_read(files, repository, f".pvegit/inventory/{name}.txt"))
+                _fenced(_read(files, repository, inventory_path(name)))
                 for name in ("lsblk", "zpool-status", "zfs-list")
             ),
         )

@@ -29,9 +29,11 @@ from pvegit.errors import (
     RefusedError,
     StorageError,
 )
+from pvegit.git.layout import inventory_path, is_pvegit_path
+from pvegit.git.model import ChangeKind
 from pvegit.git.repo import HostRepository, prepare_tree
 from pvegit.node.collect import collect
-from pvegit.node.inventory import InventoryLimits, inventory_path
+from pvegit.node.inventory import InventoryLimits
 from pvegit.node.tarstream import display_path
 from pvegit.node.transport import DEFAULT_IO_TIMEOUT, Transport, open_transport
 from pvegit.state.index import sync_index
@@ -196,7 +198,7 @@ def _locked_snapshot(
                 transport,
                 selection,
                 progress=report,
-                expected_files=sum(1 for path in parent_files if not path.startswith(".pvegit/")),
+                expected_files=sum(1 for path in parent_files if not is_pvegit_path(path)),
                 inventory_limits=options.inventory_limits,
             )
         except PvegitError as err:
@@ -217,7 +219,9 @@ def _locked_snapshot(
         prepared = prepare_tree(files)
         changes = describe_changes(repository, parent, parent_files, prepared.files, files)
         deleted = [
-            path for path, kind in changes if kind == "D" and not path.startswith(".pvegit/")
+            path
+            for path, kind in changes
+            if kind == ChangeKind.DELETED and not is_pvegit_path(path)
         ]
         forced = guard_mass_deletion(parent_files, deleted, options.force)
 

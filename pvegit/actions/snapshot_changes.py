@@ -11,9 +11,11 @@ import re
 from typing import TYPE_CHECKING
 
 from pvegit.errors import RefusedError
+from pvegit.git.layout import METADATA_PATH, inventory_name, is_pvegit_path
+from pvegit.git.model import ChangeKind
 from pvegit.git.repo import HostRepository
 from pvegit.node.collect import Collection
-from pvegit.node.metadata import METADATA_PATH, owner_mode_changes
+from pvegit.node.metadata import owner_mode_changes
 from pvegit.node.tarstream import display_path
 from pvegit.state.store import Run
 from pvegit.textsafe import printable
@@ -36,17 +38,22 @@ def describe_changes(
     parent_files: dict[str, tuple[int, str]],
     new_files: dict[str, tuple[int, str]],
     contents: dict[str, tuple[int, bytes]],
-) -> list[tuple[str, str]]:
-    """(path, A/M/D/P) for each changed path, sorted by path; P: only owner/group/mode
-    changed (read from the two ``.pvegit/metadata`` files, listed after the others)."""
-    changes: list[tuple[str, str]] = []
+) -> list[tuple[str, ChangeKind]]:
+    """(path, how it changed) for each changed path, sorted by path; OWNER_MODE: only
+    owner/group/mode changed (read from the two metadata files, listed after the others)."""
+    changes: list[tuple[str, ChangeKind]] = []
     for path in sorted(set(parent_files) | set(new_files)):
         if path == METADATA_PATH:
             continue
         old, new = parent_files.get(path), new_files.get(path)
         if old == new:
             continue
-        changes.append((path, "A" if old is None else "D" if new is None else "M"))
+        if old is None:
+            changes.append((path, ChangeKind.ADDED))
+        elif new is None:
+            changes.append((path, ChangeKind.DELETED))
+        else:
+            changes.append((path, ChangeKind.MODIFIED))
     if (
         parent is not None
         and METADATA_PATH in parent_files
@@ -56,7 +63,7 @@ def describe_changes(
         old_metadata = repository.read_blob(parent_files[METADATA_PATH][1])
         for _, info in owner_mode_changes(old_metadata, contents[METADATA_PATH][1]):
             if info.path not in touched:
-                changes.append((info.path, "P"))
+                changes.append((info.path, ChangeKind.OWNER_MODE))
     return changes
 
 
@@ -66,7 +73,7 @@ def guard_mass_deletion(
     """Hold a snapshot that deletes most files: raises RefusedError (its message starts
     with MASS_DELETION_HELD) unless ``force``; forced past it, returns the warning to
     record (starting with MASS_DELETION_FORCED); None when the guard has nothing to say."""
-    existing = sum(1 for path in parent_files if not path.startswith(".pvegit/"))
+    existing = sum(1 for path in parent_files if not is_pvegit_path(path))
     if existing < MASS_DELETION_MINIMUM or len(deleted) <= existing * MASS_DELETION_SHARE:
         return None
     count = f"{len(deleted)} of {existing} files (e.g. /{display_path(deleted[0])})"
@@ -92,7 +99,7 @@ _HELD = re.compile(
 
 def commit_message(
     host_name: str,
-    changes: list[tuple[str, str]],
+    changes: list[tuple[str, ChangeKind]],
     first: bool,
     file_count: int,
     run_id: int,
@@ -114,8 +121,7 @@ def commit_message(
         subject = f"{host_name}: {len(changes)} {noun} changed: {shown}"
     lines = [subject, ""]
     if not first:
-        labels = {"A": "added", "M": "modified", "D": "deleted", "P": "owner/mode"}
-        lines += [f"{labels[kind]:>10}  /{display_path(path)}" for path, kind in changes]
+        lines += [f"{kind.value:>10}  /{display_path(path)}" for path, kind in changes]
         lines.append("")
     if partial:
         lines.append("Partial snapshot: some paths could not be read.")
@@ -133,6 +139,7 @@ def commit_message(
 
 
 def _short_name(path: str) -> str:
-    if path.startswith(".pvegit/inventory/"):
-        return "inventory/" + path.rsplit("/", 1)[-1].removesuffix(".txt")
+    name = inventory_name(path)
+    if name is not None:
+        return "inventory/" + name
     return display_path(path.rsplit("/", 1)[-1])

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from pvegit.config.home import Home
 from pvegit.errors import OutputTooLarge, PvegitError
+from pvegit.git.layout import is_pvegit_path
 from pvegit.git.repo import SYMLINK_MODE, HostRepository, decode_path, encode_path
 from pvegit.state.runlog import lost_commits, recorded_commits, unrecorded_commits
 from pvegit.state.store import Host, Store
@@ -102,7 +103,7 @@ def verify_host(home: Home, store: Store, host: Host, *, node: bool = True) -> V
             {
                 entry.path: entry.blob_id
                 for entry in repository.iter_files(head)
-                if entry.mode != SYMLINK_MODE and not entry.path.startswith(".pvegit/")
+                if entry.mode != SYMLINK_MODE and not is_pvegit_path(entry.path)
             }
             if head and not result.problems
             else {}

@@ -85,7 +85,8 @@ def cmd_diff(arguments: argparse.Namespace) -> int:
     if arguments.stat:
         for diff in diffs:
             out.write(
-                f" /{display_path(diff.path)} | +{diff.added} -{diff.removed} ({diff.change})\n"
+                f" /{display_path(diff.path)} | +{diff.added} -{diff.removed}"
+                f" ({diff.change.value})\n"
             )
         out.write(
             f" {len(diffs)} files changed, {sum(diff.added for diff in diffs)} insertions(+), "
@@ -112,7 +113,7 @@ def cmd_show(arguments: argparse.Namespace) -> int:
         print(commit.message.rstrip())
         print()
         for change in repository.changes(commit.parents[0] if commit.parents else None, commit_id):
-            print(f" {change.change:>8}  /{display_path(change.path)}")
+            print(f" {change.change.value:>8}  /{display_path(change.path)}")
     return 0
 
 

@@ -88,9 +88,6 @@ PMXCFS_LINKS: dict[str, str] = {
     "etc/pve/openvz": "openvz",
 }
 
-# Where pvegit keeps its own files inside a host's tree.
-PVEGIT_DIR = ".pvegit"
-
 
 @dataclass(frozen=True)
 class Category:

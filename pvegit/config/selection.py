@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 from pvegit.config.categories import (
     PMXCFS_LINKS,
-    PVEGIT_DIR,
     RUNTIME_EXCLUDES,
     SECRET_PATTERNS,
     category,
 )
 from pvegit.errors import ConfigError
+from pvegit.git.layout import PVEGIT_DIR
 
 # The nodes' own folders in /etc/pve, where the built-in links lead.
 _NODES = "etc/pve/nodes/"

@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 
 from pvegit.config.selection import is_secret
 from pvegit.content.masking import mask_lines
-from pvegit.git.repo import SYMLINK_MODE, FileChange, HostRepository, is_binary
+from pvegit.git.model import SYMLINK_MODE, ChangeKind, FileChange
+from pvegit.git.repo import HostRepository
 
 CONTEXT_LINES = 3
 MAX_DIFF_BYTES = 2 * 1024 * 1024  # both sides of one diff together
@@ -47,6 +48,11 @@ _GIT_ESCAPES = {
     '"': '\\"',
     "\\": "\\\\",
 }
+
+
+def is_binary(data: bytes) -> bool:
+    """Git's rule: a NUL byte in the first 8000 bytes makes a file binary."""
+    return b"\0" in data[:8000]
 
 
 def _git_name(prefix: str, path: str) -> str:
@@ -87,7 +93,7 @@ class FileDiff:
     """One changed path, classified, with its lines as they may be shown."""
 
     path: str
-    change: str  # added, modified, deleted
+    change: ChangeKind  # ADDED, MODIFIED or DELETED
     kind: str  # text, binary, secret, too-large
     old_size: int
     new_size: int
@@ -125,9 +131,9 @@ class FileDiff:
         """
         old, new = _git_name("a/", self.path), _git_name("b/", self.path)
         header = [f"diff --git {old} {new}"]
-        if self.change == "added":
+        if self.change == ChangeKind.ADDED:
             header.append(f"new file mode {self.new_mode or 0:06o}")
-        elif self.change == "deleted":
+        elif self.change == ChangeKind.DELETED:
             header.append(f"deleted file mode {self.old_mode or 0:06o}")
         elif self.old_mode != self.new_mode:
             header += [f"old mode {self.old_mode or 0:06o}", f"new mode {self.new_mode or 0:06o}"]
@@ -143,8 +149,8 @@ class FileDiff:
         # As git does: a tab ends a name with a space, for patch(1).
         old, new = (name + "\t" if " " in self.path else name for name in (old, new))
         body = [
-            "--- " + ("/dev/null" if self.change == "added" else old) + "\n",
-            "+++ " + ("/dev/null" if self.change == "deleted" else new) + "\n",
+            "--- " + ("/dev/null" if self.change == ChangeKind.ADDED else old) + "\n",
+            "+++ " + ("/dev/null" if self.change == ChangeKind.DELETED else new) + "\n",
         ]
         signs = {"context": " ", "add": "+", "delete": "-"}
         for line in self.lines:

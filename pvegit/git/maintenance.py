@@ -16,11 +16,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.objects import Blob, ObjectID, Tree
+from dulwich.objects import Blob, Tree
 from dulwich.objects import Commit as GitCommit
-from dulwich.repo import Repo
 
 from pvegit.errors import RepositoryDamaged
+from pvegit.git.base import BRANCH, each_once, oid
 from pvegit.git.check import (
     HEAD_TEXT,
     MAIN_REF,
@@ -30,12 +30,9 @@ from pvegit.git.check import (
     pack_is_whole,
     read_main,
 )
-from pvegit.git.repo import BRANCH, TREE_MODE, Commit, HostRepository
+from pvegit.git.model import TREE_MODE, Commit
+from pvegit.git.repo import HostRepository
 from pvegit.system.durable import move_aside, sync_directory, sync_file, write_synced
-
-
-def _oid(value: str | bytes) -> ObjectID:
-    return ObjectID(value.encode() if isinstance(value, str) else value)
 
 
 @dataclass(frozen=True)
@@ -102,8 +99,7 @@ class MaintenanceRepository(HostRepository):
             directory.rmdir()
         sync_directory(pack_dir)
         sync_directory(objects_dir)
-        self._repo = Repo(str(self.path))
-        self._repo.object_store.fsync_object_files = True
+        self._open_repo()
         self._tighten_packs()
         return Compaction(before, _directory_size(objects_dir), beyond_main, tuple(absent))
 
@@ -121,7 +117,7 @@ class MaintenanceRepository(HostRepository):
         pending = list(dict.fromkeys(keep))
         unwalked = list(roots)
         while unwalked or pending:
-            for entry in self._repo.get_walker(include=[_oid(item) for item in unwalked]):
+            for entry in self._repo.get_walker(include=[oid(item) for item in unwalked]):
                 commit_id = entry.commit.id.decode()
                 if commit_id in reached:
                     continue
@@ -154,7 +150,7 @@ class MaintenanceRepository(HostRepository):
         if not roots:
             return
         seen: set[bytes] = set()
-        for entry in self._repo.get_walker(include=[_oid(root) for root in roots]):
+        for entry in self._repo.get_walker(include=[oid(root) for root in roots]):
             commit = entry.commit
             yield commit, b""  # dulwich sorts by hint: all hints must be bytes
             pending: list[tuple[bytes, bytes]] = [(commit.tree, b"")]
@@ -176,7 +172,7 @@ class MaintenanceRepository(HostRepository):
 
     def _kept_object(self, sha: bytes, commit: GitCommit, kind: type[Tree | Blob]) -> Tree | Blob:
         try:
-            obj = self._repo.object_store[_oid(sha)]
+            obj = self._repo.object_store[oid(sha)]
         except Exception as err:  # missing or unreadable: gc must not go on
             raise RepositoryDamaged(
                 self.name,
@@ -204,33 +200,23 @@ class MaintenanceRepository(HostRepository):
         if problem:
             return problem
         store = self._repo.object_store
-        commit = store[_oid(commit_id)]
+        commit = store[oid(commit_id)]
         assert isinstance(commit, GitCommit)
         pending = [commit.tree]
-        seen: set[bytes] = set()
-        while pending:
-            sha = pending.pop()
-            if sha in seen:
-                continue
-            seen.add(sha)
+        for sha in each_once(pending):
             try:
-                obj = store[_oid(sha)]
+                obj = store[oid(sha)]
             except Exception as err:  # missing, or a broken pack: any of many errors
                 name = type(err).__name__
                 return f"object {sha.decode()[:10]} of its tree cannot be read ({name})"
             if isinstance(obj, Tree):
                 pending.extend(item.sha for item in obj.iteritems())
-        parents = list(commit.parents)
-        walked: set[bytes] = set()
-        while parents:
-            sha = parents.pop()
-            if sha in walked:
-                continue
-            walked.add(sha)
+        parents: list[bytes] = list(commit.parents)
+        for sha in each_once(parents):
             problem = self.commit_problem(sha.decode())
             if problem:
                 return f"the earlier commit {sha.decode()[:10]} cannot be read ({problem})"
-            earlier = store[_oid(sha)]
+            earlier = store[oid(sha)]
             assert isinstance(earlier, GitCommit)
             parents.extend(earlier.parents)
         return None
@@ -298,7 +284,7 @@ class MaintenanceRepository(HostRepository):
         """Write main (the damaged ref must have been moved aside), synced, with a reflog line."""
         identity = f"pvegit <pvegit@{socket.gethostname()}>".encode()
         self._repo.refs.set_if_equals(
-            BRANCH, None, _oid(commit_id), committer=identity, message=f"pvegit: {reason}".encode()
+            BRANCH, None, oid(commit_id), committer=identity, message=f"pvegit: {reason}".encode()
         )
         sync_directory((self.path / MAIN_REF).parent)
         self._verified_head = commit_id

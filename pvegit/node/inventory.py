@@ -181,8 +181,3 @@ COMMANDS: dict[str, InventoryCommand] = {
         ),
     )
 }
-
-
-def inventory_path(name: str) -> str:
-    """Tree path of one command's output."""
-    return f".pvegit/inventory/{name}.txt"

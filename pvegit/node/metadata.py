@@ -27,9 +27,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pvegit.git.layout import METADATA_PATH
 from pvegit.node.tarstream import Entry, check_member_name
 
-METADATA_PATH = ".pvegit/metadata"
 _HEADER = (
     "# pvegit metadata v1: owner, group and mode of each collected path (no mtimes).\n"
     "# Under etc/pve pmxcfs forces owner and mode, so they are shown as '-'.\n"

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Literal
 
-from pvegit.config.categories import PVEGIT_DIR
 from pvegit.config.selection import matches_any
 from pvegit.errors import CollectError
+from pvegit.git.layout import PVEGIT_DIR
 from pvegit.textsafe import printable
 
 EntryKind = Literal["file", "dir", "symlink"]

@@ -31,6 +31,7 @@ from pvegit.config.home import Home
 from pvegit.content.filediff import read_diff
 from pvegit.content.redact import redact_text, redact_url
 from pvegit.errors import PvegitError
+from pvegit.git.layout import METADATA_PATH
 from pvegit.git.repo import HostRepository
 from pvegit.node.tarstream import display_path
 from pvegit.state.store import Run, Store
@@ -283,16 +284,18 @@ def change_summary(home: Home, host: str, commit_id: str, subject: str) -> str:
         if parent is None:
             return f"{subject}\n\n{commit.subject}"
         for change in repository.changes(parent, commit_id):
-            if change.path == ".pvegit/metadata":
+            if change.path == METADATA_PATH:
                 continue
             found = read_diff(repository, change)
             # The name is the node's: one line (a newline in it must not forge a diff line).
             shown_path = "/" + display_path(change.path)
             if found.kind != "text":
-                lines.append(f"{change.change}: {shown_path}{_UNSENT[found.kind]}")
+                lines.append(f"{change.change.value}: {shown_path}{_UNSENT[found.kind]}")
                 continue
             masked = f", {found.masked} masked" if found.masked else ""
-            lines.append(f"{change.change}: {shown_path} (+{found.added} -{found.removed}{masked})")
+            lines.append(
+                f"{change.change.value}: {shown_path} (+{found.added} -{found.removed}{masked})"
+            )
             for line in found.changed_lines():
                 if shown < MAX_DIFF_LINES:
                     lines.append(f"    {line}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from pvegit.git.layout import METADATA_PATH
+from pvegit.git.model import ChangeKind
 from pvegit.git.repo import Commit, HostRepository
 from pvegit.node.tarstream import escape_undecodable
 from pvegit.state.store import Store
@@ -39,7 +41,7 @@ class PathChange:
     """One commit that changed a path."""
 
     commit: IndexedCommit
-    change: str  # added, modified, deleted
+    change: ChangeKind
 
 
 def sync_index(store: Store, repository: HostRepository, host: str) -> int:
@@ -87,11 +89,17 @@ def sync_index(store: Store, repository: HostRepository, host: str) -> int:
                 commit.subject,
                 trailers.get("Trigger"),
                 trailers.get("Triggered-By"),
-                sum(1 for change in changes if change.path != ".pvegit/metadata"),
+                sum(1 for change in changes if change.path != METADATA_PATH),
             )
         )
         paths.extend(
-            (host, escape_undecodable(change.path), position, commit.commit_id, change.change)
+            (
+                host,
+                escape_undecodable(change.path),
+                position,
+                commit.commit_id,
+                change.change.value,  # stored as the word: "added", "modified", "deleted"
+            )
             for change in changes
         )
     if not rows:
@@ -181,7 +189,7 @@ def path_history(store: Store, host: str, path: str, *, limit: int = 100) -> lis
         if row["commit_id"] in seen:
             continue
         seen.add(row["commit_id"])
-        out.append(PathChange(_to_commit(row), str(row["path_change"])))
+        out.append(PathChange(_to_commit(row), ChangeKind(row["path_change"])))
     return out
 
 

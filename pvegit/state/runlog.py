@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pvegit.config.home import Home
+from pvegit.git.layout import METADATA_PATH
 from pvegit.git.repo import Commit, HostRepository
 from pvegit.state.store import Store
 
@@ -128,7 +129,7 @@ def record_runs(
         changed = sum(
             1
             for change in repository.changes(parent, commit.commit_id)
-            if change.path != ".pvegit/metadata"
+            if change.path != METADATA_PATH
         )
         partial = "\nPartial snapshot: " in commit.message
         rows.append(

@@ -19,10 +19,11 @@ from pvegit.actions.snapshot_changes import (
 )
 from pvegit.actions.snapshot_tree import carry_over, snapshot_files
 from pvegit.errors import CollectError, ConfigError, ConnectError, LockTimeout, RefusedError
+from pvegit.git.layout import METADATA_PATH, inventory_path
+from pvegit.git.model import ChangeKind
 from pvegit.git.repo import EXECUTABLE_MODE, FILE_MODE, SYMLINK_MODE, HostRepository, prepare_tree
 from pvegit.node.collect import Collection
-from pvegit.node.inventory import inventory_path
-from pvegit.node.metadata import METADATA_PATH, parse_metadata
+from pvegit.node.metadata import parse_metadata
 from pvegit.node.probe import Probe
 from pvegit.node.tarstream import Entry
 from pvegit.state.store import Run
@@ -176,10 +177,10 @@ def test_changes_are_added_modified_deleted_then_owner_and_mode(
         Entry("etc/e", "file", b"e\n"),
     )
     assert changes_between(repository, before, after) == [
-        ("etc/a", "M"),
-        ("etc/b", "D"),
-        ("etc/e", "A"),
-        ("etc/c", "P"),
+        ("etc/a", ChangeKind.MODIFIED),
+        ("etc/b", ChangeKind.DELETED),
+        ("etc/e", ChangeKind.ADDED),
+        ("etc/c", ChangeKind.OWNER_MODE),
     ]
 
 
@@ -188,7 +189,7 @@ def test_a_changed_file_whose_mode_also_changed_is_listed_once(
 ) -> None:
     before = collection_of(Entry("etc/a", "file", b"a\n", 0o644))
     after = collection_of(Entry("etc/a", "file", b"b\n", 0o600))
-    assert changes_between(repository, before, after) == [("etc/a", "M")]
+    assert changes_between(repository, before, after) == [("etc/a", ChangeKind.MODIFIED)]
 
 
 def test_no_change_is_an_empty_list(repository: HostRepository) -> None:
@@ -245,12 +246,12 @@ def test_the_first_snapshot_says_so_and_carries_the_trailers() -> None:
 
 def test_the_subject_names_four_changes_and_counts_the_rest() -> None:
     changes = [
-        ("etc/pve/storage.cfg", "M"),
-        ("etc/hosts", "A"),
-        (".pvegit/inventory/qm-list.txt", "M"),
-        ("etc/old", "D"),
-        ("etc/ssh/sshd_config", "P"),
-        ("etc/six", "A"),
+        ("etc/pve/storage.cfg", ChangeKind.MODIFIED),
+        ("etc/hosts", ChangeKind.ADDED),
+        (".pvegit/inventory/qm-list.txt", ChangeKind.MODIFIED),
+        ("etc/old", ChangeKind.DELETED),
+        ("etc/ssh/sshd_config", ChangeKind.OWNER_MODE),
+        ("etc/six", ChangeKind.ADDED),
     ]
     message = commit_message(
         "pve1", changes, False, 99, 3, SnapshotOptions(), False, collection_of()
@@ -280,7 +281,7 @@ def test_a_partial_snapshot_lists_what_it_could_not_read() -> None:
     collection.unreadable.append("etc/pve/priv")
     collection.problems.append("tar: etc/pve/priv: Cannot open: Transport endpoint")
     message = commit_message(
-        "pve1", [("etc/a", "M")], False, 1, 5, SnapshotOptions(), True, collection
+        "pve1", [("etc/a", ChangeKind.MODIFIED)], False, 1, 5, SnapshotOptions(), True, collection
     )
     assert (
         "Partial snapshot: some paths could not be read.\n"
@@ -293,7 +294,14 @@ def test_a_partial_snapshot_lists_what_it_could_not_read() -> None:
 def test_a_name_from_the_node_cannot_forge_a_line_or_a_trailer() -> None:
     hostile = "etc/x\nRun-Id: 999\n\x1b[2J"
     message = commit_message(
-        "pve1", [(hostile, "A")], False, 1, 5, SnapshotOptions(), False, collection_of()
+        "pve1",
+        [(hostile, ChangeKind.ADDED)],
+        False,
+        1,
+        5,
+        SnapshotOptions(),
+        False,
+        collection_of(),
     )
     lines = message.splitlines()
     assert [line for line in lines if line.startswith("Run-Id:")] == ["Run-Id: 5"]
