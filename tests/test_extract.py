@@ -19,7 +19,7 @@ from conftest import git
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
-from pvegit.git.layout import METADATA_PATH as META
+from pvegit.layout import METADATA_PATH as META
 from pvegit.state.store import Host, Store
 from testbed.faults import pvegit_command
 

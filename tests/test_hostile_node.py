@@ -16,8 +16,8 @@ from dulwich.objects import Blob, Commit, Tree
 
 from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
 from pvegit.config.home import Home
-from pvegit.git.layout import METADATA_PATH, inventory_path
 from pvegit.git.repo import HostRepository
+from pvegit.layout import METADATA_PATH, inventory_path
 from pvegit.node.inventory import InventoryLimits
 from pvegit.node.metadata import parse_metadata
 from pvegit.state.store import Store

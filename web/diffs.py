@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pvegit.content.filediff import DiffLine, FileDiff, read_diff
-from pvegit.git.layout import METADATA_PATH
 from pvegit.git.repo import FileChange, HostRepository
+from pvegit.layout import METADATA_PATH
 from pvegit.node.metadata import PathInfo, owner_mode_changes
 
 MAX_ROWS = 4000

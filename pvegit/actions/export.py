@@ -22,8 +22,8 @@ from pathlib import Path
 
 from pvegit.actions.runbook import recovery_runbook
 from pvegit.errors import PvegitError
-from pvegit.git.layout import METADATA_PATH, RECOVERY_PATH
 from pvegit.git.repo import EXECUTABLE_MODE, SYMLINK_MODE, HostRepository
+from pvegit.layout import METADATA_PATH, RECOVERY_PATH
 from pvegit.node.metadata import PathInfo, is_pmxcfs_path, parse_metadata
 from pvegit.node.tarstream import check_relative_path
 

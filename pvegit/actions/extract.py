@@ -29,8 +29,8 @@ from pathlib import Path
 from pvegit.actions.export import pmxcfs_mode
 from pvegit.actions.restore_plan import wanted_paths
 from pvegit.errors import ConfigError, PvegitError
-from pvegit.git.layout import METADATA_PATH, is_pvegit_path
 from pvegit.git.repo import EXECUTABLE_MODE, SYMLINK_MODE, HostRepository
+from pvegit.layout import METADATA_PATH, is_pvegit_path
 from pvegit.node.metadata import PathInfo, is_pmxcfs_path, parse_metadata
 from pvegit.node.tarstream import display_path
 from pvegit.system.pathwalk import open_parent, user_name

@@ -7,8 +7,8 @@ import time
 
 from pvegit.config.categories import HARDWARE_BOUND
 from pvegit.config.selection import matches_any
-from pvegit.git.layout import inventory_path
 from pvegit.git.repo import HostRepository
+from pvegit.layout import inventory_path
 from pvegit.node.release import LINK_FILES, rebuild_notes, release_of_tree
 
 

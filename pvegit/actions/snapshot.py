@@ -29,9 +29,9 @@ from pvegit.errors import (
     RefusedError,
     StorageError,
 )
-from pvegit.git.layout import inventory_path, is_pvegit_path
 from pvegit.git.model import ChangeKind
 from pvegit.git.repo import HostRepository, prepare_tree
+from pvegit.layout import inventory_path, is_pvegit_path
 from pvegit.node.collect import collect
 from pvegit.node.inventory import InventoryLimits
 from pvegit.node.tarstream import display_path

@@ -11,9 +11,9 @@ import re
 from typing import TYPE_CHECKING
 
 from pvegit.errors import RefusedError
-from pvegit.git.layout import METADATA_PATH, inventory_name, is_pvegit_path
 from pvegit.git.model import ChangeKind
 from pvegit.git.repo import HostRepository
+from pvegit.layout import METADATA_PATH, inventory_name, is_pvegit_path
 from pvegit.node.collect import Collection
 from pvegit.node.metadata import owner_mode_changes
 from pvegit.node.tarstream import display_path

@@ -7,8 +7,8 @@ the previous snapshot rather than recorded as deleted.
 
 from __future__ import annotations
 
-from pvegit.git.layout import METADATA_PATH, inventory_path
 from pvegit.git.repo import EXECUTABLE_MODE, FILE_MODE, SYMLINK_MODE, HostRepository
+from pvegit.layout import METADATA_PATH, inventory_path
 from pvegit.node.collect import Collection
 from pvegit.node.metadata import parse_metadata, render_metadata
 from pvegit.node.tarstream import Entry

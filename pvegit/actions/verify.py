@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from pvegit.config.home import Home
 from pvegit.errors import OutputTooLarge, PvegitError
-from pvegit.git.layout import is_pvegit_path
 from pvegit.git.repo import SYMLINK_MODE, HostRepository, decode_path, encode_path
+from pvegit.layout import is_pvegit_path
 from pvegit.state.runlog import lost_commits, recorded_commits, unrecorded_commits
 from pvegit.state.store import Host, Store
 

@@ -23,7 +23,7 @@ from pvegit.config.categories import (
     category,
 )
 from pvegit.errors import ConfigError
-from pvegit.git.layout import PVEGIT_DIR
+from pvegit.layout import PVEGIT_DIR
 
 # The nodes' own folders in /etc/pve, where the built-in links lead.
 _NODES = "etc/pve/nodes/"

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pvegit.git.layout import METADATA_PATH
+from pvegit.layout import METADATA_PATH
 from pvegit.node.tarstream import Entry, check_member_name
 
 _HEADER = (

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from pvegit.config.categories import HARDWARE_BOUND
 from pvegit.config.selection import matches_any
-from pvegit.git.layout import inventory_path
 from pvegit.git.repo import HostRepository
+from pvegit.layout import inventory_path
 
 # Each Proxmox VE major version is built on one Debian release.
 DEBIAN_RELEASES: dict[int, tuple[str, str]] = {

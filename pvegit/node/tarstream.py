@@ -16,7 +16,7 @@ from typing import IO, Literal
 
 from pvegit.config.selection import matches_any
 from pvegit.errors import CollectError
-from pvegit.git.layout import PVEGIT_DIR
+from pvegit.layout import PVEGIT_DIR
 from pvegit.textsafe import printable
 
 EntryKind = Literal["file", "dir", "symlink"]

@@ -31,8 +31,8 @@ from pvegit.config.home import Home
 from pvegit.content.filediff import read_diff
 from pvegit.content.redact import redact_text, redact_url
 from pvegit.errors import PvegitError
-from pvegit.git.layout import METADATA_PATH
 from pvegit.git.repo import HostRepository
+from pvegit.layout import METADATA_PATH
 from pvegit.node.tarstream import display_path
 from pvegit.state.store import Run, Store
 from pvegit.textsafe import printable

@@ -11,9 +11,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from pvegit.git.layout import METADATA_PATH
 from pvegit.git.model import ChangeKind
 from pvegit.git.repo import Commit, HostRepository
+from pvegit.layout import METADATA_PATH
 from pvegit.node.tarstream import escape_undecodable
 from pvegit.state.store import Store
 

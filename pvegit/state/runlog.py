@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pvegit.config.home import Home
-from pvegit.git.layout import METADATA_PATH
 from pvegit.git.repo import Commit, HostRepository
+from pvegit.layout import METADATA_PATH
 from pvegit.state.store import Store
 
 REPAIR_ACTION = "repair"

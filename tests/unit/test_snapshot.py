@@ -19,9 +19,9 @@ from pvegit.actions.snapshot_changes import (
 )
 from pvegit.actions.snapshot_tree import carry_over, snapshot_files
 from pvegit.errors import CollectError, ConfigError, ConnectError, LockTimeout, RefusedError
-from pvegit.git.layout import METADATA_PATH, inventory_path
 from pvegit.git.model import ChangeKind
 from pvegit.git.repo import EXECUTABLE_MODE, FILE_MODE, SYMLINK_MODE, HostRepository, prepare_tree
+from pvegit.layout import METADATA_PATH, inventory_path
 from pvegit.node.collect import Collection
 from pvegit.node.metadata import parse_metadata
 from pvegit.node.probe import Probe
