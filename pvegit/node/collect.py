@@ -19,6 +19,7 @@ from pvegit.config.home import DEMO_NODES, HOME_TAG
 from pvegit.errors import CollectError, RefusedError
 from pvegit.node.inventory import InventoryLimits
 from pvegit.node.inventorystream import inventory_script, read_inventory
+from pvegit.node.metadata import is_pmxcfs_path
 from pvegit.node.tarstream import Entry, display_path, read_tar_stream
 from pvegit.node.transport import NODE_ENVIRONMENT, MiB, OutputLimit, Transport
 from pvegit.textsafe import printable
@@ -269,7 +270,7 @@ def _operands(paths: Sequence[str]) -> list[str]:
 
 
 def _needs_pve(selection: Selection) -> bool:
-    return any(path == "etc/pve" or path.startswith("etc/pve/") for path in selection.paths)
+    return any(is_pmxcfs_path(path) for path in selection.paths)
 
 
 def tar_script(root: str, selection: Selection, *, live: bool) -> str:
@@ -355,7 +356,7 @@ def collect(
         files = selection
         if rescue is not None:  # /etc/pve comes from config.db, the rest from the disk
             files = Selection(
-                paths=tuple(path for path in selection.paths if not _under_pve(path)),
+                paths=tuple(path for path in selection.paths if not is_pmxcfs_path(path)),
                 excludes=selection.excludes,
                 commands=selection.commands,
                 include_secrets=selection.include_secrets,
@@ -391,10 +392,6 @@ def collect(
     finally:
         if pending is not None:
             pending.cancel()
-
-
-def _under_pve(path: str) -> bool:
-    return path == "etc/pve" or path.startswith("etc/pve/")
 
 
 def _rescued_config_db(transport: Transport, selection: Selection) -> Path | None:
@@ -480,7 +477,7 @@ def _check_pve_reads(collection: Collection) -> None:
     committing would record most of /etc/pve as deleted or stale.
     """
     for path in collection.unreadable:
-        if not _under_pve(path):
+        if not is_pmxcfs_path(path):
             continue
         why = collection.unreadable_why.get(path, "")
         if path != "etc/pve" and "Permission denied" in why:
