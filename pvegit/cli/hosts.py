@@ -177,9 +177,7 @@ def cmd_host_show(arguments: argparse.Namespace) -> int:
             value = ", ".join(value) or "-"
         print(f"{key + ':':<18} {value if value is not None else '-'}")
     if host.host_key:
-        from pvegit.node.ssh import fingerprint
-
-        print(f"{'fingerprint:':<18} {fingerprint(host.host_key)}")
+        print(f"{'fingerprint:':<18} {pinned_fingerprint(host)}")
     return 0
 
 

@@ -128,13 +128,15 @@ def check_web_restore(host: Host) -> None:
 
 # The settings a person sets, in the order they are checked (and reported).
 EDITABLE = ("address", "port", "user", "identity", "categories", "includes", "excludes", "schedule")
+# Those the web UI offers: a key file (identity) is a path on this machine, root's to name.
+WEB_EDITABLE = tuple(name for name in EDITABLE if name != "identity")
 
 
 def locked_from_web(host: Host | None) -> tuple[str, ...]:
     """The settings the web UI shows but may not change: a local host's where and what."""
     if host is None or not host.is_local:
         return ()
-    return tuple(name for name in EDITABLE if name not in LOCAL_CHANGEABLE_FROM_WEB)
+    return tuple(name for name in WEB_EDITABLE if name not in LOCAL_CHANGEABLE_FROM_WEB)
 
 
 @dataclass(frozen=True)
