@@ -124,8 +124,6 @@ def write_known_hosts(home: Home, store: Store) -> None:
     Written whole and atomically (a reader sees the old file or the new one),
     synced, one writer at a time.
     """
-    with exclusive(
-        home.root / "locks" / "known_hosts.lock", timeout=_LOCK_SECONDS, what="known_hosts"
-    ):
+    with exclusive(home.known_hosts_lock_path, timeout=_LOCK_SECONDS, what="known_hosts"):
         text = known_hosts_text(store.hosts())
         write_synced(home.known_hosts_path, text.encode())
