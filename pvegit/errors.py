@@ -38,6 +38,16 @@ class HostKeyError(PvegitError):
         self.changed = changed
 
 
+class HostKeyMismatch(HostKeyError):
+    """The node offers another key than the fingerprint a person confirmed: nothing pinned."""
+
+    def __init__(
+        self, message: str, *, fingerprint: str, key_type: str, changed: bool, expected: str
+    ) -> None:
+        super().__init__(message, fingerprint=fingerprint, key_type=key_type, changed=changed)
+        self.expected = expected
+
+
 class CollectError(PvegitError):
     """The node sent something unusable: a broken or hostile stream, a failed command."""
 

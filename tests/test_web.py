@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.state.store import Host, Store
+from testbed import Node, TestBed
 from testbed.appserver import pvegit_process, running
 from web.api import hash_token, new_token
 from web.app import ROUTES, create_app
@@ -854,6 +856,73 @@ def test_test_connection_warns_loudly_about_a_changed_key(
     assert app_store.host("pve1").host_key == node.public_host_key.read_text().split()[1]
     node.stop()
     impostor.stop()
+
+
+def _openssh_accepts(
+    home: Home, node: Node, command: str = "true"
+) -> subprocess.CompletedProcess[str]:
+    """Log in to ``node`` with OpenSSH itself, trusting nothing but the home's known_hosts."""
+    return subprocess.run(
+        [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-o",
+            f"UserKnownHostsFile={home.known_hosts_path}",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-i",
+            str(home.private_key_path),
+            "-p",
+            str(node.port),
+            f"root@{node.address}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_key_trusted_in_the_web_is_in_known_hosts_for_openssh(
+    client: TestClient, app_store: Store, home: Home, testbed: TestBed
+) -> None:
+    node = testbed.start("pve1")
+    node.authorize(home.public_key())
+    app_store.add_host(Host("pve1", node.address, node.port, categories=("network",)))
+    token = login(client)
+    tested = client.post("/hosts/pve1/test", data={"csrf_token": token})
+    assert f"Trust {node.fingerprint}" in tested.text
+    trusted = client.post(
+        "/hosts/pve1/trust", data={"csrf_token": token, "fingerprint": node.fingerprint}
+    )
+    assert trusted.status_code == 303, trusted.text
+    accepted = _openssh_accepts(home, node, "echo reached")
+    assert accepted.returncode == 0 and "reached" in accepted.stdout, accepted.stderr
+    entry = f"[{node.address}]:{node.port} "
+
+    def edit(port: int) -> None:
+        form = {"address": node.address, "port": str(port), "user": "root"}
+        response = client.post(
+            "/hosts/pve1/edit", data={"csrf_token": token, "categories": "network", **form}
+        )
+        assert response.status_code == 303, response.text
+
+    edit(node.port + 1)  # another port is another machine: its key is checked again
+    assert app_store.host("pve1").host_key is None
+    assert entry not in home.known_hosts_path.read_text()
+    edit(node.port)
+    client.post("/hosts/pve1/trust", data={"csrf_token": token, "fingerprint": node.fingerprint})
+    assert entry in home.known_hosts_path.read_text()
+    assert client.post("/hosts/pve1/remove", data={"csrf_token": token}).status_code == 303
+    assert entry not in home.known_hosts_path.read_text()
+    assert _openssh_accepts(home, node).returncode != 0
+    node.stop()
 
 
 def test_verify_from_the_host_page_and_the_weekly_round(

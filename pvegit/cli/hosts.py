@@ -3,40 +3,41 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import getpass
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
+from pvegit.actions.connection import (
+    Identified,
+    LoggedIn,
+    PmxcfsChecked,
+    Step,
+    Stopped,
+    VersionRead,
+    check_node,
+    passed,
+)
+from pvegit.actions.hosts import add_host, edit_host, remove_host
+from pvegit.actions.trust import pin_key, pinned_fingerprint, read_offered_key, trust_confirmed_key
 from pvegit.cli.common import actor, ask_yes, home_of, open_home, print_json
 from pvegit.config import host_settings
-from pvegit.config.categories import CATALOGUE, DEFAULT_CATEGORIES
+from pvegit.config.categories import CATALOGUE
 from pvegit.config.home import Home
-from pvegit.errors import ConfigError, HostKeyError, PvegitError
+from pvegit.errors import ConfigError
+from pvegit.node.metadata import is_pmxcfs_path
 from pvegit.state.liveness import settle_runs
 from pvegit.state.store import Host, Store, validate_host_name
 
 
-def _validated(arguments: argparse.Namespace) -> dict[str, Any]:
-    """The connection options that were given, checked."""
-    checks: dict[str, Callable[[Any], Any]] = {
-        # The CLI is root on this machine: it alone may make local hosts.
-        "address": functools.partial(host_settings.check_address, local_allowed=True),
-        "port": host_settings.check_port,
-        "user": host_settings.check_user,
-        "identity": str,
-        "categories": host_settings.check_categories,
-        "includes": host_settings.check_includes,
-        "excludes": host_settings.check_excludes,
-        "schedule": host_settings.check_schedule,
-    }
-    return {
-        key: check(getattr(arguments, key))
-        for key, check in checks.items()
-        if getattr(arguments, key) is not None
-    }
+def _checked(arguments: argparse.Namespace) -> dict[str, Any]:
+    """The settings that were given, checked; raises the first one's error.
+
+    The CLI is root on this machine: it alone may make and point local hosts.
+    """
+    given = {name: getattr(arguments, name) for name in host_settings.EDITABLE}
+    checked = host_settings.check_settings(given, as_root=True)
+    checked.raise_first()
+    return checked.values
 
 
 def cmd_init(arguments: argparse.Namespace) -> int:
@@ -72,18 +73,15 @@ def cmd_categories(arguments: argparse.Namespace) -> int:
 def cmd_host_add(arguments: argparse.Namespace) -> int:
     home, store = open_home(arguments)
     validate_host_name(arguments.name)
-    values = _validated(arguments)
-    values.setdefault("categories", DEFAULT_CATEGORIES)
-    host = store.add_host(Host(name=arguments.name, **values))
-    store.audit(actor(), "host added", host.name, address=host.address)
+    host = add_host(store, arguments.name, _checked(arguments), actor=actor())
     print(f"added {host.name} ({host.address})")
     if host.is_local:
         return 0
     if arguments.fingerprint:
-        host = _trust(store, host, arguments.fingerprint)
+        host = _trust(home, store, host, arguments.fingerprint)
     if arguments.install_key:
         if host.host_key is None:
-            host = _trust(store, host, None)
+            host = _trust(home, store, host, None)
         _install_key(home, store, host, arguments.password_stdin)
     elif host.host_key is None:
         print(f"next: pvegit host trust {host.name}   (pins the node's host key)")
@@ -107,7 +105,7 @@ def _install_key(home: Home, store: Store, host: Host, from_stdin: bool) -> None
         transport.close()
     store.audit(actor(), "key installed", host.name, path=written)
     print(f"installed pvegit's key in {written}")
-    if written.startswith("/etc/pve/"):
+    if is_pmxcfs_path(written):
         print(
             "note: this is the cluster-wide authorized_keys (/root/.ssh/authorized_keys links "
             "to it), so every node of this cluster now accepts pvegit's key"
@@ -116,62 +114,32 @@ def _install_key(home: Home, store: Store, host: Host, from_stdin: bool) -> None
     print("key login works")
 
 
-def _trust(store: Store, host: Host, expected: str | None) -> Host:
-    from pvegit.node.ssh import fingerprint, scan_host_key
-
-    if host.is_local:
-        raise ConfigError(f"{host.name} is reached locally: there is no host key to trust")
-    key_type, key_blob = scan_host_key(host.address, host.port)
-    offered = fingerprint(key_blob)
+def _trust(home: Home, store: Store, host: Host, expected: str | None) -> Host:
+    """Pin the node's key: the one ``expected`` names, else the one a person accepts here."""
     if expected is not None:
-        if expected.strip() != offered:
-            raise HostKeyError(
-                f"{host.name} offers {key_type} {offered}, not {expected.strip()}; "
-                "nothing was trusted. Check the fingerprint on the node's console",
-                fingerprint=offered,
-                key_type=key_type,
-                changed=host.host_key is not None,
-            )
+        host = trust_confirmed_key(home, store, host, expected, actor=actor())
     else:
-        print(f"{host.name} ({host.address}:{host.port}) offers {key_type} {offered}")
-        if host.host_key and host.host_key != key_blob:
+        offered_key = read_offered_key(host)
+        print(
+            f"{host.name} ({host.address}:{host.port}) offers {offered_key.key_type} "
+            f"{offered_key.fingerprint}"
+        )
+        if offered_key.state_for(host) == "changed":
             print("WARNING: this is NOT the key pinned before: the host key changed")
         print("compare with the node's console: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub")
         if not ask_yes("trust this key?"):
             raise ConfigError(
                 "host key not trusted; run again on a terminal, or pass "
-                f"--fingerprint {offered} once you have checked it"
+                f"--fingerprint {offered_key.fingerprint} once you have checked it"
             )
-    previous = host.host_key
-    host = store.update_host(host.name, host_key_type=key_type, host_key=key_blob)
-    store.audit(
-        actor(),
-        "host key trusted",
-        host.name,
-        fingerprint=offered,
-        replaced=fingerprint(previous) if previous and previous != key_blob else None,
-    )
-    _write_known_hosts(store)
-    print(f"trusted {key_type} {offered} for {host.name}")
+        host = pin_key(home, store, host, offered_key, actor=actor())
+    print(f"trusted {host.host_key_type} {pinned_fingerprint(host)} for {host.name}")
     return host
 
 
-def _write_known_hosts(store: Store) -> None:
-    """Mirror the pinned keys as an OpenSSH known_hosts file (for ssh -o UserKnownHostsFile)."""
-    home_path = store.path.parent / "known_hosts"
-    lines = []
-    for host in store.hosts():
-        if host.host_key and host.host_key_type:
-            name = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
-            lines.append(f"{name} {host.host_key_type} {host.host_key}\n")
-    temporary = home_path.with_suffix(".tmp")
-    temporary.write_text("".join(lines))
-    temporary.replace(home_path)
-
-
 def cmd_host_trust(arguments: argparse.Namespace) -> int:
-    _, store = open_home(arguments)
-    _trust(store, store.host(arguments.name), arguments.fingerprint)
+    home, store = open_home(arguments)
+    _trust(home, store, store.host(arguments.name), arguments.fingerprint)
     return 0
 
 
@@ -209,24 +177,17 @@ def cmd_host_show(arguments: argparse.Namespace) -> int:
             value = ", ".join(value) or "-"
         print(f"{key + ':':<18} {value if value is not None else '-'}")
     if host.host_key:
-        from pvegit.node.ssh import fingerprint
-
-        print(f"{'fingerprint:':<18} {fingerprint(host.host_key)}")
+        print(f"{'fingerprint:':<18} {pinned_fingerprint(host)}")
     return 0
 
 
 def cmd_host_edit(arguments: argparse.Namespace) -> int:
-    _, store = open_home(arguments)
-    store.host(arguments.name)
-    values = _validated(arguments)
+    home, store = open_home(arguments)
+    host = store.host(arguments.name)
+    values = _checked(arguments)
     if not values:
         raise ConfigError("nothing to change: give at least one option (see --help)")
-    if "address" in values or "port" in values:
-        # Another address is another machine until its key is checked again.
-        values["host_key"] = None
-        values["host_key_type"] = None
-    host = store.update_host(arguments.name, **values)
-    store.audit(actor(), "host edited", host.name, changed=sorted(values))
+    host = edit_host(home, store, host, values, actor=actor())
     print(f"updated {host.name}")
     if host.host_key is None and not host.is_local:
         print(f"next: pvegit host trust {host.name}")
@@ -235,40 +196,33 @@ def cmd_host_edit(arguments: argparse.Namespace) -> int:
 
 def cmd_host_remove(arguments: argparse.Namespace) -> int:
     home, store = open_home(arguments)
-    store.remove_host(arguments.name)
-    store.audit(actor(), "host removed", arguments.name)
-    _write_known_hosts(store)
+    remove_host(home, store, arguments.name, actor=actor())
     print(f"removed {arguments.name}; its history stays in {home.repo_path(arguments.name)}")
     return 0
 
 
 def cmd_host_test(arguments: argparse.Namespace) -> int:
-    from pvegit.node.collect import probe_node, pve_version
-    from pvegit.node.transport import open_transport
-
     home, store = open_home(arguments)
     host = store.host(arguments.name)
-    started = time.monotonic()
-    try:
-        transport = open_transport(home, host)
-    except PvegitError as err:
-        print(f"FAIL connect: {err}")
-        return 1
-    try:
-        print(f"ok   reach and login as {host.user} ({time.monotonic() - started:.2f} s)")
-        if host.host_key:
-            from pvegit.node.ssh import fingerprint
+    steps = check_node(home, host)
+    for step in steps:
+        print(_step_line(step))
+        if isinstance(step, LoggedIn) and host.host_key:
+            print(f"ok   host key {host.host_key_type} {pinned_fingerprint(host)} (pinned)")
+    return 0 if passed(steps) else 1
 
-            print(f"ok   host key {host.host_key_type} {fingerprint(host.host_key)} (pinned)")
-        probe = probe_node(transport)
-        print(f"ok   node says it is {probe.hostname!r}, uid {probe.uid}")
-        version = pve_version(transport)
-        print(f"{'ok  ' if version else 'warn'} PVE version: {version or 'unknown'}")
-        problem = probe.pmxcfs_problem(live=transport.live)
-        print(f"FAIL pmxcfs: {problem}" if problem else "ok   pmxcfs: /etc/pve is served")
-        return 1 if problem else 0
-    except PvegitError as err:  # the node answered wrongly, or stopped answering
-        print(f"FAIL {err}")
-        return 1
-    finally:
-        transport.close()
+
+def _step_line(step: Step) -> str:
+    match step:
+        case LoggedIn(user=user, seconds=seconds):
+            return f"ok   reach and login as {user} ({seconds:.2f} s)"
+        case Identified(hostname=hostname, uid=uid):
+            return f"ok   node says it is {hostname!r}, uid {uid}"
+        case VersionRead(version=version):
+            return f"{'ok  ' if version else 'warn'} PVE version: {version or 'unknown'}"
+        case PmxcfsChecked(problem=problem):
+            return f"FAIL pmxcfs: {problem}" if problem else "ok   pmxcfs: /etc/pve is served"
+        case Stopped(problem=problem, connecting=True):
+            return f"FAIL connect: {problem}"
+        case Stopped(problem=problem):
+            return f"FAIL {problem}"

@@ -5,9 +5,11 @@ Layout::
     state.db            SQLite (WAL): hosts, runs, audit events
     repos/<host>.git    one bare git repository per host, branch main
     ssh/id_ed25519      pvegit's own key pair (private key 0600)
-    known_hosts         pinned host keys, OpenSSH format (generated from state.db)
+    known_hosts         pinned host keys, OpenSSH format (rewritten from state.db by
+                        pvegit/actions/trust.py whenever a pinned key changes)
     locks/<host>.lock   flock files serializing runs of one host across processes
     locks/restore/<host>.lock   held by a restore onto the node while it runs
+    locks/.known_hosts.lock     one writer of known_hosts at a time
     PVEGIT_HOME.TAG     marks the directory as a pvegit home: never collected from any host
     demo-node/<name>    the simulated nodes of `pvegit demo` (the one part a host may collect)
 """
@@ -72,6 +74,12 @@ class Home:
     @property
     def known_hosts_path(self) -> Path:
         return self.root / "known_hosts"
+
+    @property
+    def known_hosts_lock_path(self) -> Path:
+        """Held while known_hosts is rewritten; no host name starts with a dot, so no
+        host's run lock is this file."""
+        return self.root / "locks" / ".known_hosts.lock"
 
     @property
     def demo_nodes_dir(self) -> Path:

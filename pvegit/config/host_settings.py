@@ -8,8 +8,10 @@ and the API (any role) may not, and may not restore onto one.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pvegit.config.categories import category
@@ -98,9 +100,9 @@ def check_web_edit(host: Host, changes: Mapping[str, Any]) -> None:
     if not host.is_local:
         return
     changed = [
-        field
-        for field, value in changes.items()
-        if field not in LOCAL_CHANGEABLE_FROM_WEB and not _same(field, getattr(host, field), value)
+        name
+        for name, value in changes.items()
+        if name not in LOCAL_CHANGEABLE_FROM_WEB and not _same(name, getattr(host, name), value)
     ]
     if changed:
         raise ConfigError(
@@ -109,8 +111,8 @@ def check_web_edit(host: Host, changes: Mapping[str, Any]) -> None:
         )
 
 
-def _same(field: str, old: Any, new: Any) -> bool:
-    if field == "categories":
+def _same(name: str, old: Any, new: Any) -> bool:
+    if name == "categories":
         return set(old) == set(new)
     return bool(old == new)
 
@@ -123,3 +125,71 @@ def check_web_restore(host: Host) -> None:
             "as root on the pvegit machine, so the web UI does not do it. As root here: "
             f"pvegit restore {host.name} REV PATH..."
         )
+
+
+# The settings a person sets, in the order they are checked (and reported).
+EDITABLE = ("address", "port", "user", "identity", "categories", "includes", "excludes", "schedule")
+# Those the web UI offers: a key file (identity) is a path on this machine, root's to name.
+WEB_EDITABLE = tuple(name for name in EDITABLE if name != "identity")
+
+
+def locked_from_web(host: Host | None) -> tuple[str, ...]:
+    """The settings the web UI shows but may not change: a local host's where and what."""
+    if host is None or not host.is_local:
+        return ()
+    return tuple(name for name in WEB_EDITABLE if name not in LOCAL_CHANGEABLE_FROM_WEB)
+
+
+@dataclass(frozen=True)
+class CheckedSettings:
+    """Host settings checked field by field: the values that passed and what is wrong
+    with the others (field name -> message)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def raise_first(self) -> None:
+        """Raise the first field's error as a ConfigError (the CLI stops at one)."""
+        for message in self.errors.values():
+            raise ConfigError(message)
+
+
+def check_settings(
+    given: Mapping[str, Any], *, current: Host | None = None, as_root: bool
+) -> CheckedSettings:
+    """Check each setting in ``given`` (``name`` and the EDITABLE fields; others ignored).
+
+    Values come as typed: strings, a port as int or text, lists of strings for
+    categories, includes and excludes. ``current`` is the host being edited
+    (None for a new one). ``as_root`` is the CLI, root on this machine, which
+    alone may make or point a local host; otherwise (web UI, API) an edit may
+    keep a local address as it is and change only what LOCAL_CHANGEABLE_FROM_WEB
+    names, which is reported on ``address``. Never raises for a bad value: every
+    error is collected.
+    """
+    keeps_local = current is not None and str(given.get("address", "")).strip() == current.address
+    checks: dict[str, Callable[[Any], Any]] = {
+        "name": check_name,
+        "address": functools.partial(check_address, local_allowed=as_root or keeps_local),
+        "port": check_port,
+        "user": check_user,
+        "identity": str,
+        "categories": check_categories,
+        "includes": check_includes,
+        "excludes": check_excludes,
+        "schedule": check_schedule,
+    }
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, check in checks.items():
+        if name in given and given[name] is not None:
+            try:
+                values[name] = check(given[name])
+            except ConfigError as err:
+                errors[name] = str(err)
+    if current is not None and not as_root and not errors:
+        try:
+            check_web_edit(current, values)
+        except ConfigError as err:
+            errors["address"] = str(err)
+    return CheckedSettings(values, errors)

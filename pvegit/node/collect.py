@@ -19,12 +19,11 @@ from pvegit.config.selection import Selection, matches_any
 from pvegit.errors import CollectError, RefusedError
 from pvegit.node.inventory import InventoryLimits
 from pvegit.node.inventorystream import inventory_script, read_inventory
+from pvegit.node.metadata import is_pmxcfs_path
 from pvegit.node.probe import PMXCFS_CRASHED, Probe, check_pmxcfs, parse_probe
 
 # Re-exported only until the host operations (cli/hosts.py, web/views/hosts.py, being moved
 # into the engine in parallel) import them from probe.py.
-from pvegit.node.probe import probe_node as probe_node
-from pvegit.node.probe import pve_version as pve_version
 from pvegit.node.scripts import needs_pve, tar_script
 from pvegit.node.tarstream import Entry, display_path, read_tar_stream
 from pvegit.node.transport import Transport
@@ -86,7 +85,7 @@ def collect(
         files = selection
         if rescue is not None:  # /etc/pve comes from config.db, the rest from the disk
             files = Selection(
-                paths=tuple(path for path in selection.paths if not _under_pve(path)),
+                paths=tuple(path for path in selection.paths if not is_pmxcfs_path(path)),
                 excludes=selection.excludes,
                 commands=selection.commands,
                 include_secrets=selection.include_secrets,
@@ -122,10 +121,6 @@ def collect(
     finally:
         if pending is not None:
             pending.cancel()
-
-
-def _under_pve(path: str) -> bool:
-    return path == "etc/pve" or path.startswith("etc/pve/")
 
 
 def _rescued_config_db(transport: Transport, selection: Selection) -> Path | None:
@@ -211,7 +206,7 @@ def _check_pve_reads(collection: Collection) -> None:
     committing would record most of /etc/pve as deleted or stale.
     """
     for path in collection.unreadable:
-        if not _under_pve(path):
+        if not is_pmxcfs_path(path):
             continue
         why = collection.unreadable_why.get(path, "")
         if path != "etc/pve" and "Permission denied" in why:

@@ -54,8 +54,14 @@ class PathInfo:
 
 
 def is_pmxcfs_path(path: str) -> bool:
-    """True for paths under /etc/pve, whose owner and mode pmxcfs forces."""
-    return path == "etc/pve" or path.startswith("etc/pve/")
+    """True for /etc/pve and the paths below it: pmxcfs's mount, which forces owner
+    and mode, needs quorum to write and is shared by every node of a cluster.
+
+    Takes a path as in the tree (``etc/pve/storage.cfg``) or as on the node
+    (``/etc/pve/storage.cfg``); ``etc/pvefoo`` is not below it.
+    """
+    relative = path.removeprefix("/")
+    return relative == "etc/pve" or relative.startswith("etc/pve/")
 
 
 def quote_path(path: str) -> str:

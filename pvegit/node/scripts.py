@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from pvegit.config.home import DEMO_NODES, HOME_TAG
 from pvegit.config.selection import Selection
+from pvegit.node.metadata import is_pmxcfs_path
 from pvegit.node.transport import NODE_ENVIRONMENT
 
 # How long the probe waits for /etc/pve to answer: a hung pmxcfs blocks every access.
@@ -116,7 +117,7 @@ def _operands(paths: Sequence[str]) -> list[str]:
 
 def needs_pve(selection: Selection) -> bool:
     """True when ``selection`` reads /etc/pve (or something below it)."""
-    return any(path == "etc/pve" or path.startswith("etc/pve/") for path in selection.paths)
+    return any(is_pmxcfs_path(path) for path in selection.paths)
 
 
 def tar_script(root: str, selection: Selection, *, live: bool) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,10 +11,22 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from pvegit.actions.connection import (
+    ConnectionCheck,
+    Identified,
+    LoggedIn,
+    PmxcfsChecked,
+    Step,
+    Stopped,
+    VersionRead,
+    check_connection,
+)
+from pvegit.actions.hosts import add_host, edit_host, remove_host
+from pvegit.actions.trust import trust_confirmed_key
 from pvegit.config import host_settings
 from pvegit.config.categories import CATALOGUE, DEFAULT_CATEGORIES
 from pvegit.config.roles import ADMIN, OPERATOR
-from pvegit.errors import ConfigError, NotFound, PvegitError
+from pvegit.errors import ConfigError, HostKeyMismatch, NotFound, PvegitError
 from pvegit.git.repo import HostRepository
 from pvegit.service.status import host_status
 from pvegit.state.index import commit_count, sync_index, timeline
@@ -94,34 +104,21 @@ def _form_of(host: Host) -> HostForm:
     )
 
 
-_FORM_FIELDS = ("address", "port", "user", "categories", "includes", "excludes", "schedule")
-
-
-def _locked(host: Host | None) -> tuple[str, ...]:
-    """The fields the form shows but does not let change: a local host's where and what."""
-    if host is None or not host.is_local:
-        return ()
-    return tuple(
-        field for field in _FORM_FIELDS if field not in host_settings.LOCAL_CHANGEABLE_FROM_WEB
-    )
-
-
 def _read_host_form(form: FormData, *, current: Host | None) -> tuple[HostForm, dict[str, Any]]:
-    """Check every field; return the form as typed with its errors, and the checked values.
+    """The form as typed with each field's error, and the checked values.
 
     Without ``current`` it is a new host (with a name); with it, an edit, where
     the fields the form locks keep the host's values unless they were sent.
     """
-    with_name = current is None
     if current is not None:
         kept = _form_of(current).values
         form = FormData(
             [*form.multi_items()]
             + [
-                (field, value)
-                for field in _locked(current)
-                if field not in form
-                for value in (kept[field] if field == "categories" else [kept[field]])
+                (name, value)
+                for name in host_settings.locked_from_web(current)
+                if name not in form
+                for value in (kept[name] if name == "categories" else [kept[name]])
             ]
         )
     raw: dict[str, Any] = {
@@ -134,32 +131,15 @@ def _read_host_form(form: FormData, *, current: Host | None) -> tuple[HostForm, 
         "excludes": str(form.get("excludes", "")),
         "schedule": str(form.get("schedule", "")),
     }
-    # The web never makes a local host; an edit may only keep the one it has.
-    keeps_local = current is not None and raw["address"].strip() == current.address
-    checks: dict[str, Callable[[Any], Any]] = {
-        "address": functools.partial(host_settings.check_address, local_allowed=keeps_local),
-        "port": host_settings.check_port,
-        "user": host_settings.check_user,
-        "categories": host_settings.check_categories,
-        "includes": lambda text: host_settings.check_includes(text.splitlines()),
-        "excludes": lambda text: host_settings.check_excludes(text.splitlines()),
-        "schedule": host_settings.check_schedule,
+    given = {
+        **raw,
+        "includes": raw["includes"].splitlines(),
+        "excludes": raw["excludes"].splitlines(),
     }
-    if with_name:
-        checks = {"name": host_settings.check_name, **checks}
-    values: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for field, check in checks.items():
-        try:
-            values[field] = check(raw[field])
-        except ConfigError as err:
-            errors[field] = str(err)
-    if current is not None and not errors:
-        try:
-            host_settings.check_web_edit(current, values)
-        except ConfigError as err:
-            errors["address"] = str(err)
-    return HostForm(raw, errors), values
+    if current is not None:
+        del given["name"]
+    checked = host_settings.check_settings(given, current=current, as_root=False)
+    return HostForm(raw, checked.errors), checked.values
 
 
 def _form_page(request: Request, form: HostForm, host: Host | None, status: int = 200) -> Response:
@@ -171,7 +151,7 @@ def _form_page(request: Request, form: HostForm, host: Host | None, status: int 
             "form": form,
             "host": host,
             "catalogue": CATALOGUE,
-            "locked": _locked(host),
+            "locked": host_settings.locked_from_web(host),
         },
         status_code=status,
     )
@@ -189,12 +169,11 @@ async def host_create(request: Request, user: str, form: FormData) -> Response:
     if checked.errors:
         return _form_page(request, checked, None, status=400)
     try:
-        host = await run_in_threadpool(context.store.add_host, Host(**values))
+        host = await run_in_threadpool(
+            lambda: add_host(context.store, values["name"], values, actor=user, via="web")
+        )
     except ConfigError as err:
         return _form_page(request, HostForm(checked.values, {"name": str(err)}), None, 400)
-    await run_in_threadpool(
-        context.store.audit, user, "host added", host.name, address=host.address, via="web"
-    )
     return RedirectResponse(f"/hosts/{host.name}", status_code=303)
 
 
@@ -216,12 +195,8 @@ async def host_update(request: Request, user: str, form: FormData) -> Response:
             host,
             status=400,
         )
-    if values["address"] != host.address or values["port"] != host.port:
-        # Another address is another machine until its key is checked again.
-        values.update(host_key=None, host_key_type=None)
-    await run_in_threadpool(lambda: context.store.update_host(host.name, **values))
     await run_in_threadpool(
-        context.store.audit, user, "host edited", host.name, changed=sorted(values), via="web"
+        lambda: edit_host(context.home, context.store, host, values, actor=user, via="web")
     )
     return RedirectResponse(f"/hosts/{host.name}", status_code=303)
 
@@ -230,8 +205,9 @@ async def host_update(request: Request, user: str, form: FormData) -> Response:
 async def host_remove(request: Request, user: str, form: FormData) -> Response:
     context = context_of(request)
     host = find_host(request)
-    await run_in_threadpool(context.store.remove_host, host.name)
-    await run_in_threadpool(context.store.audit, user, "host removed", host.name, via="web")
+    await run_in_threadpool(
+        lambda: remove_host(context.home, context.store, host.name, actor=user, via="web")
+    )
     return RedirectResponse("/hosts", status_code=303)
 
 
@@ -281,130 +257,86 @@ def host_page(request: Request, user: str) -> Response:
 # -- actions -----------------------------------------------------------------------
 
 
+# What the page says about the key, by the state the engine found.
+_KEY_MESSAGES = {
+    "local": "reached locally: no SSH, no host key",
+    "new": "the node answered; its host key is not trusted yet",
+    "changed": "the node's host key CHANGED",
+    "trusted": "the node answered with its trusted host key",
+}
+
+
 @dataclass(frozen=True)
-class ConnectionCheck:
-    """What "test connection" found."""
+class ConnectionPage:
+    """The test result in the page's words: the headline and one line per step."""
 
     reached: bool
     message: str
-    key_type: str | None = None
-    fingerprint: str | None = None
-    pinned_fingerprint: str | None = None
-    key_state: str = "unknown"  # "trusted", "new", "changed", "local", "unknown"
-    steps: tuple[tuple[bool, str], ...] = ()
+    key_state: str
+    key_type: str | None
+    fingerprint: str | None
+    pinned_fingerprint: str | None
+    steps: tuple[tuple[bool, str], ...]
 
 
-def _check_connection(context: Any, host: Host) -> ConnectionCheck:
-    if host.is_local:
-        return ConnectionCheck(
-            True,
-            "reached locally: no SSH, no host key",
-            key_state="local",
-            steps=_probe_steps(context, host),
-        )
-    from pvegit.node.ssh import fingerprint, scan_host_key
+def _step_line(step: Step) -> tuple[bool, str]:
+    match step:
+        case LoggedIn(user=user):
+            return True, f"logged in as {user}"
+        case Identified(hostname=hostname, uid=uid):
+            return True, f"the node says it is {hostname!r} (uid {uid})"
+        case VersionRead(version=version):
+            return step.ok, f"PVE version: {version or 'unknown'}"
+        case PmxcfsChecked(problem=problem):
+            return step.ok, f"pmxcfs: {problem or '/etc/pve is served'}"
+        case Stopped(problem=problem):
+            return False, problem
 
-    try:
-        key_type, key_blob = scan_host_key(host.address, host.port)
-    except PvegitError as err:
-        return ConnectionCheck(False, str(err))
-    offered = fingerprint(key_blob)
-    pinned = fingerprint(host.host_key) if host.host_key else None
-    if host.host_key is None:
-        return ConnectionCheck(
-            True,
-            "the node answered; its host key is not trusted yet",
-            key_type,
-            offered,
-            None,
-            "new",
-        )
-    if host.host_key != key_blob or host.host_key_type != key_type:
-        return ConnectionCheck(
-            True, "the node's host key CHANGED", key_type, offered, pinned, "changed"
-        )
-    return ConnectionCheck(
-        True,
-        "the node answered with its trusted host key",
-        key_type,
-        offered,
-        pinned,
-        "trusted",
-        _probe_steps(context, host),
+
+def _connection_page(check: ConnectionCheck) -> ConnectionPage:
+    offered = check.offered
+    return ConnectionPage(
+        reached=check.reached,
+        message=check.problem or _KEY_MESSAGES[check.state],
+        key_state=check.state,
+        key_type=offered.key_type if offered else None,
+        fingerprint=offered.fingerprint if offered else None,
+        pinned_fingerprint=check.pinned_fingerprint,
+        steps=tuple(_step_line(step) for step in check.steps),
     )
-
-
-def _probe_steps(context: Any, host: Host) -> tuple[tuple[bool, str], ...]:
-    from pvegit.node.collect import probe_node, pve_version
-    from pvegit.node.transport import open_transport
-
-    steps: list[tuple[bool, str]] = []
-    try:
-        transport = open_transport(context.home, host)
-    except PvegitError as err:
-        return ((False, str(err)),)
-    try:
-        steps.append((True, f"logged in as {host.user}"))
-        probe = probe_node(transport)
-        steps.append((True, f"the node says it is {probe.hostname!r} (uid {probe.uid})"))
-        version = pve_version(transport)
-        steps.append((bool(version), f"PVE version: {version or 'unknown'}"))
-        problem = probe.pmxcfs_problem(live=transport.live)
-        steps.append((problem is None, f"pmxcfs: {problem or '/etc/pve is served'}"))
-    except PvegitError as err:
-        steps.append((False, str(err)))
-    finally:
-        transport.close()
-    return tuple(steps)
 
 
 @action(role=OPERATOR)
 async def host_test(request: Request, user: str, form: FormData) -> Response:
     context = context_of(request)
     host = find_host(request)
-    check = await run_in_threadpool(_check_connection, context, host)
-    await run_in_threadpool(
-        context.store.audit,
-        user,
-        "connection tested",
-        host.name,
-        result=check.key_state,
-        reached=check.reached,
+    check = await run_in_threadpool(check_connection, context.home, context.store, host, actor=user)
+    return render(
+        request,
+        "host_test.html",
+        {"nav": "hosts", "host": host, "check": _connection_page(check)},
     )
-    return render(request, "host_test.html", {"nav": "hosts", "host": host, "check": check})
 
 
 @action
 async def host_trust(request: Request, user: str, form: FormData) -> Response:
-    from pvegit.node.ssh import fingerprint, scan_host_key
-
     context = context_of(request)
     host = find_host(request)
     expected = str(form.get("fingerprint", "")).strip()
     try:
-        key_type, key_blob = await run_in_threadpool(scan_host_key, host.address, host.port)
-    except PvegitError as err:
-        raise HTTPException(400, f"could not reach the node to read its key: {err}") from err
-    offered = fingerprint(key_blob)
-    if offered != expected:
+        await run_in_threadpool(
+            lambda: trust_confirmed_key(
+                context.home, context.store, host, expected, actor=user, via="web"
+            )
+        )
+    except HostKeyMismatch as err:
         raise HTTPException(
             400,
-            f"the node now offers {offered}, not the {expected} you confirmed; "
+            f"the node now offers {err.fingerprint}, not the {err.expected} you confirmed; "
             "nothing was trusted. Test the connection again.",
-        )
-    previous = fingerprint(host.host_key) if host.host_key else None
-    await run_in_threadpool(
-        lambda: context.store.update_host(host.name, host_key_type=key_type, host_key=key_blob)
-    )
-    await run_in_threadpool(
-        context.store.audit,
-        user,
-        "host key trusted",
-        host.name,
-        fingerprint=offered,
-        replaced=previous,
-        via="web",
-    )
+        ) from err
+    except PvegitError as err:
+        raise HTTPException(400, f"could not reach the node to read its key: {err}") from err
     return RedirectResponse(f"/hosts/{host.name}", status_code=303)
 
 
