@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from pvegit import layout
 from pvegit.errors import NotFound, PvegitError
-from pvegit.git import layout
 from pvegit.git.model import FILE_MODE, SYMLINK_MODE, ChangeKind, Commit
 from pvegit.git.repo import HostRepository, prepare_tree
 from pvegit.state.index import path_history, sync_index
