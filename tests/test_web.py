@@ -20,8 +20,8 @@ from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.state.store import Host, Store
-from testbed import Node, TestBed
 from testbed.appserver import pvegit_process, running
+from testbed.nodes import Node, TestBed
 from web.api import hash_token, new_token
 from web.app import ROUTES, create_app
 from web.context import Settings
