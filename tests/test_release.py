@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pvegit.node.release import (
+from pvegit.actions.release import (
     Release,
     apt_suites,
     major_from_pveversion,

@@ -21,13 +21,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pvegit.actions.release import release_of_commit, restore_note
 from pvegit.config.categories import HARDWARE_BOUND
 from pvegit.config.selection import Selection, is_runtime, is_secret, matches_any
 from pvegit.errors import ConfigError
 from pvegit.git.repo import SYMLINK_MODE, HostRepository
 from pvegit.layout import METADATA_PATH, is_pvegit_path
 from pvegit.node.metadata import PathInfo, is_pmxcfs_path, parse_metadata
-from pvegit.node.release import release_of_commit, restore_note
 from pvegit.node.tarstream import display_path
 
 INTERFACES = "etc/network/interfaces"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import time
 
+from pvegit.actions.release import LINK_FILES, rebuild_notes, release_of_tree
 from pvegit.config.categories import HARDWARE_BOUND
 from pvegit.config.selection import matches_any
 from pvegit.git.repo import HostRepository
 from pvegit.layout import inventory_path
-from pvegit.node.release import LINK_FILES, rebuild_notes, release_of_tree
 
 
 def _read(files: dict[str, tuple[int, str]], repository: HostRepository, path: str) -> str:

@@ -8,5 +8,5 @@ pinned host keys; its errors become ``ConnectError``/``AuthError``/
 ``tarstream`` (the tar stream parsed, never extracted), ``inventory`` and
 ``inventorystream`` (command outputs, normalised and read within their limits),
 ``metadata`` (owners and modes, ``.pvegit/metadata``), ``rescue`` (a dead
-node's config.db), ``release`` (which Proxmox VE major version a tree is from).
+node's config.db).
 """
