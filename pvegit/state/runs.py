@@ -77,6 +77,11 @@ class Run:
     process_start: int | None = None
     deadline: float | None = None  # past this, a run still 'running' counts as failed
 
+    def __post_init__(self) -> None:
+        # A status given as its word (a test, an old caller) becomes the member, so
+        # comparing with ``is`` holds; an unknown word raises ValueError here.
+        object.__setattr__(self, "status", RunStatus(self.status))
+
     @property
     def is_running(self) -> bool:
         """Recorded as running (liveness.py says whether it still is)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,13 @@ def test_run_status_parses_only_its_own_words() -> None:
         RunStatus.PARTIAL,
     ]
     assert f"{RunStatus.FAILED}" == "failed" and RunStatus.FAILED == "failed"
+
+
+def test_a_run_made_with_a_status_word_holds_the_member(state: Store) -> None:
+    run = replace(state.run(state.start_run("pve1", "cli")), status="refused")  # type: ignore[arg-type]
+    assert run.status is RunStatus.REFUSED and run.is_failure
+    with pytest.raises(ValueError):
+        replace(run, status="exploded")  # type: ignore[arg-type]
 
 
 # -- users and sessions ------------------------------------------------------
