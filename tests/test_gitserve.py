@@ -17,7 +17,7 @@ from test_sessions import Clock
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
-from pvegit.state.store import Host, Store
+from pvegit.state.store import AuditEvent, Host, Store
 from testbed.appserver import running, start_serve
 from web import gitserve
 from web.api import hash_token, new_token
@@ -126,8 +126,8 @@ def _url(address: str, user: str, password: str) -> str:
     return f"http://{user}:{password.replace(' ', '%20')}@{address}/git/pve1.git"
 
 
-def _actions(store: Store, action: str) -> list[dict[str, object]]:
-    return [event for event in store.audit_events(limit=1000) if event["action"] == action]
+def _actions(store: Store, action: str) -> list[AuditEvent]:
+    return [event for event in store.audit_events(limit=1000) if event.action == action]
 
 
 def test_wrong_passwords_are_throttled_like_logins_and_audited(
@@ -138,8 +138,8 @@ def test_wrong_passwords_are_throttled_like_logins_and_audited(
         wrong = git("clone", _url(address, "admin", f"wrong {attempt}"), str(tmp_path / "w"))
         assert wrong.returncode != 0
     failures = _actions(store, "git login failed")
-    assert len(failures) == 5 and {event["actor"] for event in failures} == {"admin"}
-    assert all(event["host"] == "pve1" and event["detail"]["address"] for event in failures)
+    assert len(failures) == 5 and {event.actor for event in failures} == {"admin"}
+    assert all(event.host == "pve1" and event.detail["address"] for event in failures)
     # The right password now waits too: the same limiter as /login, per user and address.
     right = git("clone", _url(address, "admin", PASSWORD), str(tmp_path / "r"))
     assert right.returncode != 0 and "429" in right.stderr
@@ -185,12 +185,12 @@ def test_every_clone_and_fetch_is_audited_once_and_only_admins_clone(
     assert git("fetch", cwd=clone).returncode == 0
     fetches = _actions(store, "git fetch")
     assert len(fetches) == 2, fetches
-    assert {(event["actor"], event["host"]) for event in fetches} == {("admin", "pve1")}
+    assert {(event.actor, event.host) for event in fetches} == {("admin", "pve1")}
     store.add_user("victor", hash_password(PASSWORD), "viewer")
     refused = git("clone", _url(address, "victor", PASSWORD), str(tmp_path / "v"))
     assert refused.returncode != 0 and "403" in refused.stderr
     [refusal] = _actions(store, "git access refused")
-    assert refusal["actor"] == "victor" and refusal["detail"]["role"] == "viewer"
+    assert refusal.actor == "victor" and refusal.detail["role"] == "viewer"
     assert len(_actions(store, "git fetch")) == 2
 
 
@@ -198,10 +198,8 @@ def _basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-def _fetched(store: Store, address: str) -> list[dict[str, object]]:
-    return [
-        event for event in _actions(store, "git fetch") if event["detail"]["address"] == address
-    ]
+def _fetched(store: Store, address: str) -> list[AuditEvent]:
+    return [event for event in _actions(store, "git fetch") if event.detail["address"] == address]
 
 
 def test_a_read_without_ref_discovery_is_audited_once_a_window(home: Home, tmp_path: Path) -> None:
@@ -230,8 +228,8 @@ def test_a_read_without_ref_discovery_is_audited_once_a_window(home: Home, tmp_p
     )
     assert answer.status_code == 200 and b"PACK" in answer.content
     [entry] = _fetched(store, "10.0.0.1")
-    assert (entry["actor"], entry["host"]) == ("admin", "pve1")
-    assert entry["detail"] == {
+    assert (entry.actor, entry.host) == ("admin", "pve1")
+    assert entry.detail == {
         "address": "10.0.0.1",
         "protocol": "smart",
         "request": "git-upload-pack",
@@ -250,7 +248,7 @@ def test_a_read_without_ref_discovery_is_audited_once_a_window(home: Home, tmp_p
         assert response.status_code == 200, name
     # One clone's many requests: one entry (the first file's).
     [entry] = _fetched(store, "10.0.0.2")
-    assert entry["detail"]["request"] == "HEAD" and entry["detail"]["protocol"] == "dumb"
+    assert entry.detail["request"] == "HEAD" and entry.detail["protocol"] == "dumb"
     # Still reading a minute later: a second entry; a ref discovery always makes one.
     clock.now += 59
     dumb.get(f"/git/pve1.git/{files[-1]}", headers=_basic("admin", PASSWORD))
@@ -260,7 +258,7 @@ def test_a_read_without_ref_discovery_is_audited_once_a_window(home: Home, tmp_p
     assert len(_fetched(store, "10.0.0.2")) == 2
     assert dumb.get("/git/pve1.git/info/refs", headers=_basic("admin", PASSWORD)).status_code == 200
     newest = _fetched(store, "10.0.0.2")[0]  # newest first
-    assert newest["detail"]["request"] == "info/refs"
+    assert newest.detail["request"] == "info/refs"
     # Nothing read, nothing recorded: a path git never asks for, a host that does not exist.
     for path in ("/git/pve1.git/config", "/git/ghost.git/HEAD"):
         assert dumb.get(path, headers=_basic("admin", PASSWORD)).status_code == 404
@@ -278,7 +276,7 @@ def test_a_dumb_clone_by_the_real_git_client_is_one_audit_entry(
     assert clone.returncode == 0, clone.stderr
     assert git("fsck", "--strict", cwd=tmp_path / "dumb").returncode == 0
     [entry] = _actions(store, "git fetch")
-    assert entry["detail"]["protocol"] == "dumb" and entry["detail"]["request"] == "info/refs"
+    assert entry.detail["protocol"] == "dumb" and entry.detail["request"] == "info/refs"
 
 
 def test_a_token_never_clears_another_users_failures(home: Home) -> None:

@@ -397,7 +397,7 @@ def test_a_file_name_forges_no_line_in_a_diff_a_notification_or_a_restore(
     assert shown in restored.out and FORGED not in restored.out + restored.err
     assert node.sh("ls /etc/network/interfaces.d").stdout.count("motd") == 0
     (entry,) = store.audit_events(action="restore")
-    assert entry["detail"]["paths"] == shown
+    assert entry.detail["paths"] == shown
     with HostRepository(home.repo_path("pve1")) as repository:
         message = repository.log(limit=1)[0].message
     assert f"Restored-Paths: {shown}" in message.splitlines()

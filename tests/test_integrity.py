@@ -203,7 +203,7 @@ def test_repair_without_a_run_log_takes_the_newest_complete_stored_commit(
     assert "recorded 3 run(s) the run log lacked" in result.out
     assert history.log() == history.commits
     assert [run.commit_id for run in store.runs("pve1")] == history.commits
-    assert store.audit_events(action="repair")[0]["detail"]["main_after"] == history.commits[0]
+    assert store.audit_events(action="repair")[0].detail["main_after"] == history.commits[0]
 
 
 def test_nothing_complete_left_needs_accept_loss_then_starts_anew(
@@ -230,7 +230,7 @@ def test_nothing_complete_left_needs_accept_loss_then_starts_anew(
     assert history.git("log", "--format=%s", "main").startswith("pve1: first snapshot")
     assert history.fsck() == ""
     assert cli("verify", "--no-node").code == 0
-    assert set(store.audit_events(action="repair")[0]["detail"]["lost"]) == set(history.commits)
+    assert set(store.audit_events(action="repair")[0].detail["lost"]) == set(history.commits)
 
 
 def test_a_missing_repository_is_not_recreated_over_recorded_history(

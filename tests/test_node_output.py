@@ -128,7 +128,7 @@ def test_verify_of_a_node_whose_sha256sum_floods(
     assert int(found.group(1)) > 10
     assert "Traceback" not in result.err
     assert head(home) == before  # the verify's snapshot found nothing new
-    assert store.verifications()["pve1"]["problems"]
+    assert store.verifications()["pve1"].problems
 
 
 def test_verify_of_a_local_host_whose_sha256sum_floods(
@@ -219,7 +219,7 @@ def test_a_restore_whose_pmxcfs_check_floods_writes_nothing(
     assert result.err.rstrip().endswith("Nothing was written")
     assert node.read("/etc/pve/storage.cfg") == "dir: broken\n"
     entry = store.audit_events(action="restore")[0]
-    assert entry["state"] == "refused", entry
+    assert entry.state == "refused", entry
     log = json.loads(cli("log", "pve1", "--json").out)
     assert log[0]["trailers"].get("Trigger") == "pre-restore"
 
@@ -247,7 +247,7 @@ def test_a_restore_whose_write_script_floods_reports_every_write_unknown(
     # The snapshot after the restore still records what the node has.
     assert "after the restore: run" in result.out
     entry = store.audit_events(action="restore")[0]
-    assert entry["state"] == "failed", entry
+    assert entry.state == "failed", entry
 
 
 def test_installing_the_key_stops_reading_a_flooding_readlink(

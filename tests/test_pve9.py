@@ -185,6 +185,6 @@ def test_restore_rails_for_link_files_ha_groups_and_apt_sources(
     assert "prefer-pve9" in pve9.read("/etc/pve/ha/groups.cfg")  # written, with the warning
     sources = cli("restore", "pve9", pve8, "/etc/apt/sources.list.d/proxmox.sources", "--dry-run")
     assert "APT source for bookworm on a Proxmox VE 9 (Debian 13 trixie) node" in sources.out
-    audit = [event for event in store.audit_events() if event["action"] == "restore"]
+    audit = [event for event in store.audit_events() if event.action == "restore"]
     assert len(audit) == 2
     assert json.loads(cli("runs", "--json").out)[0]["status"] == "changed"

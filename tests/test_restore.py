@@ -65,7 +65,7 @@ def test_dry_run_then_restore_changed_deleted_and_modes(
     assert triggers[:2] == ["restore", "pre-restore"]
     body = git("--git-dir", str(home.repo_path("pve1")), "log", "-1", "--format=%b")
     assert "Restored-From: " in body and "/etc/pve/storage.cfg" in body.split("Restored-Paths: ")[1]
-    assert "restore" in [event["action"] for event in store.audit_events()]
+    assert "restore" in [event.action for event in store.audit_events()]
     # The pre-restore snapshot undoes the restore.
     undo = restore(cli, "HEAD~1", "/etc/pve/storage.cfg", "--yes")
     assert undo.code == 0 and node.read("/etc/pve/storage.cfg") == "dir: broken\n"

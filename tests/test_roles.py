@@ -129,7 +129,7 @@ def test_the_users_page_adds_changes_logs_out_and_removes(
     assert client.post("/users/bob/remove", data={"csrf_token": token}).status_code == 303
     assert app_store.user("bob") is None
     assert client.post("/users/bob/remove", data={"csrf_token": token}).status_code == 404
-    actions = [(event["action"], event["detail"]) for event in app_store.audit_events()]
+    actions = [(event.action, event.detail) for event in app_store.audit_events()]
     assert ("user added", {"role": "operator", "user": "bob"}) in actions
     assert ("user role changed", {"previous": "operator", "role": "admin", "user": "bob"}) in (
         actions
@@ -159,7 +159,7 @@ def test_a_token_made_in_the_ui_has_the_chosen_role(client: TestClient, app_stor
     token = login(client)
     made = client.post("/tokens", data={"csrf_token": token, "name": "ci", "role": "operator"})
     assert made.status_code == 200 and "operator" in made.text
-    assert [item["role"] for item in app_store.tokens()] == ["operator"]
+    assert [item.role for item in app_store.tokens()] == ["operator"]
     wrong = client.post("/tokens", data={"csrf_token": token, "name": "x", "role": "god"})
     assert wrong.status_code == 400 and "unknown role" in wrong.text
 
@@ -182,7 +182,7 @@ def test_existing_users_become_admins_and_existing_tokens_keep_working(home: Hom
         ("alice", "admin"),
         ("bob", "admin"),
     ]
-    assert [token["role"] for token in store.tokens()] == ["admin"]
+    assert [token.role for token in store.tokens()] == ["admin"]
     store.close()
 
 

@@ -240,15 +240,15 @@ def test_revealing_masked_lines_is_audited_and_admin_only(cli, scene: Scene) -> 
     assert shown.status_code == 200
     assert "password FrrVty-new-pw" in shown.text and "FrrNeighbor-new-pw" in shown.text
     event = scene.store.audit_events(action="secret shown")[0]
-    assert event["actor"] == "admin"
-    assert event["detail"]["path"] == "/etc/frr/frr.conf"
-    assert event["detail"]["what"] == "masked lines"
+    assert event.actor == "admin"
+    assert event.detail["path"] == "/etc/frr/frr.conf"
+    assert event.detail["what"] == "masked lines"
 
     shown_cli = cli("show", "pve1", "HEAD:/etc/iscsi/iscsid.conf", "--reveal")
     assert shown_cli.code == 0 and "IscsidChap-new-pw" in shown_cli.out
     event = scene.store.audit_events(action="secret shown")[0]
-    assert event["detail"] == {
-        "commit": event["detail"]["commit"],
+    assert event.detail == {
+        "commit": event.detail["commit"],
         "path": "/etc/iscsi/iscsid.conf",
         "via": "cli",
     }
@@ -257,7 +257,7 @@ def test_revealing_masked_lines_is_audited_and_admin_only(cli, scene: Scene) -> 
         "+\twpa-psk WifiPsk-new-pw" in diff_cli.out and "-\twpa-psk WifiPsk-old-pw" in diff_cli.out
     )
     event = scene.store.audit_events(action="secret shown")[0]
-    assert event["detail"]["paths"] == ["/etc/network/interfaces.d/wlan0"]
+    assert event.detail["paths"] == ["/etc/network/interfaces.d/wlan0"]
     # A file with nothing to hide is shown without an audit entry.
     before = len(scene.store.audit_events(action="secret shown"))
     assert cli("show", "pve1", "HEAD:/etc/hostname", "--reveal").out == "pve1\n"
@@ -332,7 +332,7 @@ def test_a_password_line_in_a_binary_file_is_masked_too(  # type: ignore[no-unty
 
     assert show("--reveal").stdout == data
     (event,) = store.audit_events(action="secret shown")
-    assert event["detail"]["path"] == "/etc/frr/frr.conf" and event["detail"]["via"] == "cli"
+    assert event.detail["path"] == "/etc/frr/frr.conf" and event.detail["via"] == "cli"
 
     store.add_user("admin", hash_password(PASSWORD))
     token = store_token(store)

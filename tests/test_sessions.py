@@ -112,7 +112,7 @@ def test_log_out_everywhere_for_oneself_an_admin_and_the_cli(
     login(phone, "olivia")
     assert cli("user", "logout", "olivia").code == 0
     assert not _signed_in(phone) and _signed_in(admin)
-    actions = [event["action"] for event in sessions_store.audit_events()]
+    actions = [event.action for event in sessions_store.audit_events()]
     assert actions.count("logged out everywhere") == 3
 
 

@@ -499,7 +499,7 @@ def test_trust_asks_on_a_terminal(home: Home, store: Store, node: Node) -> None:
     finally:
         os.close(main_fd)
     assert store.host("pve1").host_key is not None
-    events = [event["action"] for event in store.audit_events()]
+    events = [event.action for event in store.audit_events()]
     assert "host key trusted" in events
 
 

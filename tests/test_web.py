@@ -315,7 +315,7 @@ def test_login_wrong_password_throttle_and_audit(client: TestClient, app_store: 
         "/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token}
     )
     assert throttled.status_code == 429 and "Too many failed attempts" in throttled.text
-    actions = [event["action"] for event in app_store.audit_events()]
+    actions = [event.action for event in app_store.audit_events()]
     assert actions.count("login failed") == 5
 
 
@@ -602,7 +602,7 @@ def test_host_form_validation_and_crud(client: TestClient, app_store: Store) -> 
     assert host.host_key is None  # a new address must be trusted again
     assert client.post("/hosts/pve9/remove", data={"csrf_token": token}).status_code == 303
     assert client.get("/hosts/pve9").status_code == 404
-    actions = [event["action"] for event in app_store.audit_events()]
+    actions = [event.action for event in app_store.audit_events()]
     for action in ("host added", "host edited", "host removed", "login"):
         assert action in actions
 
@@ -699,11 +699,11 @@ def test_a_made_up_name_cannot_forge_a_line_in_the_audit_log(
     app_store.audit(f"y\n{forged}\n<b>bold</b>", "login failed", None, address="10.0.0.9")
     events = app_store.audit_events()
     assert len(events) == 4
-    git_user, git_host, form_user = events[3]["actor"], events[2]["host"], events[1]["actor"]
+    git_user, git_host, form_user = events[3].actor, events[2].host, events[1].actor
     assert git_user == form_user and "\n" not in git_user
     # What was tried stays readable: quoted as JSON, cut after 64 characters.
     assert json.loads(git_user.removesuffix("...")) == name[:64] and git_user.endswith("...")
-    assert events[2]["actor"] == "admin"
+    assert events[2].actor == "admin"
     assert json.loads(git_host.removesuffix("...")) == ("pve1\n" + forged)[:64]
     # `pvegit audit` (a real process, as root runs it): one line an entry.
     printed = pvegit_process(home, "audit")
@@ -714,7 +714,7 @@ def test_a_made_up_name_cannot_forge_a_line_in_the_audit_log(
     assert "y\\x0a2030-01-01" in lines[1]
     as_json = pvegit_process(home, "audit", "--json")
     assert [event["actor"] for event in json.loads(as_json.stdout)] == [
-        event["actor"] for event in events
+        event.actor for event in events
     ]
     # The web page: one row an entry, the newline shown, the markup inert.
     login(client)
@@ -747,9 +747,7 @@ def test_secrets_are_summarised_and_revealing_is_audited(
     )
     assert revealed.status_code == 200 and "n3w-s3cr3t-password" in revealed.text
     event = app_store.audit_events(action="secret shown")[0]
-    assert (
-        event["actor"] == "admin" and event["detail"]["path"] == "/etc/pve/priv/storage/pbs-main.pw"
-    )
+    assert event.actor == "admin" and event.detail["path"] == "/etc/pve/priv/storage/pbs-main.pw"
 
 
 def test_back_up_now_runs_and_streams_progress(
@@ -772,7 +770,7 @@ def test_back_up_now_runs_and_streams_progress(
     page = client.get(run_url).text
     assert "Unchanged" in page and f"run {run_id}" in page
     assert app_store.run(run_id).trigger == "web" and app_store.run(run_id).actor == "admin"
-    assert "backup triggered" in [event["action"] for event in app_store.audit_events()]
+    assert "backup triggered" in [event.action for event in app_store.audit_events()]
 
 
 def test_test_connection_of_a_local_host(client: TestClient, demo_host: Host) -> None:
@@ -942,9 +940,9 @@ def test_verify_from_the_host_page_and_the_weekly_round(
     api_token = cli("token", "add", "prom").out.split()[-1]
     metrics = client.get("/metrics", headers={"Authorization": f"Bearer {api_token}"}).text
     assert 'pvegit_host_verify_ok{host="pve1"} 1.0' in metrics
-    first = app_store.verifications()["pve1"]["at"]
+    first = app_store.verifications()["pve1"].at
     context = client.app.state.pvegit  # type: ignore[attr-defined]
     verify_one_due(context, time.time())  # verified moments ago: nothing due
-    assert app_store.verifications()["pve1"]["at"] == first
+    assert app_store.verifications()["pve1"].at == first
     verify_one_due(context, time.time() + 8 * 86400)  # a week later: due again
-    assert app_store.verifications()["pve1"]["at"] > first
+    assert app_store.verifications()["pve1"].at > first

@@ -25,7 +25,7 @@ from pvegit.git.repo import HostRepository
 from pvegit.node.tarstream import display_path
 from pvegit.state.index import commit_count, sync_index, timeline
 from pvegit.state.liveness import settle_runs, settled_run
-from pvegit.state.store import RUN_STATUSES, Host, Store, Token
+from pvegit.state.store import Host, RunStatus, Store, Token
 from web.context import context_of
 
 TOKEN_PREFIX = "pvegit_"
@@ -158,9 +158,10 @@ def start_snapshot(request: Request, user: str) -> Response:
 
 @api
 def runs(request: Request, user: str) -> list[dict[str, Any]]:
-    status = request.query_params.get("status")
-    if status is not None and status not in RUN_STATUSES:
-        raise ApiError(400, f"status must be one of: {', '.join(RUN_STATUSES)}")
+    text = request.query_params.get("status")
+    status = RunStatus.parse(text)
+    if text is not None and status is None:
+        raise ApiError(400, f"status must be one of: {', '.join(RunStatus)}")
     limit = _number(request, "limit", 50, 1000)
     context = context_of(request)
     host = request.query_params.get("host")

@@ -29,7 +29,7 @@ from pvegit.service.notify import Notifier, all_targets
 from pvegit.service.scheduler import Scheduler
 from pvegit.service.status import describe_age
 from pvegit.state.liveness import settle_runs
-from pvegit.state.store import Store
+from pvegit.state.store import Host, Store
 from pvegit.textsafe import printable
 from web import api, gitserve
 from web.context import Context, Settings, render
@@ -325,11 +325,16 @@ def verify_one_due(context: Context, now: float) -> None:
 
     store = context.store
     done = store.verifications()
+
+    def verified_at(host: Host) -> float:
+        found = done.get(host.name)
+        return found.at if found is not None else 0.0
+
     hosts = [host for host in store.hosts() if host.host_key or host.is_local]
-    due = [host for host in hosts if now - done.get(host.name, {}).get("at", 0) > VERIFY_EVERY]
+    due = [host for host in hosts if now - verified_at(host) > VERIFY_EVERY]
     if not due:
         return
-    host = min(due, key=lambda item: done.get(item.name, {}).get("at", 0))
+    host = min(due, key=verified_at)
     result = verify_host(context.home, store, host)
     if not result.ok and context.notifier is not None:
         context.notifier.emit(

@@ -12,7 +12,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from pvegit.service.status import host_status
 from pvegit.state.liveness import settle_runs
-from pvegit.state.store import RUN_STATUSES
+from pvegit.state.runs import RunStatus
 from pvegit.system.diskspace import disk_space
 
 if TYPE_CHECKING:
@@ -73,8 +73,8 @@ class _PvegitCollector:
             if success is not None:
                 last_success.add_metric([host.name], success.finished_at or success.started_at)
             if run is not None:
-                for name in RUN_STATUSES:
-                    status.add_metric([host.name, name], 1.0 if run.status == name else 0.0)
+                for each in RunStatus:
+                    status.add_metric([host.name, each.value], 1.0 if run.status is each else 0.0)
                 duration.add_metric([host.name], run.duration or 0.0)
                 files.add_metric([host.name], run.files)
                 size.add_metric([host.name], run.bytes)
@@ -88,8 +88,8 @@ class _PvegitCollector:
                     sum(item.stat().st_size for item in path.rglob("*") if item.is_file()),
                 )
         totals = CounterMetricFamily("pvegit_runs", "Runs recorded, by status", labels=["status"])
-        for name, count in store.run_counts().items():
-            totals.add_metric([name], count)
+        for counted, count in store.run_counts().items():
+            totals.add_metric([counted.value], count)
         verified = GaugeMetricFamily(
             "pvegit_host_verify_ok",
             "1 if the newest pvegit verify found no problem",
@@ -101,8 +101,8 @@ class _PvegitCollector:
             labels=["host"],
         )
         for name, outcome in store.verifications().items():
-            verified.add_metric([name], 1.0 if outcome["ok"] else 0.0)
-            verified_at.add_metric([name], outcome["at"])
+            verified.add_metric([name], 1.0 if outcome.ok else 0.0)
+            verified_at.add_metric([name], outcome.at)
         space = disk_space(self._context.home.root)
         storage_free = GaugeMetricFamily(
             "pvegit_storage_free_bytes", "Bytes free on the disk holding PVEGIT_HOME"

@@ -91,7 +91,7 @@ def state_condition(home: Home) -> str | None:
     except StateDamaged as err:
         return str(err)
     try:
-        check = [str(row[0]) for row in store.query("PRAGMA quick_check")]
+        check = store.quick_check()
         if check != ["ok"]:
             return f"{home.state_path} is damaged (SQLite's check: {'; '.join(check[:3])})"
         if repositories_with_history(home) and is_blank(store):

@@ -190,9 +190,7 @@ def _choose_main(
     rejected: list[str] = []
     for commit_id in recorded:
         if repository.completeness_problem(commit_id) is None:
-            run = store.query(
-                "SELECT MAX(id) AS id FROM runs WHERE host=? AND commit_id=?", (host, commit_id)
-            )[0]["id"]
+            run = store.newest_run_with_commit(host, commit_id)
             skipped = (
                 f"; the {len(rejected)} newer one(s) it records are incomplete and lost"
                 if rejected

@@ -145,7 +145,7 @@ def _restore_and_verify(
             '"accept the deletions"): the pre-restore snapshot then records them, so '
             "restoring it still undoes the restore exactly, and the audit log names you"
         )
-    if before.status not in ("changed", "unchanged", "partial"):
+    if not before.succeeded:
         raise RefusedError(
             f"the snapshot before the restore did not succeed "
             f"({before.status}: {before.error}); nothing was written"

@@ -40,7 +40,7 @@ from pvegit.state.index import sync_index
 from pvegit.state.liveness import settle_runs
 from pvegit.state.opening import settings_of
 from pvegit.state.runlog import recorded_commits
-from pvegit.state.store import Host, Run, Store
+from pvegit.state.store import Host, Run, RunStatus, Store
 from pvegit.system.diskspace import (
     DEFAULT_RESERVE,
     DEFAULT_WARN_PERCENT,
@@ -122,20 +122,23 @@ def take_snapshot(
             return _locked_snapshot(home, store, host, run_id, options, report, transport_factory)
     except RefusedError as err:
         return store.finish_run(
-            run_id, status="refused", error=printable(str(err)), failure="permanent"
+            run_id, status=RunStatus.REFUSED, error=printable(str(err)), failure="permanent"
         )
     except Exception as err:
         if is_disk_full(err):
             return _finish_on_full_disk(home, store, run_id)
         if isinstance(err, PvegitError):
             return store.finish_run(
-                run_id, status="failed", error=printable(str(err)), failure=failure_kind(err)
+                run_id,
+                status=RunStatus.FAILED,
+                error=printable(str(err)),
+                failure=failure_kind(err),
             )
         # a bug must not stop the other hosts or lose the run
         _log.exception("snapshot of %s failed unexpectedly", host.name)
         return store.finish_run(
             run_id,
-            status="failed",
+            status=RunStatus.FAILED,
             error=printable(f"internal error: {type(err).__name__}: {err}"),
             failure="permanent",
         )
@@ -148,7 +151,7 @@ def _finish_on_full_disk(home: Home, store: Store, run_id: int) -> Run:
     """Record a run the full disk stopped; if even that cannot be written, say so."""
     message = full_message(home.root)
     try:
-        return store.finish_run(run_id, status="failed", error=message, failure="permanent")
+        return store.finish_run(run_id, status=RunStatus.FAILED, error=message, failure="permanent")
     except PvegitError as err:
         # The record stays 'running'; the next run on this host closes it as interrupted.
         raise StorageError(message) from err
@@ -273,7 +276,9 @@ def _locked_snapshot(
         except Exception as err:  # the index is a cache: the commit stands
             _log.exception("commit index of %s not updated", host.name)
             warnings.append(f"the commit index was not updated ({err}): run `pvegit reindex`")
-    status = "partial" if partial else ("changed" if commit_id else "unchanged")
+    status = (
+        RunStatus.PARTIAL if partial else (RunStatus.CHANGED if commit_id else RunStatus.UNCHANGED)
+    )
     return store.finish_run(
         run_id,
         status=status,

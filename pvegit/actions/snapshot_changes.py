@@ -17,7 +17,7 @@ from pvegit.layout import METADATA_PATH, inventory_name, is_pvegit_path
 from pvegit.node.collect import Collection
 from pvegit.node.metadata import owner_mode_changes
 from pvegit.node.tarstream import display_path
-from pvegit.state.store import Run
+from pvegit.state.store import Run, RunStatus
 from pvegit.textsafe import printable
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def guard_mass_deletion(
 
 def held_deletions(run: Run) -> str | None:
     """What the mass-deletion guard held ``run`` for ("40 of 60 files (e.g. /etc/x)"), or None."""
-    match = _HELD.match(run.error or "") if run.status == "refused" else None
+    match = _HELD.match(run.error or "") if run.status is RunStatus.REFUSED else None
     return match.group(1) if match else None
 
 

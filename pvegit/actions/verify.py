@@ -24,7 +24,7 @@ from pvegit.errors import OutputTooLarge, PvegitError
 from pvegit.git.repo import SYMLINK_MODE, HostRepository, decode_path, encode_path
 from pvegit.layout import is_pvegit_path
 from pvegit.state.runlog import lost_commits, recorded_commits, unrecorded_commits
-from pvegit.state.store import Host, Store
+from pvegit.state.store import Host, RunStatus, Store
 
 
 @dataclass
@@ -53,7 +53,7 @@ def verify_host(home: Home, store: Store, host: Host, *, node: bool = True) -> V
     result = Verification(host.name)
     if node:
         run = take_snapshot(home, store, host, SnapshotOptions(trigger="verify"))
-        if run.status not in ("changed", "unchanged"):
+        if run.status not in (RunStatus.CHANGED, RunStatus.UNCHANGED):
             node = False
             result.node_skipped = f"snapshot {run.status}: {run.error}"
     path = home.repo_path(host.name)
@@ -81,7 +81,7 @@ def verify_host(home: Home, store: Store, host: Host, *, node: bool = True) -> V
         result.objects, result.problems = repository.check_objects()
         known = set(_reachable_commits(repository)) if not result.problems else None
         lost = lost_commits(store, host.name)
-        for run in store.runs(host.name, limit=100_000, status="changed"):
+        for run in store.runs(host.name, limit=100_000, status=RunStatus.CHANGED):
             if run.commit_id is None or known is None or run.commit_id in lost:
                 continue
             if run.commit_id not in known:

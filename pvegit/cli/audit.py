@@ -22,27 +22,26 @@ def cmd_audit(arguments: argparse.Namespace) -> int:
         home, store, limit=arguments.limit, host=arguments.name, action=arguments.action
     )
     if arguments.json:
-        print_json(events)
+        print_json([event.to_json() for event in events])
         return 0
     print(f"{'WHEN':<19} {'WHO':<12} {'ACTION':<20} {'HOST':<14} {'STATE':<11} DETAILS")
     for event in events:
         details = " ".join(
             f"{key}={value if isinstance(value, str) else json.dumps(value)}"
-            for key, value in event["detail"].items()
+            for key, value in event.detail.items()
             if value is not None
         )
         actor, action, host, state, details = (
             printable(field)
             for field in (
-                event["actor"],
-                event["action"],
-                event["host"] or "-",
-                event["state"] or "-",
+                event.actor,
+                event.action,
+                event.host or "-",
+                event.state or "-",
                 details,
             )
         )
         print(
-            f"{format_time(event['at']):<19} {actor:<12} {action:<20} "
-            f"{host:<14} {state:<11} {details}"
+            f"{format_time(event.at):<19} {actor:<12} {action:<20} {host:<14} {state:<11} {details}"
         )
     return 0

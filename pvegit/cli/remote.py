@@ -18,6 +18,7 @@ import urllib.request
 from typing import Any
 
 from pvegit.errors import ConfigError, ConnectError, PvegitError
+from pvegit.state.runs import RunStatus
 
 POLL_SECONDS = 1.0
 
@@ -63,13 +64,14 @@ def remote_snapshots(arguments: argparse.Namespace) -> int:
             if name in results:
                 continue
             run = _call(base, token, "GET", f"api/v1/runs/{run_id}", arguments.timeout)
-            if run["status"] != "running":
+            if run["status"] != RunStatus.RUNNING:
                 results[name] = run
                 commit = f" commit {run['commit'][:10]}" if run.get("commit") else ""
                 line = f"{name}: {run['status']}{commit} (run {run_id})"
                 if run.get("error"):
                     line += f": {run['error']}"
-                stream = sys.stdout if run["status"] in ("changed", "unchanged") else sys.stderr
+                clean = run["status"] in (RunStatus.CHANGED, RunStatus.UNCHANGED)
+                stream = sys.stdout if clean else sys.stderr
                 print(line, file=stream, flush=True)
         if len(results) < len(runs):
             if time.monotonic() > deadline:
@@ -78,6 +80,6 @@ def remote_snapshots(arguments: argparse.Namespace) -> int:
     if arguments.json:
         print(json.dumps(list(results.values()), indent=2))
     statuses = {run["status"] for run in results.values()}
-    if statuses & {"failed", "refused"}:
+    if statuses & {RunStatus.FAILED, RunStatus.REFUSED}:
         return 1
-    return 3 if "partial" in statuses else 0
+    return 3 if RunStatus.PARTIAL in statuses else 0

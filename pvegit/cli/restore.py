@@ -116,7 +116,7 @@ def cmd_rescue(arguments: argparse.Namespace) -> int:
     from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
     from pvegit.cli.snapshots import describe, exit_code
     from pvegit.errors import NotFound
-    from pvegit.state.store import Host
+    from pvegit.state.store import Host, RunStatus
 
     home, store = open_home(arguments)
     root = arguments.root.resolve()
@@ -137,7 +137,7 @@ def cmd_rescue(arguments: argparse.Namespace) -> int:
         store.audit(actor(), "host added", name, address=host.address, rescue=True)
     run = take_snapshot(home, store, host, SnapshotOptions(trigger="rescue", actor=actor()))
     store.audit(actor(), "rescue", name, root=str(root), run=run.id, status=run.status)
-    stream = sys.stdout if run.status in ("changed", "unchanged") else sys.stderr
+    stream = sys.stdout if run.status in (RunStatus.CHANGED, RunStatus.UNCHANGED) else sys.stderr
     print(describe(run), file=stream)
     for warning in run.warnings:
         if warning.startswith("rescue: "):  # which config.db version, read how

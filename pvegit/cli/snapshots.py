@@ -13,16 +13,19 @@ from pvegit.cli.common import actor, open_home, print_json
 from pvegit.config.file import load_config
 from pvegit.config.home import Home
 from pvegit.errors import ConfigError
-from pvegit.state.store import Host, Run, Store
+from pvegit.state.store import Host, Run, RunStatus, Store
 from pvegit.textsafe import unwrapped
+
+# A run worth printing on stdout; a partial, failed or refused one goes to stderr.
+_CLEAN = (RunStatus.CHANGED, RunStatus.UNCHANGED)
 
 
 def exit_code(runs: list[Run]) -> int:
     """1 if any run failed or was refused, else 3 if any was partial, else 0."""
     statuses = {run.status for run in runs}
-    if statuses & {"failed", "refused"}:
+    if any(status.is_failure for status in statuses):
         return EXIT_FAILED
-    if "partial" in statuses:
+    if RunStatus.PARTIAL in statuses:
         return EXIT_PARTIAL
     return EXIT_OK
 
@@ -30,14 +33,14 @@ def exit_code(runs: list[Run]) -> int:
 def describe(run: Run) -> str:
     """One line about a finished run."""
     seconds = f"{run.duration:.2f} s" if run.duration is not None else ""
-    if run.status == "changed":
+    if run.status is RunStatus.CHANGED:
         return (
             f"{run.host}: changed, commit {run.commit_id[:10] if run.commit_id else '?'} "
             f"({run.changed_files} changed, {run.files} files) {seconds}"
         )
-    if run.status == "unchanged":
+    if run.status is RunStatus.UNCHANGED:
         return f"{run.host}: unchanged ({run.files} files) {seconds}"
-    if run.status == "partial":
+    if run.status is RunStatus.PARTIAL:
         commit = f"commit {run.commit_id[:10]}" if run.commit_id else "no change"
         return f"{run.host}: PARTIAL, {commit}: {run.error}"
     return f"{run.host}: {run.status.upper()}: {run.error}"
@@ -91,7 +94,7 @@ def snapshot_hosts(
         line = describe(run)
         progress.host_done(line)
         if not quiet:
-            stream = sys.stdout if run.status in ("changed", "unchanged") else sys.stderr
+            stream = sys.stdout if run.status in _CLEAN else sys.stderr
             print(line, file=stream, flush=True)
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(hosts)))) as pool:

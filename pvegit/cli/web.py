@@ -218,13 +218,13 @@ def cmd_token_list(arguments: argparse.Namespace) -> int:
     if not tokens:
         print("no tokens yet: pvegit token add NAME")
     for token in tokens:
-        state = "revoked" if token["revoked_at"] else "active"
+        state = "revoked" if token.revoked_at else "active"
         used = (
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(token["last_used"]))
-            if (token["last_used"])
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(token.last_used))
+            if token.last_used
             else "never"
         )
-        print(f"{token['name']:<24} {token['role']:<9} {state:<8} last used {used}")
+        print(f"{token.name:<24} {token.role:<9} {state:<8} last used {used}")
     return 0
 
 

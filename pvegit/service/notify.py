@@ -34,7 +34,7 @@ from pvegit.errors import PvegitError
 from pvegit.git.repo import HostRepository
 from pvegit.layout import METADATA_PATH
 from pvegit.node.tarstream import display_path
-from pvegit.state.store import Run, Store
+from pvegit.state.store import Run, RunStatus, Store
 from pvegit.textsafe import printable
 
 _log = logging.getLogger(__name__)
@@ -253,9 +253,9 @@ def all_targets(config: Config, store: Store) -> tuple[Target, ...]:
     from pvegit.config.file import check_target
 
     made = []
-    for settings in store.notify_targets():
+    for target in store.notify_targets():
         try:
-            made.append(check_target(settings, f"web target {settings.get('name')!r}"))
+            made.append(check_target(dict(target.settings), f"web target {target.name!r}"))
         except PvegitError as err:
             _log.error("notification target skipped: %s", err)
     return (*config.targets, *made)
@@ -313,17 +313,17 @@ def events_for_run(home: Home, store: Store, run: Run, retries: int) -> list[Eve
     """
     events: list[Event] = []
     state = store.alert_state(run.host)
-    if run.commit_id and run.status in ("changed", "partial"):
+    if run.commit_id and run.status in (RunStatus.CHANGED, RunStatus.PARTIAL):
         subject = f"{run.host}: configuration changed"
         try:
             message = change_summary(home, run.host, run.commit_id, subject)
         except PvegitError as err:
             message = f"{subject} (summary unavailable: {err})"
         events.append(Event("changed", run.host, subject, message, run.id, run.commit_id))
-    if run.status in ("failed", "refused"):
+    if run.is_failure:
         streak = 0
         for item in store.runs(run.host, limit=retries + 2):
-            if item.status not in ("failed", "refused"):
+            if not item.is_failure:
                 break
             streak += 1
         final = run.failure != "transient" or streak > retries

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 from pvegit.config.file import Config
 from pvegit.config.schedules import DAYS, Schedule, parse_schedule
 from pvegit.errors import ConfigError
-from pvegit.state.store import Host, Run, Store
+from pvegit.state.store import Host, Run, RunStatus, Store
 
 _log = logging.getLogger(__name__)
 
@@ -87,12 +87,12 @@ def next_due(host: Host, runs: list[Run], now: float, config: Config) -> Due | N
     if schedule.interval_seconds is None:
         return None
     last = runs[0] if runs else None
-    if last is not None and last.status == "running":
+    if last is not None and last.is_running:
         return None
-    if last is not None and last.status == "failed" and last.failure == "transient":
+    if last is not None and last.status is RunStatus.FAILED and last.failure == "transient":
         failures = 0
         for run in runs:
-            if run.status == "failed" and run.failure == "transient":
+            if run.status is RunStatus.FAILED and run.failure == "transient":
                 failures += 1
             else:
                 break

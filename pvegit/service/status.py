@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pvegit.config.schedules import Schedule, parse_schedule
 from pvegit.errors import ConfigError
 from pvegit.state.liveness import OVERDUE
-from pvegit.state.store import Host, Run
+from pvegit.state.store import Host, Run, RunStatus
 
 DEFAULT_SCHEDULE = "daily"
 STALE_FACTOR = 2.0
@@ -70,11 +70,11 @@ def host_status(
     def status(kind: str, reason: str) -> HostStatus:
         return HostStatus(kind, reason, last_run, last_success, schedule)
 
-    if last_run is not None and last_run.status == "running":
+    if last_run is not None and last_run.is_running:
         return status("running", f"{last_run.stage or 'starting'}")
-    if last_run is not None and last_run.status == "failed" and last_run.failure == OVERDUE:
+    if last_run is not None and last_run.status is RunStatus.FAILED and last_run.failure == OVERDUE:
         return status("stale", last_run.error or "the last run is overdue")
-    if last_run is not None and last_run.status in ("failed", "refused"):
+    if last_run is not None and last_run.is_failure:
         return status("failing", last_run.error or last_run.status)
     if last_success is None:
         return status("never", "no successful backup yet")
@@ -82,7 +82,7 @@ def host_status(
     interval = schedule.interval_seconds if schedule else None
     if interval and age > stale_factor * interval:
         return status("stale", f"last successful backup {describe_age(age)} ago")
-    if last_run is not None and last_run.status == "partial":
+    if last_run is not None and last_run.status is RunStatus.PARTIAL:
         return status("partial", last_run.error or "some paths could not be read")
     return status("ok", f"last backup {describe_age(age)} ago")
 

@@ -3,7 +3,9 @@
 Derived from git and rebuildable from it at any time (``pvegit reindex``):
 git stays the source of truth. It makes a host's timeline a paged query and
 a file's history an indexed lookup, where a dulwich path walk over 10,000
-commits takes 10-17 s.
+commits takes 10-17 s. Its two tables live in state.db, created by
+``CommitIndexTables`` (a mixin of ``Store``); this module alone reads and
+writes them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,35 @@ from pvegit.git.model import ChangeKind
 from pvegit.git.repo import Commit, HostRepository
 from pvegit.layout import METADATA_PATH
 from pvegit.node.tarstream import escape_undecodable
-from pvegit.state.store import Store
+from pvegit.state.db import Database
+
+
+class CommitIndexTables(Database):
+    """The index's tables in state.db; the functions below take a store that has them."""
+
+    SCHEMA = """
+CREATE TABLE IF NOT EXISTS commit_index (
+    host TEXT NOT NULL,
+    commit_id TEXT NOT NULL,
+    parent_id TEXT,
+    position INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    trigger TEXT,
+    actor TEXT,
+    files_changed INTEGER NOT NULL,
+    PRIMARY KEY (host, commit_id)
+);
+CREATE INDEX IF NOT EXISTS commit_index_by_position ON commit_index (host, position);
+CREATE TABLE IF NOT EXISTS path_index (
+    host TEXT NOT NULL,
+    path TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    commit_id TEXT NOT NULL,
+    change TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS path_index_by_path ON path_index (host, path, position);
+"""
 
 
 @dataclass(frozen=True)
@@ -44,7 +74,7 @@ class PathChange:
     change: ChangeKind
 
 
-def sync_index(store: Store, repository: HostRepository, host: str) -> int:
+def sync_index(store: CommitIndexTables, repository: HostRepository, host: str) -> int:
     """Index the commits of ``host`` that are not indexed yet; return how many were added.
 
     Walks first parents back from main to the newest indexed commit. If main
@@ -122,19 +152,20 @@ def sync_index(store: Store, repository: HostRepository, host: str) -> int:
     return len(rows)
 
 
-def rebuild_index(store: Store, repository: HostRepository, host: str) -> int:
+def rebuild_index(store: CommitIndexTables, repository: HostRepository, host: str) -> int:
     """Drop and rebuild one host's index; return the number of commits indexed."""
     _clear(store, host)
     return sync_index(store, repository, host)
 
 
-def commit_count(store: Store, host: str) -> int:
+def commit_count(store: CommitIndexTables, host: str) -> int:
+    """How many commits of ``host`` are indexed."""
     rows = store.query("SELECT COUNT(*) AS n FROM commit_index WHERE host=?", (host,))
     return int(rows[0]["n"])
 
 
 def timeline(
-    store: Store, host: str, *, limit: int = 30, before: int | None = None
+    store: CommitIndexTables, host: str, *, limit: int = 30, before: int | None = None
 ) -> list[IndexedCommit]:
     """Newest commits first; ``before`` is a position to page back from."""
     if before is None:
@@ -150,7 +181,7 @@ def timeline(
     return [_to_commit(row) for row in rows]
 
 
-def recent_changes(store: Store, limit: int = 10) -> list[tuple[str, IndexedCommit]]:
+def recent_changes(store: CommitIndexTables, limit: int = 10) -> list[tuple[str, IndexedCommit]]:
     """The newest commits across all hosts, as (host, commit)."""
     rows = store.query(
         "SELECT * FROM commit_index WHERE position > 1 ORDER BY time DESC, position DESC LIMIT ?",
@@ -159,7 +190,7 @@ def recent_changes(store: Store, limit: int = 10) -> list[tuple[str, IndexedComm
     return [(str(row["host"]), _to_commit(row)) for row in rows]
 
 
-def last_change(store: Store) -> dict[str, IndexedCommit]:
+def last_change(store: CommitIndexTables) -> dict[str, IndexedCommit]:
     """The newest commit of every host."""
     rows = store.query(
         "SELECT c.* FROM commit_index c JOIN (SELECT host, MAX(position) AS p FROM commit_index"
@@ -168,12 +199,15 @@ def last_change(store: Store) -> dict[str, IndexedCommit]:
     return {str(row["host"]): _to_commit(row) for row in rows}
 
 
-def find_commit(store: Store, host: str, commit_id: str) -> IndexedCommit | None:
+def find_commit(store: CommitIndexTables, host: str, commit_id: str) -> IndexedCommit | None:
+    """``host``'s indexed commit ``commit_id``, or None if the index lacks it."""
     rows = store.query("SELECT * FROM commit_index WHERE host=? AND commit_id=?", (host, commit_id))
     return _to_commit(rows[0]) if rows else None
 
 
-def path_history(store: Store, host: str, path: str, *, limit: int = 100) -> list[PathChange]:
+def path_history(
+    store: CommitIndexTables, host: str, path: str, *, limit: int = 100
+) -> list[PathChange]:
     """Commits that changed ``path`` (or anything below it), newest first."""
     key = escape_undecodable(path)  # as the index holds paths
     rows = store.query(
@@ -193,14 +227,14 @@ def path_history(store: Store, host: str, path: str, *, limit: int = 100) -> lis
     return out
 
 
-def _newest(store: Store, host: str) -> IndexedCommit | None:
+def _newest(store: CommitIndexTables, host: str) -> IndexedCommit | None:
     rows = store.query(
         "SELECT * FROM commit_index WHERE host=? ORDER BY position DESC LIMIT 1", (host,)
     )
     return _to_commit(rows[0]) if rows else None
 
 
-def _clear(store: Store, host: str) -> None:
+def _clear(store: CommitIndexTables, host: str) -> None:
     with store.transaction() as connection:
         connection.execute("DELETE FROM commit_index WHERE host=?", (host,))
         connection.execute("DELETE FROM path_index WHERE host=?", (host,))

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pvegit.config.home import Home
 from pvegit.errors import PvegitError
 from pvegit.git.repo import HostRepository
-from pvegit.state.store import Run, Store
+from pvegit.state.runs import Run
+from pvegit.state.store import Store
 from pvegit.system.locks import is_held
 from pvegit.system.processes import ProcessIdentity, claimed, identity_of, this_process
 
@@ -62,7 +63,7 @@ def judge_run(
     only by its pid is not running that host. A run no longer recorded as
     running is not being run (its verdict has no error). Raises nothing.
     """
-    if run.status != "running":
+    if not run.is_running:
         return Verdict(False)
     if not _owner_alive(home, store, run, holding_lock):
         # Retried by the scheduler: nothing is known to be wrong with the host.
@@ -123,7 +124,7 @@ def settled_run(home: Home, store: Store, run_id: int, *, now: float | None = No
     """
     run = store.run(run_id)
     moment = store.now() if now is None else now
-    if run.status == "running" and not _judged_running(home, store, run, moment, False):
+    if run.is_running and not _judged_running(home, store, run, moment, False):
         run = store.run(run_id)
     return run
 

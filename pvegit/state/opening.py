@@ -17,7 +17,8 @@ from pathlib import Path
 
 from pvegit.config.home import Home
 from pvegit.errors import StateDamaged
-from pvegit.state.store import Host, Store
+from pvegit.state.hosts import Host
+from pvegit.state.store import Store
 
 _REBUILD_ADVICE = (
     "pvegit will not start with an empty state over existing history. Stop pvegit, then "
@@ -103,11 +104,7 @@ def _describe(repositories: list[Path]) -> str:
 
 def is_blank(store: Store) -> bool:
     """True for a state that never recorded anything: no host, no run, no audit entry."""
-    row = store.query(
-        "SELECT EXISTS(SELECT 1 FROM hosts) OR EXISTS(SELECT 1 FROM runs)"
-        " OR EXISTS(SELECT 1 FROM audit) AS anything"
-    )[0]
-    return not row["anything"]
+    return not store.records_anything()
 
 
 def open_state(home: Home) -> Store:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pvegit.config.home import Home
 from pvegit.errors import LockTimeout, RefusedError
+from pvegit.state.audit import AuditEvent
 from pvegit.state.store import Store
 from pvegit.system.locks import exclusive
 
@@ -91,7 +92,7 @@ def settle_interrupted_restores(home: Home, store: Store) -> None:
     A host whose restore lock is held has a restore running now: its entry is
     left alone (an older one was settled when that restore started).
     """
-    hosts = {event["host"] for event in store.started_audits(RESTORE_ACTION) if event["host"]}
+    hosts = {event.host for event in store.started_audits(RESTORE_ACTION) if event.host}
     for host_name in sorted(hosts):
         try:
             with exclusive(home.restore_lock_path(host_name), timeout=0, what=host_name):
@@ -107,17 +108,15 @@ def read_audit_log(
     limit: int = 100,
     host: str | None = None,
     action: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[AuditEvent]:
     """The audit log as every face shows it, newest first.
 
-    Each entry is a dict (id, at, actor, action, host, detail, state). ``state``
-    is None for a one-shot entry; for a restore it is ``running``, ``completed``,
-    ``failed``, ``refused`` or ``interrupted`` (settled first: a restore whose
-    process stopped is never shown as running).
+    An entry's ``state`` is None for a one-shot entry; for a restore it is
+    ``running``, ``completed``, ``failed``, ``refused`` or ``interrupted``
+    (settled first: a restore whose process stopped is never shown as running).
     """
     settle_interrupted_restores(home, store)
-    events = store.audit_events(limit=limit, host=host, action=action)
-    for event in events:
-        if event["state"] == "started":
-            event["state"] = "running"
-    return events
+    return [
+        event.with_state("running") if event.state == "started" else event
+        for event in store.audit_events(limit=limit, host=host, action=action)
+    ]

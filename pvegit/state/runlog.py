@@ -10,7 +10,6 @@ as lost, and the runs whose record is missing while their commit is on main
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,9 +18,14 @@ from typing import Any
 from pvegit.config.home import Home
 from pvegit.git.repo import Commit, HostRepository
 from pvegit.layout import METADATA_PATH
+from pvegit.state.runs import RecoveredRun, RunStatus
 from pvegit.state.store import Store
 
 REPAIR_ACTION = "repair"
+_RECOVERED = (
+    "recorded from the commit's trailers (the run log had lost this run):"
+    " file and byte counts are not known"
+)
 _COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 _ALL = 10_000_000  # "every row": the audit API takes a limit
 
@@ -30,19 +34,14 @@ def lost_commits(store: Store, host: str) -> set[str]:
     """Commits a `pvegit repair` of ``host`` recorded as lost (their objects were gone)."""
     lost: set[str] = set()
     for event in store.audit_events(limit=_ALL, host=host, action=REPAIR_ACTION):
-        lost.update(str(item) for item in event["detail"].get("lost", ()))
+        lost.update(str(item) for item in event.detail.get("lost", ()))
     return lost
 
 
 def recorded_commits(store: Store, host: str) -> list[str]:
     """The commits the run log records for ``host``, newest run first, less the lost ones."""
-    rows = store.query(
-        "SELECT commit_id FROM runs WHERE host=? AND commit_id IS NOT NULL ORDER BY id DESC",
-        (host,),
-    )
     lost = lost_commits(store, host)
-    found = dict.fromkeys(str(row["commit_id"]) for row in rows)
-    return [commit_id for commit_id in found if commit_id not in lost]
+    return [commit_id for commit_id in store.run_commits(host) if commit_id not in lost]
 
 
 def named_commits(store: Store, host: str) -> list[str]:
@@ -53,7 +52,7 @@ def named_commits(store: Store, host: str) -> list[str]:
     """
     named = dict.fromkeys(recorded_commits(store, host))
     for event in store.audit_events(limit=_ALL, host=host):
-        named.update(dict.fromkeys(_commit_ids_in(event["detail"])))
+        named.update(dict.fromkeys(_commit_ids_in(event.detail)))
     return list(named)
 
 
@@ -92,10 +91,8 @@ def unrecorded_commits(
     ``running`` is not missing: the first look at it settles it with its
     commit (liveness.py). Oldest first.
     """
-    rows = store.query("SELECT id, status, commit_id, started_at FROM runs WHERE host=?", (host,))
-    recorded = {str(row["commit_id"]) for row in rows if row["commit_id"]}
-    running = {int(row["id"]) for row in rows if row["status"] == "running"}
-    horizon = min((float(row["started_at"]) for row in rows), default=None)
+    extent = store.run_log_extent(host)
+    horizon = extent.oldest_start
     found: list[UnrecordedCommit] = []
     cursor = repository.head()
     while cursor is not None:
@@ -103,7 +100,11 @@ def unrecorded_commits(
         if horizon is not None and commit.time < horizon - 1:  # commit times are whole seconds
             break
         run_id = commit.run_id
-        if run_id is not None and commit.commit_id not in recorded and run_id not in running:
+        if (
+            run_id is not None
+            and commit.commit_id not in extent.commit_ids
+            and run_id not in extent.running_ids
+        ):
             found.append(UnrecordedCommit(commit, run_id))
         cursor = commit.parents[0] if commit.parents else None
     found.reverse()
@@ -121,7 +122,7 @@ def record_runs(
     changed paths counted against its parent. File and byte counts are not in
     git: they stay 0, and a warning on the run says where it came from.
     """
-    rows: list[tuple[Any, ...]] = []
+    runs: list[RecoveredRun] = []
     for item in commits:
         commit = item.commit
         trailers = commit.trailers()
@@ -132,32 +133,18 @@ def record_runs(
             if change.path != METADATA_PATH
         )
         partial = "\nPartial snapshot: " in commit.message
-        rows.append(
-            (
-                item.run_id,
-                host,
-                trailers.get("Trigger", "unknown"),
-                trailers.get("Triggered-By"),
-                "partial" if partial else "changed",
-                float(commit.time),
-                float(commit.time),
-                changed,
-                commit.commit_id,
-                json.dumps(
-                    [
-                        "recorded from the commit's trailers (the run log had lost this run):"
-                        " file and byte counts are not known"
-                    ]
-                ),
+        runs.append(
+            RecoveredRun(
+                run_id=item.run_id,
+                host=host,
+                trigger=trailers.get("Trigger", "unknown"),
+                actor=trailers.get("Triggered-By"),
+                status=RunStatus.PARTIAL if partial else RunStatus.CHANGED,
+                time=float(commit.time),
+                changed_files=changed,
+                commit_id=commit.commit_id,
+                warnings=(_RECOVERED,),
             )
         )
-    with store.transaction() as connection:
-        for row in rows:
-            taken = connection.execute("SELECT 1 FROM runs WHERE id=?", (row[0],)).fetchone()
-            connection.execute(
-                "INSERT INTO runs (id, host, trigger, actor, status, stage, started_at,"
-                " finished_at, duration, changed_files, commit_id, warnings)"
-                " VALUES (?,?,?,?,?,'done',?,?,0,?,?,?)",
-                (None if taken else row[0], *row[1:]),
-            )
-    return len(rows)
+    store.record_recovered_runs(runs)
+    return len(runs)

@@ -27,7 +27,7 @@ def audit_page(request: Request, user: str) -> Response:
     host = request.query_params.get("host") or None
     action = request.query_params.get("action") or None
     events = read_audit_log(context.home, store, limit=200, host=host, action=action)
-    actions = sorted({event["action"] for event in store.audit_events(limit=1000)})
+    actions = store.audit_actions(limit=1000)
     return render(
         request,
         "audit.html",

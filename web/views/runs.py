@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 
 from pvegit.errors import NotFound
 from pvegit.state.liveness import settle_runs, settled_run
-from pvegit.state.store import RUN_STATUSES, Run
+from pvegit.state.store import Run, RunStatus
 from web.context import context_of, render
 from web.guard import page, stream
 
@@ -36,9 +36,7 @@ def run_list(request: Request, user: str) -> Response:
     context = context_of(request)
     store = context.store
     host = request.query_params.get("host") or None
-    status = request.query_params.get("status") or None
-    if status is not None and status not in RUN_STATUSES:
-        status = None
+    status = RunStatus.parse(request.query_params.get("status"))
     before_text = request.query_params.get("before", "")
     before = int(before_text) if before_text.isdigit() else None
     settle_runs(context.home, store, host)
@@ -51,7 +49,7 @@ def run_list(request: Request, user: str) -> Response:
             "runs": runs,
             "host": host or "",
             "status": status or "",
-            "statuses": RUN_STATUSES,
+            "statuses": list(RunStatus),
             "hosts": [item.name for item in store.hosts()],
             "older": runs[-1].id if len(runs) == PAGE else None,
         },
@@ -72,7 +70,7 @@ def progress_of(run: Run) -> dict[str, object]:
     """What the live view needs: stage, counts, a percentage, the outcome."""
     stage = run.stage or "queued"
     index = STAGES.index(stage) if stage in STAGES else 0
-    if run.status != "running":
+    if not run.is_running:
         percent = 100
     elif stage == "collect" and run.progress_total:
         percent = 10 + int(70 * min(1.0, run.progress_done / run.progress_total))
@@ -80,7 +78,7 @@ def progress_of(run: Run) -> dict[str, object]:
         percent = {0: 0, 1: 5, 2: 10, 3: 85, 4: 92}.get(index, 0)
     return {
         "id": run.id,
-        "status": run.status,
+        "status": run.status.value,
         "stage": stage,
         "stage_index": index,
         "done": run.progress_done,
@@ -107,7 +105,7 @@ async def run_events(request: Request, user: str) -> Response:
             if state != last:
                 yield f"data: {json.dumps(state)}\n\n"
                 last = state
-            if current.status != "running" or await request.is_disconnected():
+            if not current.is_running or await request.is_disconnected():
                 yield "event: end\ndata: {}\n\n"
                 return
             await asyncio.sleep(_POLL_SECONDS)

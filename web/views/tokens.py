@@ -76,7 +76,7 @@ async def token_revoke(request: Request, user: str, form: FormData) -> Response:
 
 def _notifications(request: Request, **extra: object) -> Response:
     context = context_of(request)
-    made = {settings["name"] for settings in context.store.notify_targets()}
+    made = {target.name for target in context.store.notify_targets()}
     targets = all_targets(context.config, context.store)
     values: dict[str, object] = {
         "nav": "settings",
