@@ -67,7 +67,7 @@ def test_pinning_writes_known_hosts_that_openssh_reads(home: Home, store: Store)
     assert found.returncode == 0 and KEY in found.stdout
     assert [path.name for path in home.root.iterdir() if "tmp" in path.name] == []
     event = store.audit_events(action="host key trusted")[0]
-    assert event["detail"]["fingerprint"] == "SHA256:test"
+    assert event.detail["fingerprint"] == "SHA256:test"
 
 
 def test_an_edit_that_keeps_the_address_keeps_the_key(home: Home, store: Store) -> None:
@@ -83,8 +83,8 @@ def test_a_new_port_drops_the_key_and_its_known_hosts_line(home: Home, store: St
     assert edited.host_key is None and edited.host_key_type is None
     assert home.known_hosts_path.read_text() == ""
     event = store.audit_events(action="host edited")[0]
-    assert event["detail"]["via"] == "web"
-    assert "host_key" in event["detail"]["changed"]
+    assert event.detail["via"] == "web"
+    assert "host_key" in event.detail["changed"]
 
 
 def test_removing_a_host_forgets_its_known_hosts_line(home: Home, store: Store) -> None:
