@@ -3,7 +3,9 @@
 Events: ``failed`` (after retries), ``stale``, ``recovered``, ``changed`` (with
 the changed files and a short diff, secret files named only, secret lines masked) and ``restore``.
 Delivery happens on a background thread with retries; a target that fails is
-logged and never holds up a backup. A webhook URL may carry credentials
+logged (and kept in ``Notifier.failures``) and never holds up a backup. The
+launcher (pvegit/service/launcher.py) hands every finished run's events here,
+whatever started the run. A webhook URL may carry credentials
 (user-info, sent as basic authentication, or a token in the query): errors and
 log lines show it redacted (pvegit.content.redact), and so does ``target_location``.
 """

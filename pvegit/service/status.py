@@ -13,13 +13,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from pvegit.config.file import Config
 from pvegit.config.schedules import Schedule, parse_schedule
 from pvegit.errors import ConfigError
 from pvegit.state.liveness import OVERDUE
 from pvegit.state.store import Host, Run
 
-DEFAULT_SCHEDULE = "daily"
-STALE_FACTOR = 2.0
+# pvegit.toml's defaults (callers pass the configured values).
+DEFAULT_SCHEDULE = Config.default_schedule
+STALE_FACTOR = Config.stale_factor
 
 LABELS = {
     "ok": "OK",
