@@ -13,7 +13,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from pvegit.actions.snapshot import SnapshotOptions
+from pvegit.actions.snapshot import Progress, SnapshotOptions
 from pvegit.cli import EXIT_OK, runs_exit_code
 from pvegit.cli.common import actor, open_home, print_json
 from pvegit.config.file import load_config
@@ -54,7 +54,7 @@ class _TerminalProgress:
         self._finished = 0
         self._lock = threading.Lock()
 
-    def for_host(self, name: str) -> object:
+    def for_host(self, name: str) -> Progress:
         def report(stage: str, done: int, total: int) -> None:
             if not self._enabled:
                 return
@@ -88,7 +88,7 @@ def snapshot_hosts(
     results: dict[str, Run] = {}
 
     def one(host: Host) -> None:
-        outcome = launcher.run(host, options, progress=progress.for_host(host.name))  # type: ignore[arg-type]
+        outcome = launcher.run(host, options, progress=progress.for_host(host.name))
         run = outcome.run
         results[host.name] = run
         line = describe(run)

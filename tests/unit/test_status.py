@@ -58,9 +58,10 @@ def test_a_recent_success_is_ok(outcome: str) -> None:
 
 def test_a_running_run_shows_its_stage_before_anything_else() -> None:
     old_success = run("changed", ago=30 * DAY)  # stale by age, yet running wins
-    assert status_of(run("running", stage="collect"), old_success).reason == "collect"
-    starting = status_of(run("running"), None)
-    assert (starting.kind, starting.reason) == ("running", "starting")
+    collecting = run("running", stage="collect", progress_done=12, progress_total=40)
+    assert status_of(collecting, old_success).reason == "collect 12/40 files"  # its progress
+    queued = status_of(run("running"), None)
+    assert (queued.kind, queued.reason) == ("running", "queued")
 
 
 @pytest.mark.parametrize("outcome", ["failed", "refused"])
