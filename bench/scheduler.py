@@ -18,9 +18,9 @@ import time
 from common import new_home, require_testbed
 
 from pvegit.config.file import Config
+from pvegit.service.launcher import RunLauncher
 from pvegit.service.scheduler import Scheduler
 from testbed.nodes import register_node
-from web.runner import RunLauncher
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
                 store.update_host(name, schedule=f"every {arguments.interval_minutes} minutes")
         hosts = arguments.nodes * arguments.per_node
         config = Config(concurrency=8, jitter=arguments.jitter, run_timeout=120)
-        launcher = RunLauncher(home, store, concurrency=config.concurrency, time_limit=120)
+        launcher = RunLauncher(home, store, config)
         scheduler = Scheduler(
             store,
             config,

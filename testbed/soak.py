@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.git.repo import HostRepository
+from pvegit.service.launcher import RunLauncher
 from pvegit.service.scheduler import Scheduler
 from pvegit.state.store import Store
 from testbed.faults import GUEST_DIR, damage_report
 from testbed.nodes import Node, register_node
-from web.runner import RunLauncher
 
 INTERVAL = 6 * 3600  # "every 6 hours": each round moves the clock by this
 
@@ -93,7 +93,7 @@ def soak(
             hosts_of[node.name].append(name)
     report = SoakReport(len(nodes) * per_node, rounds)
     config = Config(concurrency=concurrency, jitter=0, run_timeout=300, retry_delays=(60,))
-    launcher = RunLauncher(home, store, concurrency=concurrency, time_limit=300)
+    launcher = RunLauncher(home, store, config)
     scheduler = Scheduler(
         store,
         config,

@@ -11,12 +11,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.state.store import Host, Store
 from testbed.appserver import running
 from web.app import create_app
-from web.context import Settings
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def make_token(cli) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def client(home: Home, api_store: Store) -> Iterator[TestClient]:
-    app = create_app(home, Settings(metrics_allow=("10.9.9.9",)), store=api_store)
+    app = create_app(home, Config(metrics_allow=("10.9.9.9",)), store=api_store)
     with TestClient(app, follow_redirects=False) as test_client:
         yield test_client
 
@@ -133,7 +133,7 @@ def test_metrics(cli, client: TestClient) -> None:  # type: ignore[no-untyped-de
 
 
 def test_metrics_open_to_listed_addresses(home: Home, api_store: Store) -> None:
-    app = create_app(home, Settings(metrics_allow=("testclient",)), store=api_store)
+    app = create_app(home, Config(metrics_allow=("testclient",)), store=api_store)
     with TestClient(app) as allowed:
         assert allowed.get("/metrics").status_code == 200
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.state.store import Store
 from testbed.appserver import running
 from testbed.nodes import Node
 from web.app import create_app
-from web.context import Settings
 from web.security import hash_password
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -32,7 +32,7 @@ def server(home: Home) -> Iterator[str]:
     """The web app under uvicorn on a free loopback port; yields its base URL."""
     store = Store(home.state_path)
     store.add_user("admin", hash_password(PASSWORD))
-    with running(create_app(home, Settings(concurrency=2), store=store)) as address:
+    with running(create_app(home, Config(concurrency=2), store=store)) as address:
         yield f"http://{address}"
     store.close()
 

@@ -21,11 +21,12 @@ from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
 from pvegit.config.file import Config, Target
 from pvegit.config.home import Home
 from pvegit.git.repo import HostRepository
+from pvegit.service.housekeeping import check_storage
 from pvegit.state.store import Run, Store
 from testbed.faults import GUEST_DIR, damage_report, hosts_on, kill_loop, seed_from
 from testbed.nodes import Node, TestBed, register_node
 from testbed.webhook import Receiver
-from web.app import check_storage, create_app
+from web.app import create_app
 from web.metrics import render_metrics
 
 KILLS = int(os.environ.get("PVEGIT_KILLS", "10"))
@@ -92,7 +93,7 @@ def test_full_disk_fails_clearly_damages_nothing_and_recovers(
     options = SnapshotOptions(reserve_bytes=0)  # let it run into the wall
     try:
         assert take_snapshot(home, store, host, options).status == "changed"
-        check_storage(context)  # 8 MiB, nearly empty: no alert
+        check_storage(home, store, config, context.notifier)  # 8 MiB, nearly empty: no alert
         for number in range(40):  # ~1.6 MB that does not compress
             node.write(f"{GUEST_DIR}/{700 + number}.conf", os.urandom(30_000).hex())
         filler = fill(small_disk, leave=300 * 1024)
@@ -109,13 +110,13 @@ def test_full_disk_fails_clearly_damages_nothing_and_recovers(
         refused = take_snapshot(home, store, host, SnapshotOptions(reserve_bytes=1024 * 1024))
         assert refused.status == "failed" and "pvegit keeps 1.0 MiB free" in (refused.error or "")
         # Storage monitoring: the dashboard, /metrics and one alert.
-        check_storage(context)
-        check_storage(context)
+        check_storage(home, store, config, context.notifier)
+        check_storage(home, store, config, context.notifier)
         alert = receiver.wait_for(lambda bodies: len(bodies) == 1)[0]
         assert alert["title"] == "pvegit: storage almost full" and alert["event"] == "failed"
 
         filler.unlink()
-        check_storage(context)
+        check_storage(home, store, config, context.notifier)
         events = receiver.wait_for(lambda bodies: len(bodies) == 2)
         assert events[1]["event"] == "recovered"
         again = take_snapshot(home, store, host, SnapshotOptions(reserve_bytes=1024 * 1024))

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 from test_sessions import Clock
 
 from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.state.store import AuditEvent, Host, Store
@@ -22,7 +23,6 @@ from testbed.appserver import running, start_serve
 from web import gitserve
 from web.api import hash_token, new_token
 from web.app import create_app
-from web.context import Settings
 from web.security import hash_password
 
 PASSWORD = "correct horse battery"
@@ -213,7 +213,7 @@ def test_a_read_without_ref_discovery_is_audited_once_a_window(home: Home, tmp_p
         home, store, store.add_host(Host("pve1", f"local:{node.root}", categories=("network",)))
     )
     clock = Clock()
-    app = create_app(home, Settings(concurrency=1), store=store, clock=clock)
+    app = create_app(home, Config(concurrency=1), store=store, clock=clock)
     repository = home.repo_path("pve1")
     commit = git("--git-dir", str(repository), "rev-parse", "main").stdout.strip()
     wants = f"0032want {commit}\n00000009done\n".encode()
@@ -286,7 +286,7 @@ def test_a_token_never_clears_another_users_failures(home: Home) -> None:
     store.add_user("admin", hash_password(PASSWORD))
     token = new_token()
     store.add_token("ci", hash_token(token), None, "viewer")
-    app = create_app(home, Settings(concurrency=1), store=store)
+    app = create_app(home, Config(concurrency=1), store=store)
 
     def attempt(address: str, user: str, password: str) -> int:
         client = TestClient(app, client=(address, 4000))

@@ -15,6 +15,7 @@ import pytest
 from dulwich.objects import Blob, Commit, Tree
 
 from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
+from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.git.repo import HostRepository
 from pvegit.layout import METADATA_PATH, inventory_path
@@ -293,7 +294,6 @@ def test_control_characters_from_the_node_never_reach_a_terminal_a_page_or_a_com
     from starlette.testclient import TestClient
 
     from web.app import create_app
-    from web.context import Settings
     from web.security import hash_password
 
     register_node(store, home, node, categories=("network",))
@@ -326,7 +326,7 @@ def test_control_characters_from_the_node_never_reach_a_terminal_a_page_or_a_com
     assert any("problem: tar: \\x1b]0;pwned\\x07\\x1b[2J odd" in item for item in messages)
 
     store.add_user("admin", hash_password(PASSWORD))
-    app = create_app(home, Settings(concurrency=1), store=store)
+    app = create_app(home, Config(concurrency=1), store=store)
     run_id = store.runs("pve1", limit=1)[0].id
     with TestClient(app, follow_redirects=False) as client:
         page = client.get("/login").text

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from diskfaults import History, make_history, newest_pack
 
+from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.state.store import Store
 
@@ -148,13 +149,12 @@ def test_a_damaged_repository_is_an_error_page_and_a_json_error(
 
     from web.api import hash_token
     from web.app import create_app
-    from web.context import Settings
     from web.security import hash_password
 
     store.add_user("admin", hash_password(PASSWORD))
     store.add_token("ci", hash_token("pvegit_ci-token"), None)
     (history.repository / MAIN).write_bytes(b"")
-    app = create_app(home, Settings(concurrency=1), store=store)
+    app = create_app(home, Config(concurrency=1), store=store)
     with TestClient(app, follow_redirects=False) as client:
         login(client)
         for url in (

@@ -26,13 +26,14 @@ from starlette.testclient import TestClient
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
+from pvegit.service.housekeeping import housekeeping
+from pvegit.service.launcher import RunLauncher
 from pvegit.state.liveness import OVERDUE, settle_runs, settled_run
 from pvegit.state.store import Host, Store
 from pvegit.system.locks import exclusive, is_held
 from pvegit.system.processes import boot_id, identity_of, this_process
 from testbed.nodes import Node
-from web.app import create_app, housekeeping
-from web.runner import RunLauncher
+from web.app import create_app
 
 OTHER_BOOT = "00000000-0000-4000-8000-000000000000"
 
@@ -161,7 +162,7 @@ def test_a_host_left_running_by_a_dead_process_is_scheduled_again(home: Home, st
     app = create_app(home, store=store)
     context = app.state.pvegit
     assert app.state.scheduler.plan() == []  # 'running': never due again, before
-    housekeeping(context, store.now)
+    housekeeping(home, store, context.config, context.notifier, now=store.now())
     assert [due.host.name for due in app.state.scheduler.plan()] == ["pve2"]
     context.launcher.shutdown()
 

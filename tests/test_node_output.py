@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 from test_web import login
 
 from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.errors import CollectError
@@ -27,7 +28,6 @@ from pvegit.git.repo import HostRepository
 from pvegit.state.store import Host, Store
 from testbed.nodes import Node
 from web.app import create_app
-from web.context import Settings
 from web.security import hash_password
 
 FLOOD_BYTES = 64 * 1024 * 1024
@@ -87,7 +87,7 @@ def test_test_connection_in_the_web_stops_reading_a_flooding_pveversion(
     store.add_user("operator", hash_password(PASSWORD), role="operator")
     node.write("/usr/sbin/pveversion", flooding(), mode=0o755)
     hosts = store.hosts()
-    app = create_app(home, Settings(concurrency=2), store=store)
+    app = create_app(home, Config(concurrency=2), store=store)
     with TestClient(app, follow_redirects=False) as client:
         token = login(client, "operator", PASSWORD)
 

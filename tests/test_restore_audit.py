@@ -14,12 +14,12 @@ from test_web import PASSWORD, login
 
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.cli.common import actor
+from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.state.store import Host, Store
 from testbed.faults import pvegit_command
 from testbed.nodes import Node
 from web.app import create_app
-from web.context import Settings
 from web.security import hash_password
 
 GUESTS = "/etc/pve/nodes/pve1/qemu-server"
@@ -28,7 +28,7 @@ GUESTS = "/etc/pve/nodes/pve1/qemu-server"
 def web_client(home: Home, store: Store) -> TestClient:
     """The web UI on the same home, with an admin to log in as."""
     store.add_user("admin", hash_password(PASSWORD))
-    app = create_app(home, Settings(concurrency=1), store=store)
+    app = create_app(home, Config(concurrency=1), store=store)
     return TestClient(app, follow_redirects=False)
 
 
@@ -93,7 +93,7 @@ def test_a_restore_killed_half_way_is_in_the_audit_log_as_interrupted(
     # The web UI's audit page says so too.
     store.add_user("admin", hash_password(PASSWORD))
     with TestClient(
-        create_app(home, Settings(concurrency=1), store=store), follow_redirects=False
+        create_app(home, Config(concurrency=1), store=store), follow_redirects=False
     ) as client:
         login(client)
         page = client.get("/audit?host=pve1&action=restore")
@@ -152,7 +152,7 @@ def test_a_node_that_lost_most_files_is_restored_past_the_guard_when_asked(
     lose_most_files(node)
     store.add_user("admin", hash_password(PASSWORD))
     with TestClient(
-        create_app(home, Settings(concurrency=1), store=store), follow_redirects=False
+        create_app(home, Config(concurrency=1), store=store), follow_redirects=False
     ) as client:
         token = login(client)
         form = client.get("/hosts/pve1/restore")

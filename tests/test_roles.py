@@ -12,11 +12,11 @@ from starlette.testclient import TestClient
 from test_web import PASSWORD, login
 
 from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.state.store import Host, Store
 from web.app import create_app
-from web.context import Settings
 from web.security import hash_password
 
 
@@ -57,7 +57,7 @@ def remote_host(app_store: Store) -> Host:
 def _as(home: Home, store: Store, name: str, role: str | None) -> TestClient:
     if role is not None:
         store.add_user(name, hash_password(PASSWORD), role)
-    client = TestClient(create_app(home, Settings(concurrency=1), store=store))
+    client = TestClient(create_app(home, Config(concurrency=1), store=store))
     client.follow_redirects = False
     login(client, name)
     return client

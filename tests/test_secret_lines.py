@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 from test_web import login, token_of
 
 from pvegit.actions.snapshot import take_snapshot
-from pvegit.config.file import Target
+from pvegit.config.file import Config, Target
 from pvegit.config.home import Home
 from pvegit.git.repo import HostRepository
 from pvegit.service.notify import events_for_run, send
@@ -26,7 +26,6 @@ from pvegit.state.store import Store
 from testbed.nodes import Node, register_node
 from testbed.webhook import Receiver
 from web.app import create_app
-from web.context import Settings
 from web.security import hash_password
 
 PASSWORD = "correct horse battery"
@@ -140,7 +139,7 @@ def scene(cli, home: Home, store: Store, node: Node) -> Iterator[Scene]:  # type
     store.add_user("admin", hash_password(PASSWORD))
     store.add_user("viewer", hash_password(PASSWORD))
     token = store_token(store)
-    app = create_app(home, Settings(concurrency=2), store=store)
+    app = create_app(home, Config(concurrency=2), store=store)
     with TestClient(app, follow_redirects=False) as client:
         login(client, "viewer", PASSWORD)
         for url in (
@@ -290,7 +289,7 @@ def test_an_include_through_pve_local_is_classified_where_it_leads(  # type: ign
     diff = cli("diff", "pve1")
     assert "Secret files a/etc/pve/local/pve-ssl.key" in diff.out and key_body not in diff.out
     store.add_user("admin", hash_password(PASSWORD))
-    app = create_app(home, Settings(concurrency=2), store=store)
+    app = create_app(home, Config(concurrency=2), store=store)
     with TestClient(app, follow_redirects=False) as client:
         login(client, "admin", PASSWORD)
         for url in (
@@ -336,7 +335,7 @@ def test_a_password_line_in_a_binary_file_is_masked_too(  # type: ignore[no-unty
 
     store.add_user("admin", hash_password(PASSWORD))
     token = store_token(store)
-    app = create_app(home, Settings(concurrency=2), store=store)
+    app = create_app(home, Config(concurrency=2), store=store)
     with TestClient(app, follow_redirects=False) as client:
         login(client, "admin", PASSWORD)
         for url in ("/hosts/pve1/tree/HEAD/etc/frr/frr.conf", "/hosts/pve1/commits/HEAD"):

@@ -17,13 +17,12 @@ import pytest
 from starlette.testclient import TestClient
 from test_web import PASSWORD, login
 
-from pvegit.config.file import parse_config
+from pvegit.config.file import Config, parse_config
 from pvegit.config.home import Home
 from pvegit.errors import ConfigError
 from pvegit.state.store import Store
 from testbed.appserver import pvegit_process, start_serve
-from web.app import create_app, settings_from
-from web.context import Settings
+from web.app import create_app
 from web.security import hash_password
 
 
@@ -47,7 +46,7 @@ def sessions_store(home: Home) -> Iterator[Store]:
 
 
 def _client(home: Home, store: Store, **settings: int) -> TestClient:
-    app = create_app(home, Settings(concurrency=1, **settings), store=store)
+    app = create_app(home, Config(concurrency=1, **settings), store=store)
     return TestClient(app, follow_redirects=False)
 
 
@@ -120,7 +119,7 @@ def test_idle_and_absolute_lifetimes(home: Home, sessions_store: Store) -> None:
     clock = Clock()
     app = create_app(
         home,
-        Settings(concurrency=1, session_idle_seconds=600, session_max_seconds=3600),
+        Config(concurrency=1, session_idle_minutes=10, session_max_hours=1),
         store=sessions_store,
         clock=clock,
     )
@@ -140,9 +139,8 @@ def test_idle_and_absolute_lifetimes(home: Home, sessions_store: Store) -> None:
 
 def test_lifetimes_come_from_pvegit_toml() -> None:
     config = parse_config({"server": {"session_idle_minutes": 15, "session_max_hours": 8}})
-    settings = settings_from(config)
-    assert (settings.session_idle_seconds, settings.session_max_seconds) == (900, 8 * 3600)
-    defaults = settings_from(parse_config({}))
+    assert (config.session_idle_seconds, config.session_max_seconds) == (900, 8 * 3600)
+    defaults = parse_config({})
     assert (defaults.session_idle_seconds, defaults.session_max_seconds) == (3600, 12 * 3600)
     for server, message in (
         ({"session_idle_minutes": 0}, "server.session_idle_minutes: must be a whole number"),

@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
+from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.state.store import Host, Store
@@ -24,7 +25,6 @@ from testbed.appserver import pvegit_process, running
 from testbed.nodes import Node, TestBed
 from web.api import hash_token, new_token
 from web.app import ROUTES, create_app
-from web.context import Settings
 from web.security import LoginThrottle, hash_password
 
 PASSWORD = "correct horse battery"
@@ -46,7 +46,7 @@ def app_store(home: Home) -> Iterator[Store]:
 
 @pytest.fixture
 def client(home: Home, app_store: Store) -> Iterator[TestClient]:
-    app = create_app(home, Settings(concurrency=2), store=app_store)
+    app = create_app(home, Config(concurrency=2), store=app_store)
     with TestClient(app, follow_redirects=False) as test_client:
         yield test_client
 
@@ -185,7 +185,7 @@ def role_clients(home: Home, app_store: Store, demo_host: Host) -> Iterator[dict
     """One signed-in client per role (the admin is the first user), sharing one app."""
     app_store.add_user("olivia", hash_password(PASSWORD), OPERATOR)
     app_store.add_user("victor", hash_password(PASSWORD), VIEWER)
-    app = create_app(home, Settings(concurrency=2), store=app_store)
+    app = create_app(home, Config(concurrency=2), store=app_store)
     with TestClient(app, follow_redirects=False) as admin:
         clients = {ADMIN: admin, OPERATOR: TestClient(app, follow_redirects=False)}
         clients[VIEWER] = TestClient(app, follow_redirects=False)
@@ -349,7 +349,7 @@ def test_login_redirects_only_to_local_paths(client: TestClient) -> None:
 
 
 def test_session_cookie_flags(home: Home, app_store: Store) -> None:
-    app = create_app(home, Settings(secure_cookies=True), store=app_store)
+    app = create_app(home, Config(behind_tls_proxy=True), store=app_store)
     with TestClient(app, base_url="https://testserver", follow_redirects=False) as secure:
         page = secure.get("/login")
         response = secure.post(
@@ -501,7 +501,7 @@ def test_traversal_in_every_path_parameter_is_a_404(
     """Sent as-is over a socket (http.client does not resolve dot segments; browsers do)."""
     cases = traversal_cases()
     assert len(cases) > 30
-    app = create_app(home, Settings(concurrency=2), store=app_store)
+    app = create_app(home, Config(concurrency=2), store=app_store)
     with running(app) as server, httpx2.Client(base_url=f"http://{server}") as browser:
         page = browser.get("/login")
         browser.post(
@@ -931,7 +931,7 @@ def test_verify_from_the_host_page_and_the_weekly_round(
 ) -> None:
     import time
 
-    from web.app import verify_one_due
+    from pvegit.service.housekeeping import verify_one_due
 
     token = login(client)
     page = client.post("/hosts/pve1/verify", data={"csrf_token": token})
@@ -942,7 +942,11 @@ def test_verify_from_the_host_page_and_the_weekly_round(
     assert 'pvegit_host_verify_ok{host="pve1"} 1.0' in metrics
     first = app_store.verifications()["pve1"].at
     context = client.app.state.pvegit  # type: ignore[attr-defined]
-    verify_one_due(context, time.time())  # verified moments ago: nothing due
+    verify_one_due(
+        context.home, context.store, context.notifier, now=time.time()
+    )  # verified moments ago: nothing due
     assert app_store.verifications()["pve1"].at == first
-    verify_one_due(context, time.time() + 8 * 86400)  # a week later: due again
+    verify_one_due(
+        context.home, context.store, context.notifier, now=time.time() + 8 * 86400
+    )  # a week later: due again
     assert app_store.verifications()["pve1"].at > first

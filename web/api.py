@@ -23,6 +23,7 @@ from pvegit.content.filediff import read_diff
 from pvegit.errors import ConfigError, NotFound
 from pvegit.git.repo import HostRepository
 from pvegit.node.tarstream import display_path
+from pvegit.service.progress import run_progress
 from pvegit.state.index import commit_count, sync_index, timeline
 from pvegit.state.liveness import settle_runs, settled_run
 from pvegit.state.store import Host, RunStatus, Store, Token
@@ -172,11 +173,9 @@ def runs(request: Request, user: str) -> list[dict[str, Any]]:
 
 @api
 def run(request: Request, user: str) -> dict[str, Any]:
-    from web.views.runs import progress_of
-
     context = context_of(request)
     found = settled_run(context.home, context.store, request.path_params["id"])
-    return {**found.to_json(), "progress": progress_of(found)}
+    return {**found.to_json(), "progress": run_progress(found).to_json()}
 
 
 @api
@@ -254,7 +253,7 @@ async def metrics(request: Request) -> Response:
     """Prometheus metrics: for API tokens, or open to the addresses in metrics_allow."""
     context = context_of(request)
     client = request.client.host if request.client else ""
-    allowed = client in context.settings.metrics_allow
+    allowed = client in context.config.metrics_allow
     if not allowed and await run_in_threadpool(bearer_token, request) is None:
         return JSONResponse(
             {"error": f"{_NO_TOKEN} (or list this address in metrics_allow)"},

@@ -25,15 +25,16 @@ from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.errors import PvegitError, RepositoryDamaged
 from pvegit.node.tarstream import display_path
+from pvegit.service.housekeeping import housekeeping
+from pvegit.service.launcher import RunLauncher
 from pvegit.service.notify import Notifier, all_targets
 from pvegit.service.scheduler import Scheduler
 from pvegit.service.status import describe_age
 from pvegit.state.liveness import settle_runs
-from pvegit.state.store import Host, Store
+from pvegit.state.store import Store
 from pvegit.textsafe import printable
 from web import api, gitserve
-from web.context import Context, Settings, render
-from web.runner import RunLauncher
+from web.context import Context, render
 from web.security import csrf_token, load_secret_key
 from web.views import audit, auth, browse, dashboard, hosts, restore, runs, tokens, users
 
@@ -161,53 +162,27 @@ async def _damaged_repository(request: Request, error: Exception) -> Response:
     return render(request, "error.html", values, status_code=503)
 
 
-def settings_from(config: Config) -> Settings:
-    """The web settings a configuration file implies."""
-    return Settings(
-        secure_cookies=config.behind_tls_proxy,
-        concurrency=config.concurrency,
-        default_schedule=config.default_schedule,
-        stale_factor=config.stale_factor,
-        metrics_allow=config.metrics_allow,
-        session_idle_seconds=config.session_idle_minutes * 60,
-        session_max_seconds=config.session_max_hours * 3600,
-    )
-
-
 def create_app(
     home: Home,
-    settings: Settings | None = None,
+    config: Config | None = None,
     *,
     store: Store | None = None,
-    config: Config | None = None,
     run_scheduler: bool = False,
     clock: Callable[[], float] = time.time,
     tick_seconds: int = 1,
 ) -> Starlette:
-    """The ASGI app for one pvegit home; with ``run_scheduler`` also the scheduler."""
+    """The ASGI app for one pvegit home; with ``run_scheduler`` also the scheduler and
+    housekeeping. ``config`` (pvegit.toml with serve's options) holds every knob it reads."""
     config = config or Config()
-    settings = settings or settings_from(config)
     home.initialize()
     store = store or Store(home.state_path)
     notifier = Notifier(lambda: all_targets(config, store))
-    launcher = RunLauncher(
-        home,
-        store,
-        concurrency=settings.concurrency,
-        notifier=notifier,
-        retries=len(config.retry_delays),
-        time_limit=config.run_timeout,
-        mirror=config.mirror,
-        reserve_bytes=config.storage_reserve_mb * 1024 * 1024,
-        warn_percent=config.storage_warn_percent,
-        inventory_limits=config.inventory_limits,
-    )
+    launcher = RunLauncher(home, store, config, notifier=notifier)
     context = Context(
         home,
         store,
-        settings,
+        config,
         launcher,
-        config=config,
         notifier=notifier,
         templates=_templates(),
         clock=clock,
@@ -224,9 +199,9 @@ def create_app(
             SessionMiddleware,
             secret_key=load_secret_key(home.root / "web_secret"),
             session_cookie="pvegit_session",
-            max_age=settings.session_max_seconds,
+            max_age=config.session_max_seconds,
             same_site="lax",
-            https_only=settings.secure_cookies,
+            https_only=config.behind_tls_proxy,
         )
     ]
 
@@ -239,12 +214,14 @@ def create_app(
                 settle_runs(home, store)
             except PvegitError as err:  # a full disk: serve still starts and says so
                 _log.error("could not settle the runs left running: %s", err)
-            scheduler.start(tick_seconds, housekeeping=lambda: housekeeping(context, clock))
+            scheduler.start(
+                tick_seconds,
+                housekeeping=lambda: housekeeping(home, store, config, notifier, now=clock()),
+            )
         yield
         scheduler.stop()
         launcher.shutdown()
-        if notifier is not None:
-            notifier.close()
+        notifier.close()
 
     app = Starlette(
         routes=ROUTES,
@@ -255,93 +232,3 @@ def create_app(
     app.state.pvegit = context
     app.state.scheduler = scheduler
     return app
-
-
-def housekeeping(context: Context, clock: Callable[[], float]) -> None:
-    """Once a minute: settle runs nobody runs any more (the scheduler's plan follows),
-    tell about hosts that turned stale, forget runs past retention."""
-    from pvegit.service.notify import stale_event
-    from pvegit.service.status import host_status
-
-    store = context.store
-    settle_runs(context.home, store)
-    latest = store.latest_runs()
-    successes = store.latest_successes()
-    for host in store.hosts():
-        status = host_status(
-            host,
-            latest.get(host.name),
-            successes.get(host.name),
-            now=clock(),
-            default_schedule=context.settings.default_schedule,
-            stale_factor=context.settings.stale_factor,
-        )
-        if status.kind == "stale" and context.notifier is not None:
-            event = stale_event(store, host.name, status.reason)
-            if event is not None:
-                context.notifier.emit(event)
-    store.prune_runs(clock() - context.config.run_log_days * 86400)
-    check_storage(context)
-    verify_one_due(context, clock())
-
-
-STORAGE_ALERT = "*storage"  # the alerts row for the disk (host names cannot start with '*')
-
-
-def check_storage(context: Context) -> None:
-    """Warn once when the disk holding $PVEGIT_HOME gets full, and once when it has room again."""
-    from pvegit.service.notify import Event
-    from pvegit.system.diskspace import disk_space, low_space_warning
-
-    store = context.store
-    warning = low_space_warning(disk_space(context.home.root), context.config.storage_warn_percent)
-    alerted = store.alert_state(STORAGE_ALERT) is not None
-    if warning and not alerted:
-        _log.warning("storage: %s", warning)
-        store.set_alert_state(STORAGE_ALERT, "failing")
-        if context.notifier is not None:
-            reserve = context.config.storage_reserve_mb
-            context.notifier.emit(
-                Event(
-                    "failed",
-                    "",
-                    "pvegit: storage almost full",
-                    f"{warning}. Snapshots stop when less than {reserve} MiB is free.",
-                )
-            )
-    elif not warning and alerted:
-        store.set_alert_state(STORAGE_ALERT, None)
-        if context.notifier is not None:
-            context.notifier.emit(Event("recovered", "", "pvegit: storage has room again", ""))
-
-
-VERIFY_EVERY = 7 * 86400
-
-
-def verify_one_due(context: Context, now: float) -> None:
-    """The weekly verification: at most one host per housekeeping round, oldest first."""
-    from pvegit.actions.verify import verify_host
-    from pvegit.service.notify import Event
-
-    store = context.store
-    done = store.verifications()
-
-    def verified_at(host: Host) -> float:
-        found = done.get(host.name)
-        return found.at if found is not None else 0.0
-
-    hosts = [host for host in store.hosts() if host.host_key or host.is_local]
-    due = [host for host in hosts if now - verified_at(host) > VERIFY_EVERY]
-    if not due:
-        return
-    host = min(due, key=verified_at)
-    result = verify_host(context.home, store, host)
-    if not result.ok and context.notifier is not None:
-        context.notifier.emit(
-            Event(
-                "failed",
-                host.name,
-                f"{host.name}: verification failed",
-                "\n".join(result.problems[:20]),
-            )
-        )

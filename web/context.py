@@ -1,4 +1,4 @@
-"""What the views share: settings, the engine's handles, and rendering."""
+"""What the views share: the configuration, the engine's handles, and rendering."""
 
 from __future__ import annotations
 
@@ -14,24 +14,11 @@ from starlette.templating import Jinja2Templates
 from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.config.roles import ADMIN, OPERATOR, allows
+from pvegit.service.launcher import RunLauncher
 from pvegit.service.notify import Notifier
 from pvegit.state.store import Store, User
 from web.fetchaudit import FetchAudit
-from web.runner import RunLauncher
 from web.security import LoginThrottle
-
-
-@dataclass
-class Settings:
-    """How the web app behaves; `pvegit serve` fills it from its options."""
-
-    secure_cookies: bool = False  # behind a TLS reverse proxy
-    concurrency: int = 4
-    default_schedule: str = "daily"
-    session_idle_seconds: int = 60 * 60  # a session ends after this long without a request
-    session_max_seconds: int = 12 * 3600  # and this long after its login, whatever happens
-    stale_factor: float = 2.0
-    metrics_allow: tuple[str, ...] = ()
 
 
 @dataclass
@@ -40,9 +27,8 @@ class Context:
 
     home: Home
     store: Store
-    settings: Settings
+    config: Config  # pvegit.toml with serve's options applied: every knob the app reads
     launcher: RunLauncher
-    config: Config = field(default_factory=Config)
     notifier: Notifier | None = None
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     fetch_audit: FetchAudit = field(default_factory=FetchAudit)  # git reads audited

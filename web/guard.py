@@ -66,7 +66,7 @@ def current_user(request: Request) -> User | None:
     user = context.store.user(name)
     now = context.clock()
     issued, seen = session.get("issued"), session.get("seen")
-    settings = context.settings
+    config = context.config
     if (
         user is None
         or not user.incarnation
@@ -74,8 +74,8 @@ def current_user(request: Request) -> User | None:
         or session.get("epoch") != user.sessions_epoch
         or not isinstance(issued, (int, float))
         or not isinstance(seen, (int, float))
-        or now - issued > settings.session_max_seconds
-        or now - seen > settings.session_idle_seconds
+        or now - issued > config.session_max_seconds
+        or now - seen > config.session_idle_seconds
     ):
         session.clear()
         return None

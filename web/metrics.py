@@ -67,8 +67,8 @@ class _PvegitCollector:
                 run,
                 success,
                 now=now,
-                default_schedule=context.settings.default_schedule,
-                stale_factor=context.settings.stale_factor,
+                default_schedule=context.config.default_schedule,
+                stale_factor=context.config.stale_factor,
             ).kind
             if success is not None:
                 last_success.add_metric([host.name], success.finished_at or success.started_at)

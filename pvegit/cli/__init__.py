@@ -12,7 +12,7 @@ import importlib
 import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from pvegit.errors import PvegitError
 
@@ -20,6 +20,19 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+
+
+def runs_exit_code(statuses: Iterable[str]) -> int:
+    """How the runs' outcomes end ``pvegit snapshot`` (local or ``--remote``): 1 if any
+    failed or was refused, else 3 if any was partial, else 0."""
+    from pvegit.state.runs import RunStatus
+
+    found = {RunStatus.parse(status) for status in statuses}
+    if any(status is not None and status.is_failure for status in found):
+        return EXIT_FAILED
+    if RunStatus.PARTIAL in found:
+        return EXIT_PARTIAL
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         "snapshot",
         "snapshots",
         "cmd_snapshot",
-        "take snapshots now (each cut off after [server] run_timeout in pvegit.toml)",
+        "take snapshots now, notifying and mirroring like serve (each cut off after "
+        "[server] run_timeout in pvegit.toml)",
     )
     snapshot.add_argument("names", nargs="*", metavar="NAME", help="hosts to snapshot")
     snapshot.add_argument("--all", action="store_true", help="snapshot every host")

@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from pvegit.cli import runs_exit_code
 from pvegit.errors import ConfigError, ConnectError, PvegitError
 from pvegit.state.runs import RunStatus
 
@@ -79,7 +80,4 @@ def remote_snapshots(arguments: argparse.Namespace) -> int:
             time.sleep(POLL_SECONDS)
     if arguments.json:
         print(json.dumps(list(results.values()), indent=2))
-    statuses = {run["status"] for run in results.values()}
-    if statuses & {RunStatus.FAILED, RunStatus.REFUSED}:
-        return 1
-    return 3 if RunStatus.PARTIAL in statuses else 0
+    return runs_exit_code(run["status"] for run in results.values())

@@ -114,7 +114,8 @@ def cmd_rescue(arguments: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
-    from pvegit.cli.snapshots import describe, exit_code
+    from pvegit.cli import runs_exit_code
+    from pvegit.cli.snapshots import describe
     from pvegit.errors import NotFound
     from pvegit.state.store import Host, RunStatus
 
@@ -142,4 +143,4 @@ def cmd_rescue(arguments: argparse.Namespace) -> int:
     for warning in run.warnings:
         if warning.startswith("rescue: "):  # which config.db version, read how
             print(warning)
-    return exit_code([run])
+    return runs_exit_code([run.status])

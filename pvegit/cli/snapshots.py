@@ -1,4 +1,10 @@
-"""``pvegit snapshot`` and ``pvegit demo``."""
+"""``pvegit snapshot``: runs through the engine's launcher, like serve's.
+
+A CLI run (cron, the systemd timer, by hand) notifies and mirrors exactly as a
+run started in ``pvegit serve`` (pvegit/service/launcher.py); before exiting
+the command waits, for at most ``NOTIFY_WAIT`` seconds, for the notifications
+to be delivered, and says on stderr which target or mirror push failed.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +13,23 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
-from pvegit.cli import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+from pvegit.actions.snapshot import Progress, SnapshotOptions
+from pvegit.cli import EXIT_OK, runs_exit_code
 from pvegit.cli.common import actor, open_home, print_json
 from pvegit.config.file import load_config
-from pvegit.config.home import Home
 from pvegit.errors import ConfigError
-from pvegit.state.store import Host, Run, RunStatus, Store
+from pvegit.service.launcher import RunLauncher
+from pvegit.service.notify import Notifier, all_targets
+from pvegit.service.progress import describe_progress
+from pvegit.state.store import Host, Run, RunStatus
 from pvegit.textsafe import unwrapped
+
+# A CLI run may not linger: one retry of a failed delivery, and a bound on the wait.
+NOTIFY_RETRY_DELAYS = (2.0,)
+NOTIFY_WAIT = 60.0
 
 # A run worth printing on stdout; a partial, failed or refused one goes to stderr.
 _CLEAN = (RunStatus.CHANGED, RunStatus.UNCHANGED)
-
-
-def exit_code(runs: list[Run]) -> int:
-    """1 if any run failed or was refused, else 3 if any was partial, else 0."""
-    statuses = {run.status for run in runs}
-    if any(status.is_failure for status in statuses):
-        return EXIT_FAILED
-    if RunStatus.PARTIAL in statuses:
-        return EXIT_PARTIAL
-    return EXIT_OK
 
 
 def describe(run: Run) -> str:
@@ -55,14 +57,14 @@ class _TerminalProgress:
         self._finished = 0
         self._lock = threading.Lock()
 
-    def for_host(self, name: str) -> object:
+    def for_host(self, name: str) -> Progress:
         def report(stage: str, done: int, total: int) -> None:
             if not self._enabled:
                 return
-            count = f" {done}/{total}" if total else (f" {done}" if done else "")
+            shown = describe_progress(stage, done, total)
             with self._lock:
                 terminal = unwrapped(sys.stderr)  # its own control sequences, not escaped
-                terminal.write(f"\r\033[K[{self._finished}/{self._total}] {name}: {stage}{count}")
+                terminal.write(f"\r\033[K[{self._finished}/{self._total}] {name}: {shown}")
                 terminal.flush()
 
         return report
@@ -76,30 +78,48 @@ class _TerminalProgress:
 
 
 def snapshot_hosts(
-    home: Home,
-    store: Store,
+    launcher: RunLauncher,
     hosts: list[Host],
     options: SnapshotOptions,
     jobs: int,
     *,
     quiet: bool = False,
 ) -> list[Run]:
-    """Snapshot hosts, ``jobs`` at a time; one host failing does not stop the others."""
+    """Snapshot hosts through ``launcher``, ``jobs`` at a time; one host failing does not
+    stop the others. A failed mirror push is said on stderr."""
     progress = _TerminalProgress(len(hosts))
     results: dict[str, Run] = {}
 
     def one(host: Host) -> None:
-        run = take_snapshot(home, store, host, options, progress=progress.for_host(host.name))  # type: ignore[arg-type]
+        outcome = launcher.run(host, options, progress=progress.for_host(host.name))
+        run = outcome.run
         results[host.name] = run
         line = describe(run)
         progress.host_done(line)
         if not quiet:
             stream = sys.stdout if run.status in _CLEAN else sys.stderr
             print(line, file=stream, flush=True)
+        if outcome.mirror_error:
+            print(f"{host.name}: {outcome.mirror_error}", file=sys.stderr, flush=True)
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(hosts)))) as pool:
         list(pool.map(one, hosts))
     return [results[host.name] for host in hosts]
+
+
+def report_notifications(notifier: Notifier, timeout: float) -> None:
+    """Wait up to ``timeout`` s for the notifications; say on stderr what did not get out."""
+    if not notifier.drain(timeout):
+        print(
+            f"pvegit: {notifier.pending} notification(s) not delivered within {timeout:g} s",
+            file=sys.stderr,
+        )
+    for failure in notifier.failures:
+        print(
+            f"pvegit: notification {failure.event.kind!r} ({failure.event.title}) "
+            f"not delivered to {failure.target!r}: {failure.error}",
+            file=sys.stderr,
+        )
 
 
 def cmd_snapshot(arguments: argparse.Namespace) -> int:
@@ -117,17 +137,15 @@ def cmd_snapshot(arguments: argparse.Namespace) -> int:
         print("no hosts yet: pvegit host add NAME --address ADDRESS")
         return EXIT_OK
     config = load_config(home.root)
-    options = SnapshotOptions(
-        trigger="cli",
-        actor=actor(),
-        force=arguments.force,
-        io_timeout=arguments.timeout,
-        time_limit=config.run_timeout,
-        reserve_bytes=config.storage_reserve_mb * 1024 * 1024,
-        warn_percent=config.storage_warn_percent,
-        inventory_limits=config.inventory_limits,
-    )
-    runs = snapshot_hosts(home, store, hosts, options, arguments.jobs, quiet=arguments.json)
+    notifier = Notifier(lambda: all_targets(config, store), retry_delays=NOTIFY_RETRY_DELAYS)
+    launcher = RunLauncher(home, store, config, notifier=notifier)
+    options = launcher.options("cli", actor(), force=arguments.force, io_timeout=arguments.timeout)
+    try:
+        runs = snapshot_hosts(launcher, hosts, options, arguments.jobs, quiet=arguments.json)
+    finally:
+        report_notifications(notifier, NOTIFY_WAIT)
+        notifier.close()
+        launcher.shutdown()
     if arguments.json:
         print_json([run.to_json() for run in runs])
     elif len(runs) > 1:
@@ -136,4 +154,4 @@ def cmd_snapshot(arguments: argparse.Namespace) -> int:
             counts[run.status] = counts.get(run.status, 0) + 1
         summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
         print(f"{len(runs)} hosts: {summary}")
-    return exit_code(runs)
+    return runs_exit_code(run.status for run in runs)

@@ -72,6 +72,16 @@ class Config:
         return ZoneInfo(self.timezone)
 
     @property
+    def session_idle_seconds(self) -> int:
+        """A web session ends after this long without a request."""
+        return self.session_idle_minutes * 60
+
+    @property
+    def session_max_seconds(self) -> int:
+        """A web session ends this long after its login, whatever happens."""
+        return self.session_max_hours * 3600
+
+    @property
     def inventory_limits(self) -> InventoryLimits:
         """How much inventory output a snapshot reads (see pvegit/node/inventorystream.py)."""
         return InventoryLimits(

@@ -3,7 +3,9 @@
 Events: ``failed`` (after retries), ``stale``, ``recovered``, ``changed`` (with
 the changed files and a short diff, secret files named only, secret lines masked) and ``restore``.
 Delivery happens on a background thread with retries; a target that fails is
-logged and never holds up a backup. A webhook URL may carry credentials
+logged (and kept in ``Notifier.failures``) and never holds up a backup. The
+launcher (pvegit/service/launcher.py) hands every finished run's events here,
+whatever started the run. A webhook URL may carry credentials
 (user-info, sent as basic authentication, or a token in the query): errors and
 log lines show it redacted (pvegit.content.redact), and so does ``target_location``.
 """
@@ -173,8 +175,22 @@ def _send_email(target: Target, event: Event) -> None:
         smtp.send_message(message)
 
 
+@dataclass(frozen=True)
+class DeliveryFailure:
+    """An event a target never got: its last attempt failed (the error is redacted)."""
+
+    target: str
+    event: Event
+    error: str
+
+
 class Notifier:
-    """Queues events and delivers them to the targets that want them."""
+    """Queues events and delivers them to the targets that want them.
+
+    Delivery runs on one background thread; a failed attempt is retried after
+    each of ``retry_delays``, then dropped and kept in ``failures``. ``drain``
+    waits for every queued event (a CLI run waits for it before exiting).
+    """
 
     def __init__(
         self,
@@ -188,6 +204,9 @@ class Notifier:
         self._retry_delays = tuple(retry_delays)
         self._deliver = deliver
         self._queue: queue.Queue[tuple[Target, Event, int] | None] = queue.Queue()
+        self._settled = threading.Condition()
+        self._pending = 0  # deliveries queued, being tried or waiting for a retry
+        self._failures: list[DeliveryFailure] = []
         self._thread = threading.Thread(target=self._work, name="pvegit-notify", daemon=True)
         self._thread.start()
 
@@ -195,10 +214,37 @@ class Notifier:
     def targets(self) -> tuple[Target, ...]:
         return tuple(self._targets())
 
+    @property
+    def failures(self) -> tuple[DeliveryFailure, ...]:
+        """The deliveries dropped after their last attempt, oldest first."""
+        with self._settled:
+            return tuple(self._failures)
+
+    @property
+    def pending(self) -> int:
+        """Deliveries not yet made nor dropped."""
+        with self._settled:
+            return self._pending
+
     def emit(self, event: Event) -> None:
+        """Queue ``event`` for every target that wants its kind (a test event: all); at once."""
         for target in self.targets:
             if event.kind in target.events or event.kind == "test":
+                with self._settled:
+                    self._pending += 1
                 self._queue.put((target, event, 0))
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every queued delivery was made or dropped; False after ``timeout`` s."""
+        with self._settled:
+            return self._settled.wait_for(lambda: self._pending == 0, timeout)
+
+    def _settle(self, failure: DeliveryFailure | None = None) -> None:
+        with self._settled:
+            self._pending -= 1
+            if failure is not None:
+                self._failures.append(failure)
+            self._settled.notify_all()
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -211,7 +257,9 @@ class Notifier:
                     event.kind,
                     event.host,
                 )
+                self._settle()
             except Exception as err:
+                error = redact_text(str(err), target.url)
                 if attempt < len(self._retry_delays):
                     delay = self._retry_delays[attempt]
                     _log.warning(
@@ -220,7 +268,7 @@ class Notifier:
                         event.kind,
                         attempt + 1,
                         delay,
-                        redact_text(str(err), target.url),
+                        error,
                     )
                     timer = threading.Timer(delay, self._queue.put, ((target, event, attempt + 1),))
                     timer.daemon = True
@@ -231,8 +279,9 @@ class Notifier:
                         target.name,
                         event.kind,
                         attempt + 1,
-                        redact_text(str(err), target.url),
+                        error,
                     )
+                    self._settle(DeliveryFailure(target.name, event, error))
 
     def close(self) -> None:
         self._queue.put(None)

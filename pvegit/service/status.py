@@ -4,7 +4,7 @@
 committed what it could read; ``failing``: the last run failed or was
 refused; ``stale``: no successful run for twice the schedule's interval, or
 the last run went past its deadline while something still held it (liveness.py);
-``running``; ``never``: no successful run yet. The runs given are settled first
+``running`` (its progress); ``never``: no successful run yet. The runs given are settled first
 (``liveness.settle_runs``): a run nobody runs any more is not ``running``.
 """
 
@@ -13,13 +13,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from pvegit.config.file import Config
 from pvegit.config.schedules import Schedule, parse_schedule
 from pvegit.errors import ConfigError
+from pvegit.service.progress import run_progress
 from pvegit.state.liveness import OVERDUE
 from pvegit.state.store import Host, Run, RunStatus
 
-DEFAULT_SCHEDULE = "daily"
-STALE_FACTOR = 2.0
+# pvegit.toml's defaults (callers pass the configured values).
+DEFAULT_SCHEDULE = Config.default_schedule
+STALE_FACTOR = Config.stale_factor
 
 LABELS = {
     "ok": "OK",
@@ -71,7 +74,7 @@ def host_status(
         return HostStatus(kind, reason, last_run, last_success, schedule)
 
     if last_run is not None and last_run.is_running:
-        return status("running", f"{last_run.stage or 'starting'}")
+        return status("running", run_progress(last_run).text)
     if last_run is not None and last_run.status is RunStatus.FAILED and last_run.failure == OVERDUE:
         return status("stale", last_run.error or "the last run is overdue")
     if last_run is not None and last_run.is_failure:

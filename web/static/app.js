@@ -13,11 +13,10 @@
     bar.style.width = run.percent + "%";
     bar.parentElement.setAttribute("aria-valuenow", String(run.percent));
     stages.forEach(function (item, index) {
-      item.classList.toggle("done", run.status !== "running" || index + 1 < run.stage_index);
-      item.classList.toggle("current", run.status === "running" && index + 1 === run.stage_index);
+      item.classList.toggle("done", run.stages[index] === "done");
+      item.classList.toggle("current", run.stages[index] === "current");
     });
-    const counts = run.total ? " " + run.done + "/" + run.total + " files" : (run.done ? " " + run.done + " files" : "");
-    state.textContent = run.status === "running" ? "Running: " + run.stage + counts : "Finished: " + run.status;
+    state.textContent = run.status === "running" ? "Running: " + run.text : "Finished: " + run.status;
     if (run.status !== "running") {
       source.close();
       window.location.reload();

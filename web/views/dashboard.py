@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pvegit.config.home import Home
+from pvegit.service.progress import run_progress
 from pvegit.service.scheduler import next_due
 from pvegit.service.status import HostStatus, host_status
 from pvegit.state.index import IndexedCommit, last_change, recent_changes
@@ -83,8 +84,8 @@ def fleet_rows(request: Request) -> list[HostRow]:
             host,
             latest.get(host.name),
             successes.get(host.name),
-            default_schedule=context.settings.default_schedule,
-            stale_factor=context.settings.stale_factor,
+            default_schedule=context.config.default_schedule,
+            stale_factor=context.config.stale_factor,
         )
         next_run = next_run_at(context, host, recent.get(host.name, []))
         rows.append(HostRow(host, status, changes.get(host.name), next_run))
@@ -105,7 +106,7 @@ def dashboard(request: Request, user: str) -> Response:
             "nav": "dashboard",
             "rows": rows,
             "counts": counts,
-            "running": running,
+            "running": [run_progress(run) for run in running],
             "recent": recent_changes(context.store, limit=10),
             "storage": storage,
             "storage_warning": low_space_warning(storage.disk, context.config.storage_warn_percent),

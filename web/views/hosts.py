@@ -233,8 +233,8 @@ def host_page(request: Request, user: str) -> Response:
         host,
         runs[0] if runs else None,
         last_success,
-        default_schedule=context.settings.default_schedule,
-        stale_factor=context.settings.stale_factor,
+        default_schedule=context.config.default_schedule,
+        stale_factor=context.config.stale_factor,
     )
     return render(
         request,

@@ -12,13 +12,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from pvegit.errors import NotFound
+from pvegit.service.progress import SHOWN_STAGES, run_progress
 from pvegit.state.liveness import settle_runs, settled_run
 from pvegit.state.store import Run, RunStatus
 from web.context import context_of, render
 from web.guard import page, stream
 
 PAGE = 50
-STAGES = ("queued", "connect", "collect", "inventory", "commit", "done")
 _POLL_SECONDS = 0.25
 
 
@@ -62,33 +62,8 @@ def run_page(request: Request, user: str) -> Response:
     return render(
         request,
         "run.html",
-        {"nav": "runs", "run": run, "stages": STAGES[1:-1], "progress": progress_of(run)},
+        {"nav": "runs", "run": run, "stages": SHOWN_STAGES, "progress": run_progress(run)},
     )
-
-
-def progress_of(run: Run) -> dict[str, object]:
-    """What the live view needs: stage, counts, a percentage, the outcome."""
-    stage = run.stage or "queued"
-    index = STAGES.index(stage) if stage in STAGES else 0
-    if not run.is_running:
-        percent = 100
-    elif stage == "collect" and run.progress_total:
-        percent = 10 + int(70 * min(1.0, run.progress_done / run.progress_total))
-    else:
-        percent = {0: 0, 1: 5, 2: 10, 3: 85, 4: 92}.get(index, 0)
-    return {
-        "id": run.id,
-        "status": run.status.value,
-        "stage": stage,
-        "stage_index": index,
-        "done": run.progress_done,
-        "total": run.progress_total,
-        "percent": percent,
-        "files": run.files,
-        "commit": run.commit_id,
-        "error": run.error,
-        "duration": run.duration,
-    }
 
 
 @stream
@@ -101,7 +76,7 @@ async def run_events(request: Request, user: str) -> Response:
         last = None
         current = run
         while True:
-            state = progress_of(current)
+            state = run_progress(current).to_json()
             if state != last:
                 yield f"data: {json.dumps(state)}\n\n"
                 last = state
