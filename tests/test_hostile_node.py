@@ -17,9 +17,9 @@ from dulwich.objects import Blob, Commit, Tree
 from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
 from pvegit.config.file import Config
 from pvegit.config.home import Home
+from pvegit.config.limits import InventoryLimits
 from pvegit.git.repo import HostRepository
 from pvegit.layout import METADATA_PATH, inventory_path
-from pvegit.node.inventory import InventoryLimits
 from pvegit.node.metadata import parse_metadata
 from pvegit.state.store import Store
 from testbed.nodes import Node, register_node

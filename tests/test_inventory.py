@@ -3,7 +3,8 @@ from __future__ import annotations
 import io
 import tracemalloc
 
-from pvegit.node.inventory import COMMANDS, InventoryLimits
+from pvegit.config.limits import InventoryLimits
+from pvegit.node.inventory import COMMANDS
 from pvegit.node.inventorystream import inventory_script, read_inventory
 
 

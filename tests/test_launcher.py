@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from webhook import Receiver
 
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.state.store import Host, Store
+from testbed.webhook import Receiver
 
 
 @pytest.fixture

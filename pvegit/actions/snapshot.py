@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pvegit.actions.snapshot_changes import commit_message, describe_changes, guard_mass_deletion
 from pvegit.actions.snapshot_tree import carry_over, snapshot_files
 from pvegit.config.home import Home
+from pvegit.config.limits import InventoryLimits
 from pvegit.config.selection import resolve_selection
 from pvegit.errors import (
     CollectError,
@@ -33,7 +34,6 @@ from pvegit.git.model import ChangeKind
 from pvegit.git.repo import HostRepository, prepare_tree
 from pvegit.layout import inventory_path, is_pvegit_path
 from pvegit.node.collect import collect
-from pvegit.node.inventory import InventoryLimits
 from pvegit.node.tarstream import display_path
 from pvegit.node.transport import DEFAULT_IO_TIMEOUT, Transport, open_transport
 from pvegit.state.index import sync_index

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pvegit.config.limits import DEFAULT_COMMAND_BYTES, DEFAULT_TOTAL_BYTES, InventoryLimits
 from pvegit.config.schedules import parse_schedule
 from pvegit.errors import ConfigError
-from pvegit.node.inventory import DEFAULT_COMMAND_BYTES, DEFAULT_TOTAL_BYTES, InventoryLimits
 
 SYSTEM_CONFIG = Path("/etc/pvegit/pvegit.toml")
 EVENTS = ("failed", "stale", "recovered", "changed", "restore")

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pvegit.config.categories import category
+from pvegit.config.host import Host, local_root, validate_host_name
 from pvegit.config.schedules import parse_schedule
 from pvegit.config.selection import validate_exclude, validate_include
 from pvegit.errors import ConfigError
-from pvegit.node.transport import local_root
-from pvegit.state.store import Host, validate_host_name
 
 _USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 _ADDRESS = re.compile(r"^[A-Za-z0-9.:\[\]-]+$")

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pvegit.config.limits import InventoryLimits
 from pvegit.config.selection import Selection, matches_any
 from pvegit.errors import CollectError, RefusedError
-from pvegit.node.inventory import InventoryLimits
 from pvegit.node.inventorystream import inventory_script, read_inventory
 from pvegit.node.metadata import is_pmxcfs_path
 from pvegit.node.probe import PMXCFS_CRASHED, Probe, check_pmxcfs, parse_probe

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pvegit.node.inventory import COMMANDS, InventoryLimits
+from pvegit.config.limits import InventoryLimits
+from pvegit.node.inventory import COMMANDS
 from pvegit.node.transport import NODE_ENVIRONMENT
 
 INVENTORY_TIMEOUT = 30  # seconds per command: `pvesm status` can hang on a dead NFS server

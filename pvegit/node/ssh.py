@@ -38,7 +38,7 @@ from pvegit.node.transport import (  # noqa: E402
 
 if TYPE_CHECKING:
     from pvegit.config.home import Home
-    from pvegit.state.store import Host
+    from pvegit.config.host import Host
 
 KEEPALIVE_SECONDS = 15
 # After a stream's parser is done only tar's padding is left (under 10 KiB).

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
-from pvegit.errors import CollectError, ConfigError, ConnectError, OutputTooLarge
+from pvegit.config.host import local_root
+from pvegit.errors import CollectError, ConnectError, OutputTooLarge
 
 if TYPE_CHECKING:
     from pvegit.config.home import Home
-    from pvegit.state.store import Host
+    from pvegit.config.host import Host
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_IO_TIMEOUT = 60.0
@@ -279,18 +280,6 @@ def _communicate(
                 else:
                     stderr += chunk[: MAX_STDERR - len(stderr)]
     return stdout.value(), bytes(stderr)
-
-
-def local_root(address: str) -> str | None:
-    """The root directory of a ``local`` / ``local:/path`` address, else None."""
-    if address == "local":
-        return "/"
-    if address.startswith("local:"):
-        root = address[len("local:") :]
-        if not root.startswith("/"):
-            raise ConfigError(f"{address!r}: give an absolute path, e.g. local:/mnt/rescue")
-        return root
-    return None
 
 
 def open_transport(

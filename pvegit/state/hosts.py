@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
+from pvegit.config.host import Host, validate_host_name
 from pvegit.errors import ConfigError, NotFound
 from pvegit.state.db import Database
 
-_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _LISTS = ("categories", "includes", "excludes")  # stored as JSON arrays
 _CHANGEABLE = frozenset(
     {
@@ -25,59 +23,6 @@ _CHANGEABLE = frozenset(
         "host_key",
     }
 )
-
-
-def validate_host_name(name: str) -> str:
-    """Return ``name`` if it may name a host, else raise ConfigError.
-
-    Host names become repository names and URL parts: keep them plain.
-    """
-    if not _HOST_NAME.match(name) or name.endswith((".git", ".lock")) or ".." in name:
-        raise ConfigError(
-            f"host name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
-            "(at most 63, starting with a letter or digit), e.g. the node's name 'pve1'"
-        )
-    return name
-
-
-@dataclass(frozen=True)
-class Host:
-    """How to reach one Proxmox node and what to collect from it."""
-
-    name: str
-    address: str
-    port: int = 22
-    user: str = "root"
-    identity: str | None = None
-    categories: tuple[str, ...] = ()
-    includes: tuple[str, ...] = ()
-    excludes: tuple[str, ...] = ()
-    schedule: str | None = None
-    host_key_type: str | None = None
-    host_key: str | None = None  # base64 of the key blob, as in known_hosts
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-    @property
-    def is_local(self) -> bool:
-        """True for this machine's own /etc/pve (``local`` or ``local:PATH``), no SSH."""
-        return self.address == "local" or self.address.startswith("local:")
-
-    def to_json(self) -> dict[str, Any]:
-        """The host as the API shows it: the pinned key is only said to be there."""
-        return {
-            "name": self.name,
-            "address": self.address,
-            "port": self.port,
-            "user": self.user,
-            "identity": self.identity,
-            "categories": list(self.categories),
-            "includes": list(self.includes),
-            "excludes": list(self.excludes),
-            "schedule": self.schedule,
-            "host_key_type": self.host_key_type,
-            "host_key_pinned": self.host_key is not None,
-        }
 
 
 class HostTable(Database):

@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 
 from pvegit.config.home import Home
+from pvegit.config.host import Host
 from pvegit.errors import StateDamaged
-from pvegit.state.hosts import Host
 from pvegit.state.store import Store
 
 _REBUILD_ADVICE = (

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pvegit.config.host import Host, validate_host_name
 from pvegit.state.audit import AUDIT_STATES, AuditEvent, AuditTable
 from pvegit.state.checks import CheckTable, Verification
-from pvegit.state.hosts import Host, HostTable, validate_host_name
+from pvegit.state.hosts import HostTable
 from pvegit.state.index import CommitIndexTables
 from pvegit.state.notify_targets import NotifyTargetRecord, NotifyTargetTable
 from pvegit.state.run_queries import RunQueries
