@@ -6,7 +6,7 @@ terminal's title, ``ESC [ 2 J`` clears it, a carriage return overwrites a
 line). ``printable`` is the one function that turns them into visible
 ``\\xNN`` text, used on every way out: the terminal (``EscapingStream`` around
 the CLI's stdout and stderr), log lines (``EscapingFormatter``), run records
-and commit messages (snapshot.py), web pages (the template's ``finalize``)
+and commit messages (actions/snapshot.py), web pages (the template's ``finalize``)
 and notifications (``notify.Event``).
 """
 

@@ -2,7 +2,7 @@
 between 8 and 9 when a revision is restored or a node rebuilt.
 
 One place for these facts, used by RECOVERY.md (``runbook.py``) and by the
-restore's rails (``restore.py``). The major version is read from what a
+restore's rails (``restore_plan.py``). The major version is read from what a
 snapshot holds: the inventory's ``pveversion -v`` first, then the Debian
 release the APT sources name (a Proxmox repository's suite before Debian's),
 then an os-release file if one was included.

@@ -26,7 +26,7 @@ _PMXCFS_CHECK = OutputLimit(MiB, "the restore's check that pmxcfs runs")
 def read_live(transport: Transport, paths: Sequence[str]) -> dict[str, tuple[bytes, bool]]:
     """What the node has now at ``paths``: path -> (content or link target, is a link).
 
-    Read within the tar stream's limits (tarstream.py: 16 MiB a file, 256 MiB in all),
+    Read within the tar stream's limits (node/tarstream.py: 16 MiB a file, 256 MiB in all),
     so memory stays bounded whatever the node sends: a file over 16 MiB is left out (the
     preview shows it as created), a stream over 256 MiB raises CollectError.
     """

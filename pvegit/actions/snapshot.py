@@ -106,7 +106,7 @@ def take_snapshot(
             progress(stage, done, total)
 
     # Seconds the run may take once it holds the host's lock; past that (and the
-    # wait for the lock) its record counts as failed whatever holds it (liveness.py).
+    # wait for the lock) its record counts as failed whatever holds it (state/liveness.py).
     budget = None
     if options.time_limit is not None:
         budget = options.io_timeout + options.time_limit + FINISH_GRACE

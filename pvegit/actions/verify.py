@@ -3,7 +3,7 @@
 Three checks per host, each reported with what to do:
 
 1. the repository: its files are whole (HEAD, the main ref, every pack and
-   index, hashed: see repocheck.py; damage points at ``pvegit repair``), and
+   index, hashed: see git/check.py; damage points at ``pvegit repair``), and
    every object main reaches can be read and hashes to its name (what ``git
    fsck`` checks for pvegit);
 2. the run log against the repository: every ``changed`` run's commit exists

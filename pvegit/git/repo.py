@@ -13,7 +13,7 @@ mixin per concern, each in its own module:
 
 maintenance.py's ``MaintenanceRepository`` adds gc and repair. Everything
 dulwich stays in pvegit.git: callers get the values of model.py. The tree
-layout (``.pvegit/``) is layout.py's. A repository whose files are damaged
+layout (``.pvegit/``) is pvegit/layout.py's. A repository whose files are damaged
 (check.py) is never read as "no history": opening it raises
 ``RepositoryDamaged`` naming the damage.
 """
@@ -66,7 +66,7 @@ __all__ = [
 
 
 class HostRepository(ChangesMixin, WriterMixin, ServeMixin):
-    """A host's bare repository. Writers must hold the host's lock (see locks.py)."""
+    """A host's bare repository. Writers must hold the host's lock (see system/locks.py)."""
 
     def __init__(
         self,

@@ -74,7 +74,7 @@ def prepare_tree(files: Mapping[str, tuple[int, bytes]]) -> PreparedTree:
 
 
 class WriterMixin(ReaderMixin, PackMixin):
-    """The writing half of ``HostRepository``. Writers hold the host's lock (locks.py)."""
+    """The writing half of ``HostRepository``. Writers hold the host's lock (system/locks.py)."""
 
     def commit_tree(
         self,

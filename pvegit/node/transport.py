@@ -2,7 +2,7 @@
 
 Both transports run POSIX shell scripts and hand back their output; the
 collection logic (collect.py) is the same for both. The SSH transport lives
-in sshclient.py so that commands which never connect do not import paramiko.
+in ssh.py so that commands which never connect do not import paramiko.
 
 A node is not trusted, and neither is how much it prints: ``run`` reads a
 command's stdout within the ``OutputLimit`` its caller chose and stops there

@@ -90,7 +90,7 @@ class RunLauncher:
     def launch(self, host: Host, *, trigger: str, actor: str | None) -> int:
         """Queue a snapshot of ``host``; if one is still being run, return that run's id.
 
-        "Still being run" is liveness.py's answer: a run whose process is gone,
+        "Still being run" is state/liveness.py's answer: a run whose process is gone,
         or that is past its deadline, is recorded as failed and a new one starts.
         """
         with self._lock:

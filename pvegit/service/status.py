@@ -3,7 +3,7 @@
 ``ok``: the last run succeeded (changed or unchanged); ``partial``: it
 committed what it could read; ``failing``: the last run failed or was
 refused; ``stale``: no successful run for twice the schedule's interval, or
-the last run went past its deadline while something still held it (liveness.py);
+the last run went past its deadline while something still held it (state/liveness.py);
 ``running`` (its progress); ``never``: no successful run yet. The runs given are settled first
 (``liveness.settle_runs``): a run nobody runs any more is not ``running``.
 """

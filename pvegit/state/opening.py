@@ -7,7 +7,7 @@ replaced by a fresh empty one without a word: every command (and ``pvegit
 serve``) refuses to start and says how to get the state back. To make that
 possible, each snapshot writes the host's settings into its repository's
 config (``[pvegit]``, see docs/repository-layout.md); ``pvegit rebuild-state``
-(rebuild.py) reads them back.
+(actions/rebuild.py) reads them back.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What state.db knows about a host's history: the run log's commits, the audit's.
 
-The git layer decides whether a repository's files are damaged (repo.py,
-repocheck.py). This module adds what only state.db knows: the commits the run
+The git layer decides whether a repository's files are damaged (git/health.py,
+git/check.py). This module adds what only state.db knows: the commits the run
 log records (a repository without a main ref is not empty while they exist,
 and gc keeps them), the commits restores name, the commits a repair recorded
 as lost, and the runs whose record is missing while their commit is on main

@@ -73,7 +73,7 @@ class Run:
     error: str | None = None
     pid: int | None = None
     failure: str | None = None  # "transient", "permanent" or "overdue" for failed/refused runs
-    boot_id: str | None = None  # with process_start: the process running it (processes.py)
+    boot_id: str | None = None  # with process_start: the process running it (system/processes.py)
     process_start: int | None = None
     deadline: float | None = None  # past this, a run still 'running' counts as failed
 
@@ -170,7 +170,7 @@ CREATE INDEX IF NOT EXISTS runs_running ON runs (host) WHERE status='running';
     @staticmethod
     def upgrade_schema(connection: sqlite3.Connection) -> None:
         """Columns added after the first release: the failure kind, and who runs a
-        run beyond its pid (processes.py); older rows have NULL there and are
+        run beyond its pid (system/processes.py); older rows have NULL there and are
         judged by their host's lock instead."""
         columns = columns_of(connection, "runs")
         for column, kind in (
