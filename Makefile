@@ -38,6 +38,8 @@ lint: $(BIN)/pvegit
 	$(BIN)/ruff format --check pvegit web testbed tests bench
 	$(BIN)/mypy
 
+# The benchmarks run the `pvegit` command as users do: the venv's comes first on PATH.
+bench drills: export PATH := $(abspath $(BIN)):$(PATH)
 bench: $(BIN)/pvegit deps
 	$(BIN)/python bench/snapshot_speed.py
 	$(BIN)/python bench/fleet.py

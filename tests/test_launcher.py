@@ -123,3 +123,25 @@ def test_a_target_or_mirror_that_fails_is_reported_by_the_cli(
     assert "not delivered to 'hook'" in result.err and "HTTP 500" in result.err
     # It was tried (and retried) before the command gave up on it.
     assert {body["event"] for body in refusing.bodies} == {"changed", "failed"}
+
+
+def test_a_rescue_snapshot_notifies_and_pushes_the_mirror_like_any_other(
+    home: Home,
+    receiver: Receiver,
+    tmp_path: Path,
+    cli,  # type: ignore[no-untyped-def]
+) -> None:
+    from testbed.nodes import make_config_db
+
+    root = tmp_path / "disk"
+    DemoNode(root, "pve1").create()
+    make_config_db(root / "etc/pve", root / "var/lib/pve-cluster/config.db")
+    configure(home, receiver.url, f"file://{tmp_path}/mirror/{{host}}.git")
+    rescued = cli("rescue", str(root))
+    assert rescued.code == 0, rescued.err
+    assert kinds(receiver) == ["changed"]
+    assert mirrored_head(tmp_path / "mirror/pve1.git") == rescued_head(home)
+
+
+def rescued_head(home: Home) -> str:
+    return mirrored_head(home.repo_path("pve1"))

@@ -129,6 +129,9 @@ def test_rebuild_state_brings_back_hosts_and_runs_but_not_trust(
         text=True,
         check=True,
     ).stdout.split()
+    pinned = pvegit(home, "host", "trust", "pve-ssh", "--fingerprint", node.fingerprint)
+    assert pinned.returncode == 0, pinned.stderr
+    assert "ssh-" in home.known_hosts_path.read_text()  # plain ssh trusts the node
     _delete_state(home)
 
     rebuilt = pvegit(home, "rebuild-state")
@@ -146,6 +149,8 @@ def test_rebuild_state_brings_back_hosts_and_runs_but_not_trust(
         for key in ("address", "port", "user", "categories", "includes", "excludes", "schedule"):
             assert back[key] == host[key], (host["name"], key)
     assert hosts["pve-ssh"]["host_key_pinned"] is False  # trust is a decision, taken again
+    # ... for plain ssh with pvegit's known_hosts too
+    assert "ssh-" not in home.known_hosts_path.read_text()
     runs = json.loads(pvegit(home, "runs", "--json", "-n", "100").stdout)
     changed = {
         (run["id"], run["host"], run["commit"], run["trigger"])

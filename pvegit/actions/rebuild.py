@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pvegit.actions.trust import write_known_hosts
 from pvegit.config import host_settings
 from pvegit.config.categories import DEFAULT_CATEGORIES
 from pvegit.config.home import Home
@@ -76,6 +77,9 @@ def rebuild_state(home: Home, *, actor: str) -> Rebuild:
             hosts=[host.name for host in hosts if host.problem is None],
             runs=sum(host.runs for host in hosts),
         )
+        # The rebuilt hosts have no pinned key: plain ssh with pvegit's known_hosts must
+        # not go on trusting keys pvegit itself no longer does.
+        write_known_hosts(home, store)
     finally:
         store.close()
     return Rebuild(reason, moved, hosts)

@@ -113,9 +113,8 @@ def cmd_rescue(arguments: argparse.Namespace) -> int:
     """Snapshot a rescued disk into the host's history (read-only on the disk)."""
     from dataclasses import replace
 
-    from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
     from pvegit.cli import runs_exit_code
-    from pvegit.cli.snapshots import describe
+    from pvegit.cli.snapshots import cli_launcher, describe
     from pvegit.errors import NotFound
     from pvegit.state.store import Host, RunStatus
 
@@ -136,7 +135,8 @@ def cmd_rescue(arguments: argparse.Namespace) -> int:
             Host(name, f"local:{root}", categories=("cluster", "network", "storage", "system"))
         )
         store.audit(actor(), "host added", name, address=host.address, rescue=True)
-    run = take_snapshot(home, store, host, SnapshotOptions(trigger="rescue", actor=actor()))
+    with cli_launcher(home, store) as launcher:  # notified and mirrored like any snapshot
+        run = launcher.run(host, launcher.options("rescue", actor())).run
     store.audit(actor(), "rescue", name, root=str(root), run=run.id, status=run.status)
     stream = sys.stdout if run.status in (RunStatus.CHANGED, RunStatus.UNCHANGED) else sys.stderr
     print(describe(run), file=stream)

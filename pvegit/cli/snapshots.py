@@ -11,17 +11,20 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from pvegit.actions.snapshot import Progress, SnapshotOptions
 from pvegit.cli import EXIT_OK, runs_exit_code
 from pvegit.cli.common import actor, open_home, print_json
 from pvegit.config.file import load_config
+from pvegit.config.home import Home
 from pvegit.errors import ConfigError
 from pvegit.service.launcher import RunLauncher
 from pvegit.service.notify import Notifier, all_targets
 from pvegit.service.progress import describe_progress
-from pvegit.state.store import Host, Run, RunStatus
+from pvegit.state.store import Host, Run, RunStatus, Store
 from pvegit.textsafe import unwrapped
 
 # A CLI run may not linger: one retry of a failed delivery, and a bound on the wait.
@@ -122,6 +125,22 @@ def report_notifications(notifier: Notifier, timeout: float) -> None:
         )
 
 
+@contextmanager
+def cli_launcher(home: Home, store: Store) -> Iterator[RunLauncher]:
+    """The engine's launcher for a command's runs, with pvegit.toml's and the web UI's
+    notification targets; on the way out it waits (bounded) for the notifications and
+    says on stderr what did not get out."""
+    config = load_config(home.root)
+    notifier = Notifier(lambda: all_targets(config, store), retry_delays=NOTIFY_RETRY_DELAYS)
+    launcher = RunLauncher(home, store, config, notifier=notifier)
+    try:
+        yield launcher
+    finally:
+        report_notifications(notifier, NOTIFY_WAIT)
+        notifier.close()
+        launcher.shutdown()
+
+
 def cmd_snapshot(arguments: argparse.Namespace) -> int:
     if arguments.remote:
         from pvegit.cli.remote import remote_snapshots
@@ -136,16 +155,11 @@ def cmd_snapshot(arguments: argparse.Namespace) -> int:
     if not hosts:
         print("no hosts yet: pvegit host add NAME --address ADDRESS")
         return EXIT_OK
-    config = load_config(home.root)
-    notifier = Notifier(lambda: all_targets(config, store), retry_delays=NOTIFY_RETRY_DELAYS)
-    launcher = RunLauncher(home, store, config, notifier=notifier)
-    options = launcher.options("cli", actor(), force=arguments.force, io_timeout=arguments.timeout)
-    try:
+    with cli_launcher(home, store) as launcher:
+        options = launcher.options(
+            "cli", actor(), force=arguments.force, io_timeout=arguments.timeout
+        )
         runs = snapshot_hosts(launcher, hosts, options, arguments.jobs, quiet=arguments.json)
-    finally:
-        report_notifications(notifier, NOTIFY_WAIT)
-        notifier.close()
-        launcher.shutdown()
     if arguments.json:
         print_json([run.to_json() for run in runs])
     elif len(runs) > 1:
