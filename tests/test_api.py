@@ -114,7 +114,7 @@ def test_session_cookies_do_not_open_the_api(
 ) -> None:
     from test_web import login
 
-    from web.security import hash_password
+    from pvegit.state.credentials import hash_password
 
     api_store.add_user("admin", hash_password("correct horse battery"))
     login(client)

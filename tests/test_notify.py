@@ -208,8 +208,8 @@ def test_targets_made_in_the_web_ui(home: Home, receiver: Receiver) -> None:
     from starlette.testclient import TestClient
     from test_web import login
 
+    from pvegit.state.credentials import hash_password
     from web.app import create_app
-    from web.security import hash_password
 
     store = Store(home.state_path)
     store.add_user("admin", hash_password("correct horse battery"))

@@ -20,12 +20,12 @@ from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
 from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
+from pvegit.state.credentials import hash_password, hash_token, new_token
 from pvegit.state.store import Host, Store
 from testbed.appserver import pvegit_process, running
 from testbed.nodes import Node, TestBed
-from web.api import hash_token, new_token
 from web.app import ROUTES, create_app
-from web.security import LoginThrottle, hash_password
+from web.security import LoginThrottle
 
 PASSWORD = "correct horse battery"
 
