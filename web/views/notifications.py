@@ -11,21 +11,20 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from pvegit.config.file import EVENTS, WEBHOOK_FORMATS
 from pvegit.config.roles import ADMIN
 from pvegit.content.redact import redact_url
-from pvegit.errors import ConfigError, NotFound
+from pvegit.errors import ConfigError
 from pvegit.service.notify_targets import (
     add_target,
     list_targets,
     remove_target,
     send_test_notification,
 )
-from web.context import context_of, render
+from web.context import change_then_redirect, context_of, render
 from web.guard import action, page
 
 _WEBHOOK_FIELDS = ("url", "format", "token")
@@ -97,11 +96,9 @@ async def notifications_add(request: Request, user: str, form: FormData) -> Resp
 async def notifications_remove(request: Request, user: str, form: FormData) -> Response:
     store = context_of(request).store
     name = str(request.path_params["target"])
-    try:
-        await run_in_threadpool(lambda: remove_target(store, name, actor=user))
-    except NotFound as err:
-        raise HTTPException(404, str(err)) from err
-    return RedirectResponse("/notifications", status_code=303)
+    return await change_then_redirect(
+        lambda: remove_target(store, name, actor=user), "/notifications"
+    )
 
 
 @action

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from pvegit.actions.tokens import CreatedToken, create_token, list_tokens, revoke_token
 from pvegit.config.roles import ADMIN, DESCRIPTIONS, ROLES, VIEWER
-from pvegit.errors import ConfigError, NotFound
-from web.context import context_of, render
+from pvegit.errors import ConfigError
+from web.context import change_then_redirect, context_of, render
 from web.guard import action, page
 
 
@@ -53,8 +52,4 @@ async def token_create(request: Request, user: str, form: FormData) -> Response:
 async def token_revoke(request: Request, user: str, form: FormData) -> Response:
     store = context_of(request).store
     name = str(request.path_params["token"])
-    try:
-        await run_in_threadpool(lambda: revoke_token(store, name, actor=user))
-    except NotFound as err:
-        raise HTTPException(404, str(err)) from err
-    return RedirectResponse("/tokens", status_code=303)
+    return await change_then_redirect(lambda: revoke_token(store, name, actor=user), "/tokens")

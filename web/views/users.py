@@ -11,15 +11,14 @@ from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from pvegit.actions.users import add_user, end_sessions, remove_user, set_role
 from pvegit.config.roles import ADMIN, DESCRIPTIONS, ROLES, VIEWER
-from pvegit.errors import ConfigError, NotFound
+from pvegit.errors import ConfigError
 from pvegit.state.store import Store
-from web.context import context_of, render
+from web.context import change_then_redirect, context_of, render
 from web.guard import action, page
 
 
@@ -38,17 +37,14 @@ def _users(request: Request, *, error: str | None = None, status: int = 200) -> 
 
 
 async def _change(request: Request, change: Callable[[Store], object]) -> Response:
-    """Make ``change`` and go back to the list: 404 for a user that does not exist, the
-    list again with the reason (400) for a change refused."""
+    """Make ``change`` and go back to the list; the list again with the reason (400) for
+    a change refused, the 404 page for a user that does not exist."""
     store = context_of(request).store
     try:
-        await run_in_threadpool(change, store)
-    except NotFound as err:
-        raise HTTPException(404, str(err)) from err
+        return await change_then_redirect(lambda: change(store), "/users")
     except ConfigError as err:
         problem = str(err)
         return await run_in_threadpool(lambda: _users(request, error=problem, status=400))
-    return RedirectResponse("/users", status_code=303)
 
 
 def _named(request: Request) -> str:
