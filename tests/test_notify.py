@@ -275,10 +275,10 @@ def test_targets_made_in_the_web_ui(home: Home, receiver: Receiver) -> None:
         page = client.post("/notifications/test", data={"csrf_token": token})
         assert "hook: sent" in page.text
         assert receiver.wait_for(lambda bodies: len(bodies) == 1)[0]["event"] == "test"
-        assert (
-            client.post("/notifications/hook/remove", data={"csrf_token": token}).status_code == 303
-        )
+        remove = "/notifications/hook/remove"
+        assert client.post(remove, data={"csrf_token": token}).status_code == 303
         assert store.notify_targets() == []
+        assert client.post(remove, data={"csrf_token": token}).status_code == 404
     store.close()
 
 
