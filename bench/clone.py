@@ -18,10 +18,10 @@ from pathlib import Path
 from web_speed import PASSWORD, build_long_history
 
 from pvegit.config.home import Home
+from pvegit.state.credentials import hash_password
 from pvegit.state.store import Store
 from testbed.appserver import running
 from web.app import create_app
-from web.security import hash_password
 
 
 def timed_clone(url: str, repeat: int) -> list[float]:

@@ -27,9 +27,9 @@ from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.git.repo import FILE_MODE, HostRepository, prepare_tree
+from pvegit.state.credentials import hash_password
 from pvegit.state.index import sync_index
 from pvegit.state.store import Host, Store
-from web.security import hash_password
 
 PASSWORD = "correct horse battery"
 CATEGORIES = ("cluster", "network", "storage", "system")

@@ -56,6 +56,14 @@ def test_token_cli_prints_the_token_once_and_keeps_only_a_hash(
     assert cli("token", "add", "ci").code == 1  # names are unique
 
 
+@pytest.mark.parametrize("name", ["two words", "line\nbreak", "../etc", "x" * 65])
+def test_token_cli_refuses_a_name_the_web_refuses(cli, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Only the web checked a token's name (it goes into URLs and the audit log)."""
+    result = cli("token", "add", name)
+    assert result.code == 1 and "name the token with letters, digits" in result.err
+    assert "no tokens yet" in cli("token", "list").out
+
+
 def test_requests_without_a_valid_token_learn_nothing(cli, client: TestClient) -> None:  # type: ignore[no-untyped-def]
     token = make_token(cli)
     for header in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {token}"}):
@@ -114,7 +122,7 @@ def test_session_cookies_do_not_open_the_api(
 ) -> None:
     from test_web import login
 
-    from web.security import hash_password
+    from pvegit.state.credentials import hash_password
 
     api_store.add_user("admin", hash_password("correct horse battery"))
     login(client)

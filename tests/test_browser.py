@@ -16,11 +16,11 @@ import pytest
 
 from pvegit.config.file import Config
 from pvegit.config.home import Home
+from pvegit.state.credentials import hash_password
 from pvegit.state.store import Store
 from testbed.appserver import running
 from testbed.nodes import Node
 from web.app import create_app
-from web.security import hash_password
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).parent / "output" / "screenshots"

@@ -137,8 +137,8 @@ def test_storage_warning_on_dashboard_metrics_and_runs(home: Home, tmp_path: Pat
     from starlette.testclient import TestClient
 
     from pvegit.demo.node import DemoNode
+    from pvegit.state.credentials import hash_password
     from pvegit.state.store import Host
-    from web.security import hash_password
 
     store = Store(home.state_path)
     store.add_user("admin", hash_password("a long password here"))

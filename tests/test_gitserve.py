@@ -18,12 +18,11 @@ from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
+from pvegit.state.credentials import hash_password, hash_token, new_token
 from pvegit.state.store import AuditEvent, Host, Store
 from testbed.appserver import running, start_serve
 from web import gitserve
-from web.api import hash_token, new_token
 from web.app import create_app
-from web.security import hash_password
 
 PASSWORD = "correct horse battery"
 

@@ -293,8 +293,8 @@ def test_control_characters_from_the_node_never_reach_a_terminal_a_page_or_a_com
 ) -> None:
     from starlette.testclient import TestClient
 
+    from pvegit.state.credentials import hash_password
     from web.app import create_app
-    from web.security import hash_password
 
     register_node(store, home, node, categories=("network",))
     node.write(f"/{HOSTILE_FILE}", f"iface {ESCAPES} inet manual\n")

@@ -147,9 +147,8 @@ def test_a_damaged_repository_is_an_error_page_and_a_json_error(
     from starlette.testclient import TestClient
     from test_web import PASSWORD, login
 
-    from web.api import hash_token
+    from pvegit.state.credentials import hash_password, hash_token
     from web.app import create_app
-    from web.security import hash_password
 
     store.add_user("admin", hash_password(PASSWORD))
     store.add_token("ci", hash_token("pvegit_ci-token"), None)

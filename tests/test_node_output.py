@@ -25,10 +25,10 @@ from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.errors import CollectError
 from pvegit.git.repo import HostRepository
+from pvegit.state.credentials import hash_password
 from pvegit.state.store import Host, Store
 from testbed.nodes import Node
 from web.app import create_app
-from web.security import hash_password
 
 FLOOD_BYTES = 64 * 1024 * 1024
 # Reading the flood whole would hold 64 MiB at least (twice that as bytes); within the

@@ -204,12 +204,52 @@ def test_notify_test_command(cli, home: Home, receiver: Receiver) -> None:  # ty
     assert receiver.wait_for(lambda bodies: len(bodies) == 1)[0]["event"] == "test"
 
 
+def test_notify_test_command_counts_the_targets_made_in_the_web_ui(  # type: ignore[no-untyped-def]
+    cli, home: Home, receiver: Receiver
+) -> None:
+    """The CLI's audit entry counted only pvegit.toml's targets (the web counted all)."""
+    (home.root / "pvegit.toml").write_text(
+        f'[[notify]]\ntype = "webhook"\nname = "hook"\nurl = "{receiver.url}"\n'
+    )
+    store = Store(home.state_path)
+    made = {"name": "made", "type": "webhook", "url": receiver.url}
+    store.add_notify_target("made", made)
+    result = cli("notify", "test")
+    assert result.code == 0 and "hook: sent" in result.out and "made: sent" in result.out
+    [entry] = store.audit_events(action="test notification")
+    assert entry.detail == {"targets": 2}
+    store.close()
+
+
+def test_a_test_notification_without_targets_is_refused_by_both_faces(  # type: ignore[no-untyped-def]
+    cli, home: Home
+) -> None:
+    """The web sent nothing to nobody and audited it as a test; now it says why not, as
+    the CLI does."""
+    from starlette.testclient import TestClient
+    from test_web import login
+
+    from pvegit.state.credentials import hash_password
+    from web.app import create_app
+
+    result = cli("notify", "test")
+    assert result.code == 1 and "no notification targets" in result.err
+    store = Store(home.state_path)
+    store.add_user("admin", hash_password("correct horse battery"))
+    with TestClient(create_app(home, store=store), follow_redirects=False) as client:
+        token = login(client)
+        page = client.post("/notifications/test", data={"csrf_token": token})
+        assert page.status_code == 400 and "no notification targets" in page.text
+    assert store.audit_events(action="test notification") == []
+    store.close()
+
+
 def test_targets_made_in_the_web_ui(home: Home, receiver: Receiver) -> None:
     from starlette.testclient import TestClient
     from test_web import login
 
+    from pvegit.state.credentials import hash_password
     from web.app import create_app
-    from web.security import hash_password
 
     store = Store(home.state_path)
     store.add_user("admin", hash_password("correct horse battery"))
@@ -235,10 +275,10 @@ def test_targets_made_in_the_web_ui(home: Home, receiver: Receiver) -> None:
         page = client.post("/notifications/test", data={"csrf_token": token})
         assert "hook: sent" in page.text
         assert receiver.wait_for(lambda bodies: len(bodies) == 1)[0]["event"] == "test"
-        assert (
-            client.post("/notifications/hook/remove", data={"csrf_token": token}).status_code == 303
-        )
+        remove = "/notifications/hook/remove"
+        assert client.post(remove, data={"csrf_token": token}).status_code == 303
         assert store.notify_targets() == []
+        assert client.post(remove, data={"csrf_token": token}).status_code == 404
     store.close()
 
 

@@ -16,11 +16,11 @@ from pvegit.actions.snapshot import take_snapshot
 from pvegit.cli.common import actor
 from pvegit.config.file import Config
 from pvegit.config.home import Home
+from pvegit.state.credentials import hash_password
 from pvegit.state.store import Host, Store
 from testbed.faults import pvegit_command
 from testbed.nodes import Node
 from web.app import create_app
-from web.security import hash_password
 
 GUESTS = "/etc/pve/nodes/pve1/qemu-server"
 

@@ -15,9 +15,9 @@ from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
+from pvegit.state.credentials import hash_password
 from pvegit.state.store import Host, Store
 from web.app import create_app
-from web.security import hash_password
 
 
 @pytest.fixture

@@ -22,11 +22,11 @@ from pvegit.config.file import Config, Target
 from pvegit.config.home import Home
 from pvegit.git.repo import HostRepository
 from pvegit.service.notify import events_for_run, send
+from pvegit.state.credentials import hash_password
 from pvegit.state.store import Store
 from testbed.nodes import Node, register_node
 from testbed.webhook import Receiver
 from web.app import create_app
-from web.security import hash_password
 
 PASSWORD = "correct horse battery"
 
@@ -159,7 +159,7 @@ def scene(cli, home: Home, store: Store, node: Node) -> Iterator[Scene]:  # type
 
 
 def store_token(store: Store) -> str:
-    from web.api import hash_token, new_token
+    from pvegit.state.credentials import hash_token, new_token
 
     token = new_token()
     store.add_token("ci", hash_token(token), None, role="viewer")

@@ -13,10 +13,10 @@ from starlette.testclient import TestClient
 
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
+from pvegit.state.credentials import hash_password
 from pvegit.state.store import Store
 from testbed.appserver import pvegit_process, start_serve
 from web.app import create_app
-from web.security import hash_password
 
 PASSWORD = "correct horse battery"
 

@@ -20,10 +20,10 @@ from test_web import PASSWORD, login
 from pvegit.config.file import Config, parse_config
 from pvegit.config.home import Home
 from pvegit.errors import ConfigError
+from pvegit.state.credentials import hash_password
 from pvegit.state.store import Store
 from testbed.appserver import pvegit_process, start_serve
 from web.app import create_app
-from web.security import hash_password
 
 
 class Clock:

@@ -20,12 +20,12 @@ from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
 from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
+from pvegit.state.credentials import hash_password, hash_token, new_token
 from pvegit.state.store import Host, Store
 from testbed.appserver import pvegit_process, running
 from testbed.nodes import Node, TestBed
-from web.api import hash_token, new_token
 from web.app import ROUTES, create_app
-from web.security import LoginThrottle, hash_password
+from web.security import LoginThrottle
 
 PASSWORD = "correct horse battery"
 
@@ -247,6 +247,25 @@ def test_every_page_and_action_checks_the_role(role_clients: dict[str, TestClien
 
 
 API_ROUTES = [key for key in ROUTE_ROLES if key[1].startswith(("/api/", "/metrics"))]
+
+
+def test_the_tokens_page_shows_a_new_token_once(client: TestClient, app_store: Store) -> None:
+    token = login(client)
+    bad = client.post("/tokens", data={"csrf_token": token, "name": "two words"})
+    assert bad.status_code == 400 and "name the token with letters" in bad.text
+    made = client.post("/tokens", data={"csrf_token": token, "name": "prom", "role": "operator"})
+    assert made.status_code == 200 and "Token prom created" in made.text
+    [secret] = re.findall(r"pvegit_[A-Za-z0-9_-]{40,}", made.text)
+    active = app_store.active_token(hash_token(secret))
+    assert active is not None and active.role == "operator"
+    assert secret not in client.get("/tokens").text
+    revoke = "/tokens/prom/revoke"
+    assert client.post(revoke, data={"csrf_token": token}).status_code == 303
+    assert client.post(revoke, data={"csrf_token": token}).status_code == 404
+    assert [event.action for event in app_store.audit_events(limit=2)] == [
+        "token revoked",
+        "token created",
+    ]
 
 
 def test_every_api_endpoint_checks_the_token_role(

@@ -9,8 +9,6 @@ gets 403, also before anything is looked up. Errors are JSON:
 from __future__ import annotations
 
 import functools
-import hashlib
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, overload
 
@@ -24,21 +22,11 @@ from pvegit.errors import ConfigError, NotFound
 from pvegit.git.repo import HostRepository
 from pvegit.node.tarstream import display_path
 from pvegit.service.progress import run_progress
+from pvegit.state.credentials import hash_token
 from pvegit.state.index import commit_count, sync_index, timeline
 from pvegit.state.liveness import settle_runs, settled_run
 from pvegit.state.store import Host, RunStatus, Store, Token
 from web.context import context_of
-
-TOKEN_PREFIX = "pvegit_"
-
-
-def new_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    """Tokens are long random strings: a plain SHA-256 is enough to store them."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def bearer_token(request: Request) -> Token | None:

@@ -36,7 +36,18 @@ from pvegit.textsafe import printable
 from web import api, gitserve
 from web.context import Context, render
 from web.security import csrf_token, load_secret_key
-from web.views import audit, auth, browse, dashboard, hosts, restore, runs, tokens, users
+from web.views import (
+    audit,
+    auth,
+    browse,
+    dashboard,
+    hosts,
+    notifications,
+    restore,
+    runs,
+    tokens,
+    users,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -81,10 +92,10 @@ ROUTES = [
     Route("/users/{user}/role", users.user_role, methods=["POST"]),
     Route("/users/{user}/logout", users.user_logout, methods=["POST"]),
     Route("/users/{user}/remove", users.user_remove, methods=["POST"]),
-    Route("/notifications", tokens.notifications_page),
-    Route("/notifications", tokens.notifications_add, methods=["POST"]),
-    Route("/notifications/test", tokens.notifications_test, methods=["POST"]),
-    Route("/notifications/{target}/remove", tokens.notifications_remove, methods=["POST"]),
+    Route("/notifications", notifications.notifications_page),
+    Route("/notifications", notifications.notifications_add, methods=["POST"]),
+    Route("/notifications/test", notifications.notifications_test, methods=["POST"]),
+    Route("/notifications/{target}/remove", notifications.notifications_remove, methods=["POST"]),
     Route("/api/v1/hosts", api.hosts),
     Route("/api/v1/hosts/{name}/snapshot", api.start_snapshot, methods=["POST"]),
     Route("/api/v1/hosts/{name}/commits", api.commits),

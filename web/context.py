@@ -1,4 +1,5 @@
-"""What the views share: the configuration, the engine's handles, and rendering."""
+"""What the views share: the configuration, the engine's handles, rendering, and a change
+made then redirected."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.config.roles import ADMIN, OPERATOR, allows
+from pvegit.errors import NotFound
 from pvegit.service.launcher import RunLauncher
 from pvegit.service.notify import Notifier
 from pvegit.state.store import Store, User
@@ -68,3 +72,15 @@ def render(
     values.setdefault("may", permissions_of(request))
     values.setdefault("nav", "")
     return context.templates.TemplateResponse(request, template, values, status_code=status_code)
+
+
+async def change_then_redirect(change: Callable[[], object], back: str) -> Response:
+    """Make ``change`` (one engine call, in a worker thread), then see ``back`` (303).
+
+    What it names not existing (NotFound) is the 404 page; other errors pass to the caller.
+    """
+    try:
+        await run_in_threadpool(change)
+    except NotFound as err:
+        raise HTTPException(404, str(err)) from err
+    return RedirectResponse(back, status_code=303)

@@ -40,10 +40,10 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from pvegit.config.roles import ADMIN, allows
 from pvegit.git.repo import HostRepository
+from pvegit.state.credentials import hash_token, verify_password
 from pvegit.state.store import User
-from web.api import hash_token
 from web.context import Context, context_of
-from web.security import claimed_host, claimed_user, verify_password
+from web.security import claimed_host, claimed_user
 
 _ALLOWED = re.compile(
     r"^(HEAD|info/refs|objects/info/packs|objects/pack/pack-[0-9a-f]{40}\.(pack|idx)"

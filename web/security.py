@@ -1,9 +1,11 @@
-"""Passwords, sessions, CSRF tokens and login throttling."""
+"""Sessions, CSRF tokens, login throttling and what a failed login claimed.
+
+Passwords and API tokens are hashed and checked in the engine
+(``pvegit/state/credentials.py``).
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import json
 import os
@@ -17,51 +19,6 @@ from pathlib import Path
 from pvegit.errors import ConfigError
 from pvegit.state.store import validate_host_name, validate_user_name
 from pvegit.textsafe import printable
-
-# scrypt with N=2^15, r=8, p=1: ~0.1 s and 32 MiB per attempt on this class of machine.
-_SCRYPT = {"n": 2**15, "r": 8, "p": 1}
-_MAXMEM = 64 * 1024 * 1024
-
-
-def hash_password(password: str) -> str:
-    """A self-describing scrypt hash: ``scrypt$N$r$p$salt$hash`` (base64)."""
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, maxmem=_MAXMEM, dklen=32, **_SCRYPT)
-    encode = base64.b64encode
-    return (
-        f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}$"
-        f"{encode(salt).decode()}${encode(digest).decode()}"
-    )
-
-
-def verify_password(password: str, stored: str | None) -> bool:
-    """Constant-time check; a missing user costs the same time as a wrong password."""
-    if stored is None:
-        hash_password(password)
-        return False
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        candidate = hashlib.scrypt(
-            password.encode(),
-            salt=base64.b64decode(salt),
-            n=int(n),
-            r=int(r),
-            p=int(p),
-            maxmem=_MAXMEM,
-            dklen=32,
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(candidate, base64.b64decode(digest))
-
-
-def check_new_password(password: str) -> str | None:
-    """Why a new password is not acceptable, or None."""
-    if len(password) < 10:
-        return "a password needs at least 10 characters"
-    return None
 
 
 def load_secret_key(path: Path) -> str:

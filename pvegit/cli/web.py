@@ -9,10 +9,19 @@ import secrets
 import sys
 from typing import IO
 
+from pvegit.actions.tokens import create_token, list_tokens, revoke_token
+from pvegit.actions.users import (
+    add_user,
+    end_sessions,
+    make_demo_admin,
+    remove_user,
+    set_password,
+    set_role,
+)
 from pvegit.cli.common import actor, open_home
 from pvegit.config.file import Config
 from pvegit.config.home import Home
-from pvegit.config.roles import ADMIN, check_role
+from pvegit.config.roles import check_role
 from pvegit.errors import ConfigError, NotFound
 from pvegit.state.store import Host, Store, validate_user_name
 
@@ -26,75 +35,54 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def _read_password(from_stdin: bool, name: str) -> str:
-    from web.security import check_new_password
-
+    """The new password: a line of stdin, else asked twice on the terminal."""
     if from_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass(f"password for {name}: ")
-        if getpass.getpass("again: ") != password:
-            raise ConfigError("the two passwords differ; nothing was changed")
-    problem = check_new_password(password)
-    if problem:
-        raise ConfigError(problem)
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass(f"password for {name}: ")
+    if getpass.getpass("again: ") != password:
+        raise ConfigError("the two passwords differ; nothing was changed")
     return password
 
 
 def cmd_user_add(arguments: argparse.Namespace) -> int:
-    from web.security import hash_password
-
     _, store = open_home(arguments)
+    # Checked before the password is asked for; add_user checks them again.
     validate_user_name(arguments.name)
     if arguments.role is not None:
         check_role(arguments.role)
     password = _read_password(arguments.password_stdin, arguments.name)
-    role = store.add_user(arguments.name, hash_password(password), arguments.role)
-    store.audit(actor(), "user added", None, user=arguments.name, role=role)
-    print(f"added user {arguments.name} ({role})")
+    added = add_user(store, arguments.name, password, arguments.role, actor=actor())
+    print(f"added user {added.name} ({added.role})")
     return 0
 
 
 def cmd_user_role(arguments: argparse.Namespace) -> int:
     _, store = open_home(arguments)
-    previous = store.set_role(arguments.name, check_role(arguments.role))
-    store.audit(
-        actor(),
-        "user role changed",
-        None,
-        user=arguments.name,
-        role=arguments.role,
-        previous=previous,
-    )
-    print(f"{arguments.name}: {previous} -> {arguments.role}")
+    change = set_role(store, arguments.name, arguments.role, actor=actor())
+    print(f"{change.name}: {change.previous} -> {change.role}")
     return 0
 
 
 def cmd_user_logout(arguments: argparse.Namespace) -> int:
     _, store = open_home(arguments)
-    store.end_sessions(arguments.name)
-    store.audit(actor(), "logged out everywhere", None, user=arguments.name)
+    end_sessions(store, arguments.name, actor=actor())
     print(f"ended every web session of {arguments.name}")
     return 0
 
 
 def cmd_user_passwd(arguments: argparse.Namespace) -> int:
-    from web.security import hash_password
-
     _, store = open_home(arguments)
-    if store.password_hash(arguments.name) is None:
+    if store.user(arguments.name) is None:  # before asking for a password in vain
         raise NotFound(f"no user {arguments.name!r}; 'pvegit user list' shows the users")
-    store.set_password(
-        arguments.name, hash_password(_read_password(arguments.password_stdin, arguments.name))
-    )
-    store.audit(actor(), "password changed", None, user=arguments.name)
+    password = _read_password(arguments.password_stdin, arguments.name)
+    set_password(store, arguments.name, password, actor=actor())
     print(f"changed the password of {arguments.name}")
     return 0
 
 
 def cmd_user_remove(arguments: argparse.Namespace) -> int:
     _, store = open_home(arguments)
-    store.remove_user(arguments.name)
-    store.audit(actor(), "user removed", None, user=arguments.name)
+    remove_user(store, arguments.name, actor=actor())
     print(f"removed user {arguments.name}")
     return 0
 
@@ -192,20 +180,15 @@ def cmd_serve(arguments: argparse.Namespace) -> int:
 
 
 def cmd_token_add(arguments: argparse.Namespace) -> int:
-    from web.api import hash_token, new_token
-
     _, store = open_home(arguments)
-    token = new_token()
-    store.add_token(arguments.name, hash_token(token), actor(), check_role(arguments.role))
-    store.audit(actor(), "token created", None, token=arguments.name, role=arguments.role)
-    print(f"created {arguments.role} token {arguments.name}; it is shown only now: {token}")
+    token = create_token(store, arguments.name, arguments.role, actor=actor())
+    print(f"created {token.role} token {token.name}; it is shown only now: {token.secret}")
     return 0
 
 
 def cmd_token_revoke(arguments: argparse.Namespace) -> int:
     _, store = open_home(arguments)
-    store.revoke_token(arguments.name)
-    store.audit(actor(), "token revoked", None, token=arguments.name)
+    revoke_token(store, arguments.name, actor=actor())
     print(f"revoked token {arguments.name}")
     return 0
 
@@ -214,11 +197,11 @@ def cmd_token_list(arguments: argparse.Namespace) -> int:
     import time
 
     _, store = open_home(arguments)
-    tokens = store.tokens()
+    tokens = list_tokens(store)
     if not tokens:
         print("no tokens yet: pvegit token add NAME")
     for token in tokens:
-        state = "revoked" if token.revoked_at else "active"
+        state = "active" if token.active else "revoked"
         used = (
             time.strftime("%Y-%m-%d %H:%M", time.localtime(token.last_used))
             if token.last_used
@@ -230,22 +213,14 @@ def cmd_token_list(arguments: argparse.Namespace) -> int:
 
 def cmd_notify_test(arguments: argparse.Namespace) -> int:
     from pvegit.config.file import load_config
-    from pvegit.service.notify import all_targets, send_test
+    from pvegit.service.notify_targets import send_test_notification
 
     home, store = open_home(arguments)
     config = load_config(home.root, arguments.config)
-    targets = all_targets(config, store)
-    if not targets:
-        raise ConfigError(
-            "no notification targets: add [[notify]] tables to pvegit.toml "
-            "or make one in the web UI (Settings)"
-        )
-    failed = 0
-    for target, problem in send_test(targets):
-        print(f"{target.name}: {problem or 'sent'}")
-        failed += problem is not None
-    store.audit(actor(), "test notification", None, targets=len(config.targets))
-    return 1 if failed else 0
+    results = send_test_notification(config, store, actor=actor())
+    for result in results:
+        print(f"{result.target.name}: {result.problem or 'sent'}")
+    return 1 if any(result.problem is not None for result in results) else 0
 
 
 DEMO_EDITS = 6
@@ -256,7 +231,6 @@ def cmd_demo(arguments: argparse.Namespace) -> int:
     from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
     from pvegit.cli.snapshots import describe
     from pvegit.demo.node import DemoNode
-    from web.security import hash_password
 
     home, store = open_home(arguments)
     node = DemoNode(home.demo_nodes_dir / arguments.name, arguments.name)
@@ -279,14 +253,7 @@ def cmd_demo(arguments: argparse.Namespace) -> int:
             run = take_snapshot(home, store, host, options)
             print(f"edited {edited}: {describe(run)}")
     password = secrets.token_urlsafe(12)
-    admin = store.user("admin")
-    if admin is None:
-        store.add_user("admin", hash_password(password), ADMIN)
-    else:
-        store.set_password("admin", hash_password(password))
-        if admin.role != ADMIN:
-            store.set_role("admin", ADMIN)
-    store.audit(actor(), "demo admin password set", None, user="admin")
+    make_demo_admin(store, password, actor=actor())
     print()
     print(f"web UI:   http://{arguments.listen}")
     print("user:     admin")

@@ -6,16 +6,14 @@ neither demoted nor removed.
 
 from __future__ import annotations
 
-import re
 import secrets
 import sqlite3
 from dataclasses import dataclass
 
+from pvegit.config.names import is_plain_name
 from pvegit.config.roles import ADMIN, ROLES, VIEWER, check_role
 from pvegit.errors import ConfigError, NotFound
 from pvegit.state.db import Database, columns_of
-
-_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def validate_user_name(name: str) -> str:
@@ -23,7 +21,7 @@ def validate_user_name(name: str) -> str:
 
     User names appear in URLs and the audit log: keep them plain.
     """
-    if not _USER_NAME.match(name):
+    if not is_plain_name(name):
         raise ConfigError(
             f"user name {name!r} is not allowed: use letters, digits, '.', '-' and '_' "
             "(at most 64, starting with a letter or digit)"

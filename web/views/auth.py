@@ -9,10 +9,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from pvegit.actions.users import end_sessions
 from pvegit.config.roles import VIEWER
+from pvegit.state.credentials import verify_password
 from web.context import context_of, render
 from web.guard import action, read_form, start_session
-from web.security import claimed_user, csrf_valid, verify_password
+from web.security import claimed_user, csrf_valid
 
 
 def _safe_next(target: str | None) -> str:
@@ -88,8 +90,6 @@ async def logout(request: Request, user: str, form: object) -> Response:
 @action(role=VIEWER)
 async def logout_everywhere(request: Request, user: str, form: object) -> Response:
     """End every session of the signed-in user, this one included (a lost laptop)."""
-    store = context_of(request).store
-    await run_in_threadpool(store.end_sessions, user)
+    await run_in_threadpool(lambda: end_sessions(context_of(request).store, user, actor=user))
     request.session.clear()
-    await run_in_threadpool(store.audit, user, "logged out everywhere", None, user=user)
     return RedirectResponse("/login", status_code=303)

@@ -1,24 +1,25 @@
 """Web users for admins: list, add with a role, change a role, log out everywhere, remove.
 
-Every change is audited. The store keeps the last admin (it can be neither
-demoted nor removed), and a lower role, a removal or "log out everywhere"
-ends the user's sessions at once.
+Each change is one call of ``pvegit/actions/users.py`` (checked and audited
+there); this page parses the form and shows the list again, or why a change
+was refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
-from pvegit.config.roles import ADMIN, DESCRIPTIONS, ROLES, VIEWER, check_role
-from pvegit.errors import ConfigError, NotFound
-from pvegit.state.store import validate_user_name
-from web.context import context_of, render
+from pvegit.actions.users import add_user, end_sessions, remove_user, set_role
+from pvegit.config.roles import ADMIN, DESCRIPTIONS, ROLES, VIEWER
+from pvegit.errors import ConfigError
+from pvegit.state.store import Store
+from web.context import change_then_redirect, context_of, render
 from web.guard import action, page
-from web.security import check_new_password, hash_password
 
 
 def _users(request: Request, *, error: str | None = None, status: int = 200) -> Response:
@@ -35,9 +36,19 @@ def _users(request: Request, *, error: str | None = None, status: int = 200) -> 
     )
 
 
-async def _refused(request: Request, error: ConfigError) -> Response:
-    """The users page again, saying why the change was not made."""
-    return await run_in_threadpool(lambda: _users(request, error=str(error), status=400))
+async def _change(request: Request, change: Callable[[Store], object]) -> Response:
+    """Make ``change`` and go back to the list; the list again with the reason (400) for
+    a change refused, the 404 page for a user that does not exist."""
+    store = context_of(request).store
+    try:
+        return await change_then_redirect(lambda: change(store), "/users")
+    except ConfigError as err:
+        problem = str(err)
+        return await run_in_threadpool(lambda: _users(request, error=problem, status=400))
+
+
+def _named(request: Request) -> str:
+    return str(request.path_params["user"])
 
 
 @page(role=ADMIN)
@@ -47,67 +58,26 @@ def user_page(request: Request, user: str) -> Response:
 
 @action
 async def user_create(request: Request, user: str, form: FormData) -> Response:
-    store = context_of(request).store
     name = str(form.get("name", "")).strip()
     password = str(form.get("password", ""))
     role = str(form.get("role", VIEWER))
-    try:
-        validate_user_name(name)
-        check_role(role)
-        problem = check_new_password(password)
-        if problem:
-            raise ConfigError(problem)
-        password_hash = await run_in_threadpool(hash_password, password)
-        await run_in_threadpool(store.add_user, name, password_hash, role)
-    except ConfigError as err:
-        return await _refused(request, err)
-    await run_in_threadpool(store.audit, user, "user added", None, user=name, role=role)
-    return RedirectResponse("/users", status_code=303)
-
-
-def _named(request: Request) -> str:
-    return str(request.path_params["user"])
+    return await _change(request, lambda store: add_user(store, name, password, role, actor=user))
 
 
 @action
 async def user_role(request: Request, user: str, form: FormData) -> Response:
-    store = context_of(request).store
-    name = _named(request)
-    role = str(form.get("role", ""))
-    try:
-        previous = await run_in_threadpool(store.set_role, name, check_role(role))
-    except NotFound as err:
-        raise HTTPException(404, str(err)) from err
-    except ConfigError as err:
-        return await _refused(request, err)
-    await run_in_threadpool(
-        store.audit, user, "user role changed", None, user=name, role=role, previous=previous
-    )
-    return RedirectResponse("/users", status_code=303)
+    name, role = _named(request), str(form.get("role", ""))
+    return await _change(request, lambda store: set_role(store, name, role, actor=user))
 
 
 @action
 async def user_logout(request: Request, user: str, form: FormData) -> Response:
     """End every session of another user (or one's own)."""
-    store = context_of(request).store
     name = _named(request)
-    try:
-        await run_in_threadpool(store.end_sessions, name)
-    except NotFound as err:
-        raise HTTPException(404, str(err)) from err
-    await run_in_threadpool(store.audit, user, "logged out everywhere", None, user=name)
-    return RedirectResponse("/users", status_code=303)
+    return await _change(request, lambda store: end_sessions(store, name, actor=user))
 
 
 @action
 async def user_remove(request: Request, user: str, form: FormData) -> Response:
-    store = context_of(request).store
     name = _named(request)
-    try:
-        await run_in_threadpool(store.remove_user, name)
-    except NotFound as err:
-        raise HTTPException(404, str(err)) from err
-    except ConfigError as err:
-        return await _refused(request, err)
-    await run_in_threadpool(store.audit, user, "user removed", None, user=name)
-    return RedirectResponse("/users", status_code=303)
+    return await _change(request, lambda store: remove_user(store, name, actor=user))
