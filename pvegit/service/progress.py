@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pvegit.state.store import Run
+from pvegit.state.store import Run, RunStatus
 
 STAGES = ("queued", "connect", "collect", "inventory", "commit", "done")
 SHOWN_STAGES = STAGES[1:-1]  # what a run page lists
@@ -32,7 +32,7 @@ class RunProgress:
 
     id: int
     host: str
-    status: str
+    status: RunStatus
     stage: str
     stage_index: int  # in STAGES; a stage pvegit does not know counts as queued
     done: int
@@ -45,7 +45,7 @@ class RunProgress:
 
     @property
     def running(self) -> bool:
-        return self.status == "running"
+        return self.status is RunStatus.RUNNING
 
     @property
     def text(self) -> str:
@@ -54,7 +54,7 @@ class RunProgress:
 
     def stage_state(self, number: int) -> str:
         """'done', 'current' or '' for the ``number``-th (from 1) of SHOWN_STAGES."""
-        if self.status in ("changed", "unchanged", "partial"):
+        if self.status.succeeded:
             return "done"
         if self.running and self.stage_index > number:
             return "done"
@@ -85,7 +85,7 @@ def run_progress(run: Run) -> RunProgress:
     """The progress of ``run`` as its record has it now."""
     stage = run.stage or "queued"
     index = STAGES.index(stage) if stage in STAGES else 0
-    if run.status != "running":
+    if not run.is_running:
         percent = 100
     elif stage == "collect" and run.progress_total:
         share = min(1.0, run.progress_done / run.progress_total)
