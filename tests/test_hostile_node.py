@@ -367,7 +367,7 @@ def test_a_file_name_forges_no_line_in_a_diff_a_notification_or_a_restore(
     """A newline in a name from the node stays inside that name on every face that
     writes text of several lines: the diff's header (quoted as git quotes it), the
     notification, the restore's messages and audit entry."""
-    from pvegit.service.notify import events_for_run
+    from pvegit.service.events import events_for_run
     from pvegit.textsafe import printable
 
     host = register_node(store, home, node, categories=("network",))

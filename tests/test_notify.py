@@ -12,7 +12,8 @@ from pvegit.config.file import Config, Target, load_config, parse_config
 from pvegit.config.home import Home
 from pvegit.demo.node import DemoNode
 from pvegit.errors import ConfigError
-from pvegit.service.notify import Event, Notifier, events_for_run, send, stale_event
+from pvegit.service.events import events_for_run, stale_event
+from pvegit.service.notify import Event, Notifier, send
 from pvegit.state.store import Host, Store
 from testbed.webhook import Receiver
 

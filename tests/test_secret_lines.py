@@ -21,7 +21,8 @@ from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.file import Config, Target
 from pvegit.config.home import Home
 from pvegit.git.repo import HostRepository
-from pvegit.service.notify import events_for_run, send
+from pvegit.service.events import events_for_run
+from pvegit.service.notify import send
 from pvegit.state.credentials import hash_password
 from pvegit.state.store import Store
 from testbed.nodes import Node, register_node

@@ -13,7 +13,8 @@ import logging
 from pvegit.actions.verify import verify_host
 from pvegit.config.file import Config
 from pvegit.config.home import Home
-from pvegit.service.notify import Event, Notifier, stale_event
+from pvegit.service.events import stale_event
+from pvegit.service.notify import Event, Notifier
 from pvegit.service.status import host_status
 from pvegit.state.liveness import settle_runs
 from pvegit.state.store import Host, Store

@@ -22,7 +22,8 @@ from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.errors import PvegitError
 from pvegit.node.transport import DEFAULT_IO_TIMEOUT
-from pvegit.service.notify import Event, Notifier, events_for_run
+from pvegit.service.events import events_for_run
+from pvegit.service.notify import Event, Notifier
 from pvegit.state.liveness import settle_runs
 from pvegit.state.store import Host, Run, Store
 
