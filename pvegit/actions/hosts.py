@@ -25,16 +25,23 @@ def _audit(
 
 
 def add_host(
-    store: Store, name: str, values: Mapping[str, Any], *, actor: str, via: str | None = None
+    store: Store,
+    name: str,
+    values: Mapping[str, Any],
+    *,
+    actor: str,
+    via: str | None = None,
+    **why: Any,
 ) -> Host:
     """Add the host ``name`` with checked ``values`` (default categories unless given).
 
+    ``why`` goes into the audit entry (``demo=True``, ``rescue=True``: who made it).
     No key is pinned yet (trust it next). Raises ConfigError for a name taken or invalid.
     """
     settings = {"categories": DEFAULT_CATEGORIES, **values}
     settings.pop("name", None)
     host = store.add_host(Host(name=name, **settings))
-    _audit(store, actor, "host added", host.name, via, address=host.address)
+    _audit(store, actor, "host added", host.name, via, address=host.address, **why)
     return host
 
 

@@ -113,10 +113,11 @@ def cmd_rescue(arguments: argparse.Namespace) -> int:
     """Snapshot a rescued disk into the host's history (read-only on the disk)."""
     from dataclasses import replace
 
+    from pvegit.actions.hosts import add_host
     from pvegit.cli import runs_exit_code
     from pvegit.cli.snapshots import cli_launcher, describe
     from pvegit.errors import NotFound
-    from pvegit.state.store import Host, RunStatus
+    from pvegit.state.store import RunStatus
 
     home, store = open_home(arguments)
     root = arguments.root.resolve()
@@ -131,10 +132,11 @@ def cmd_rescue(arguments: argparse.Namespace) -> int:
     try:
         host = replace(store.host(name), address=f"local:{root}")
     except NotFound:
-        host = store.add_host(
-            Host(name, f"local:{root}", categories=("cluster", "network", "storage", "system"))
-        )
-        store.audit(actor(), "host added", name, address=host.address, rescue=True)
+        values = {
+            "address": f"local:{root}",
+            "categories": ("cluster", "network", "storage", "system"),
+        }
+        host = add_host(store, name, values, actor=actor(), rescue=True)
     with cli_launcher(home, store) as launcher:  # notified and mirrored like any snapshot
         run = launcher.run(host, launcher.options("rescue", actor())).run
     store.audit(actor(), "rescue", name, root=str(root), run=run.id, status=run.status)

@@ -23,7 +23,7 @@ from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.config.roles import check_role
 from pvegit.errors import ConfigError, NotFound
-from pvegit.state.store import Host, Store, validate_user_name
+from pvegit.state.store import Store, validate_user_name
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -228,6 +228,7 @@ DEMO_EDITS = 6
 
 def cmd_demo(arguments: argparse.Namespace) -> int:
     """A demo node with some history, an admin with a one-time password, then the UI."""
+    from pvegit.actions.hosts import add_host
     from pvegit.actions.snapshot import SnapshotOptions, take_snapshot
     from pvegit.cli.snapshots import describe
     from pvegit.demo.node import DemoNode
@@ -238,11 +239,11 @@ def cmd_demo(arguments: argparse.Namespace) -> int:
     try:
         host = store.host(arguments.name)
     except NotFound:
-        categories = ("cluster", "network", "storage", "system")
-        host = store.add_host(
-            Host(name=arguments.name, address=f"local:{node.root}", categories=categories)
-        )
-        store.audit(actor(), "host added", host.name, address=host.address, demo=True)
+        values = {
+            "address": f"local:{node.root}",
+            "categories": ("cluster", "network", "storage", "system"),
+        }
+        host = add_host(store, arguments.name, values, actor=actor(), demo=True)
     print(f"demo node {arguments.name}: files at {node.root}" + (" (created)" if created else ""))
     options = SnapshotOptions(trigger="demo", actor=actor())
     run = take_snapshot(home, store, host, options)
