@@ -150,10 +150,15 @@ class SshTransport:
     root = "/"
     live = True
 
-    def __init__(self, transport: paramiko.Transport, host_label: str, io_timeout: float) -> None:
+    def __init__(
+        self, transport: paramiko.Transport, host_label: str, io_timeout: float, user: str = "root"
+    ) -> None:
         self._transport = transport
         self._label = host_label
         self._io_timeout = io_timeout
+        self.label = host_label
+        self.user = user
+        self.access: str | None = None  # asked by collector.ensure_access
 
     @classmethod
     def connect(
@@ -193,7 +198,7 @@ class SshTransport:
         except BaseException:
             transport.close()
             raise
-        return cls(transport, host.name, io_timeout)
+        return cls(transport, host.name, io_timeout, host.user)
 
     @staticmethod
     def _check_host_key(transport: paramiko.Transport, host: Host) -> None:
@@ -221,11 +226,15 @@ class SshTransport:
                 changed=True,
             )
 
-    def _open(self, script: str) -> paramiko.Channel:
+    def _open(self, script: str, stdin: bytes | None = None) -> paramiko.Channel:
+        """A channel running ``script``; with ``stdin`` (even empty) sent and closed."""
         try:
             channel = self._transport.open_session(timeout=self._io_timeout)
             channel.settimeout(self._io_timeout)
             channel.exec_command(script)
+            if stdin is not None:
+                channel.sendall(stdin)
+                channel.shutdown_write()
         except (paramiko.SSHException, EOFError, OSError) as err:
             raise ConnectError(f"{self._label}: the connection dropped: {err}") from err
         return channel
@@ -239,22 +248,15 @@ class SshTransport:
         return int(channel.exit_status)
 
     def run(self, script: str, stdin: bytes = b"", *, limit: OutputLimit) -> CommandResult:
-        channel = self._open(script)
-        if stdin:
-            try:
-                channel.sendall(stdin)
-                channel.shutdown_write()
-            except (paramiko.SSHException, OSError) as err:
-                channel.close()
-                raise ConnectError(f"{self._label}: the connection dropped: {err}") from err
-        return _SshPending(self, channel).result(limit)
+        # stdin is always closed: a collector request reads its parameters to the end.
+        return _SshPending(self, self._open(script, stdin)).result(limit)
 
-    def spawn(self, script: str) -> _SshPending:
-        return _SshPending(self, self._open(script))
+    def spawn(self, script: str, stdin: bytes = b"") -> _SshPending:
+        return _SshPending(self, self._open(script, stdin))
 
     @contextmanager
-    def stream(self, script: str) -> Iterator[tuple[IO[bytes], StreamOutcome]]:
-        channel = self._open(script)
+    def stream(self, script: str, stdin: bytes = b"") -> Iterator[tuple[IO[bytes], StreamOutcome]]:
+        channel = self._open(script, stdin)
         outcome = StreamOutcome()
         reader = _ChannelReader(channel, self._label, self._io_timeout, _STREAM_END)
         try:
