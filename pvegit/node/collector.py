@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pvegit.config.limits import InventoryLimits
 from pvegit.config.selection import Selection
 from pvegit.errors import CollectError
+from pvegit.node.access import RESTRICTED, RESTRICTED_KINDS, RESTRICTED_USER, UNRESTRICTED
 from pvegit.node.metadata import is_pmxcfs_path
 from pvegit.node.program import (
     INLINE_NAME,
@@ -29,11 +30,6 @@ from pvegit.node.program import (
 )
 from pvegit.node.transport import OutputLimit, Transport
 
-LOCAL = "local"  # this machine's own files: the program runs inline
-UNRESTRICTED = "unrestricted"  # a key that opens a root shell (legacy): runs inline
-RESTRICTED = "restricted"  # root's key forced to the installed collector
-RESTRICTED_USER = "restricted-user"  # a backup user's key forced to the collector (+ sudo)
-RESTRICTED_KINDS = (RESTRICTED, RESTRICTED_USER)
 _VERSION_ANSWER = OutputLimit(4096, "the collector's version")
 
 

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from pvegit.actions.connection import (
+    AccessChecked,
     ConnectionCheck,
     Identified,
     LoggedIn,
@@ -283,6 +284,8 @@ def _step_line(step: Step) -> tuple[bool, str]:
     match step:
         case LoggedIn(user=user):
             return True, f"logged in as {user}"
+        case AccessChecked():
+            return step.ok, f"access: {step.describe()}"
         case Identified(hostname=hostname, uid=uid):
             return True, f"the node says it is {hostname!r} (uid {uid})"
         case VersionRead(version=version):
