@@ -14,11 +14,14 @@ from dataclasses import dataclass
 
 import paramiko
 import pytest
+from starlette.testclient import TestClient
+from test_web import PASSWORD, login
 
 from pvegit.actions.harden import PasswordNeeded, harden_host
 from pvegit.actions.restore_write import read_live
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.actions.verify import verify_host
+from pvegit.config.file import Config
 from pvegit.config.home import Home
 from pvegit.git.repo import HostRepository
 from pvegit.node.program import INSTALLED_PATH, LOG_FILE, program_digest
@@ -26,6 +29,8 @@ from pvegit.node.ssh import SshTransport
 from pvegit.state.store import Host, Store
 from testbed.appserver import pvegit_process
 from testbed.nodes import ROOT_PASSWORD, Node
+from web.app import create_app
+from web.security import hash_password
 
 pytestmark = pytest.mark.usefixtures("testbed")
 
@@ -210,3 +215,38 @@ def test_an_unrestricted_host_is_flagged_and_the_cli_hardens_it(
     assert tested.returncode == 0, tested.stdout
     assert "ok   access: restricted" in tested.stdout
     assert "pmxcfs: /etc/pve is served" in tested.stdout
+
+
+def test_the_web_flags_an_unrestricted_host_and_an_admin_hardens_it(
+    home: Home, store: Store, node: Node, ssh_host: Host
+) -> None:
+    store.add_user("admin", hash_password(PASSWORD))
+    store.add_user("operator", hash_password(PASSWORD), role="operator")
+    assert take_snapshot(home, store, ssh_host).status == "changed"
+    app = create_app(home, Config(concurrency=2), store=store)
+    with TestClient(app, follow_redirects=False) as client:
+        token = login(client, "operator", PASSWORD)
+        dashboard = client.get("/").text
+        assert "Unrestricted key: pvegit's key opens a root shell on" in dashboard
+        assert "pvegit host harden NAME" in dashboard
+        page = client.get("/hosts/pve1").text
+        assert "UNRESTRICTED: pvegit&#39;s key opens a root shell" in page
+        assert "Make the key read-only" not in page  # an admin's button
+        denied = client.post("/hosts/pve1/harden", data={"csrf_token": token})
+        assert denied.status_code == 403
+        client.post("/logout", data={"csrf_token": token})
+
+        token = login(client, "admin", PASSWORD)
+        assert "Make the key read-only" in client.get("/hosts/pve1").text
+        forged = client.post("/hosts/pve1/harden", data={"csrf_token": "forged"})
+        assert forged.status_code == 403
+        done = client.post("/hosts/pve1/harden", data={"csrf_token": token})
+        assert done.status_code == 303, done.text
+        page = client.get("/hosts/pve1").text
+        assert "restricted: pvegit&#39;s key can only run the read-only collector" in page
+        assert "Make the key read-only" not in page
+        assert "Unrestricted key" not in client.get("/").text
+    assert store.host("pve1").access == "restricted"
+    assert 'restrict,command="' in node.read("/etc/pve/priv/authorized_keys")
+    (entry,) = store.audit_events(action="host hardened")
+    assert entry.actor == "admin"
