@@ -26,6 +26,7 @@ from pvegit.config.home import Home
 from pvegit.git.repo import HostRepository
 from pvegit.node.program import INSTALLED_PATH, LOG_FILE, program_digest
 from pvegit.node.ssh import SshTransport
+from pvegit.node.transport import MiB, OutputLimit
 from pvegit.state.store import Host, Store
 from testbed.appserver import pvegit_process
 from testbed.nodes import ROOT_PASSWORD, Node
@@ -33,6 +34,7 @@ from web.app import create_app
 from web.security import hash_password
 
 pytestmark = pytest.mark.usefixtures("testbed")
+_LIMIT = OutputLimit(MiB, "a test's answer")
 
 
 @pytest.fixture
@@ -250,3 +252,27 @@ def test_the_web_flags_an_unrestricted_host_and_an_admin_hardens_it(
     assert 'restrict,command="' in node.read("/etc/pve/priv/authorized_keys")
     (entry,) = store.audit_events(action="host hardened")
     assert entry.actor == "admin"
+
+
+def test_a_backup_user_with_the_restricted_entry_reads_what_it_may(
+    home: Home, store: Store, node: Node, hardened: Host
+) -> None:
+    from dataclasses import replace
+
+    from pvegit.actions.harden import collect_authorized_line
+
+    node.authorize(collect_authorized_line(home), "pvebackup")
+    node.sh("touch /var/log/pvegit-collect.log && chown pvebackup /var/log/pvegit-collect.log")
+    backup = store.add_host(replace(hardened, name="pve1-backup", user="pvebackup", access=""))
+    run = take_snapshot(home, store, backup)
+    assert run.status in ("changed", "partial"), run.error
+    assert store.host("pve1-backup").access == "restricted-user"
+    with HostRepository(home.repo_path(backup.name)) as repository:
+        files = {entry.path for entry in repository.iter_files(repository.head())}
+    assert "etc/pve/storage.cfg" in files and "etc/network/interfaces" in files
+    transport = SshTransport.connect(home, backup)
+    try:
+        assert transport.run("id", limit=_LIMIT).exit_code == 96
+    finally:
+        transport.close()
+    assert "refused: not a pvegit request: id" in node.read(LOG_FILE)

@@ -30,7 +30,6 @@ import hashlib
 import shlex
 
 from pvegit.config.home import DEMO_NODES, HOME_TAG
-from pvegit.config.limits import InventoryLimits
 from pvegit.node.inventory import COMMANDS
 
 VERSION = 1
@@ -155,7 +154,9 @@ def _roots_check() -> str:
     return (
         "allowed() {\n"
         '  [ "$inline" = 1 ] && return 0\n'
-        '  r=$(readlink -f -- "$1") || return 1\n'
+        # A folder this login cannot enter stops -f; -m resolves what it can, and what it
+        # cannot, this login's tar cannot read through either.
+        '  r=$(readlink -f -- "$1" 2>/dev/null || readlink -m -- "$1") || return 1\n'
         f'  case "$r" in {_patterns(never, below=False)}) return 1 ;; esac\n'
         f'  case "$r" in {_patterns(absolute, below=True)}) return 0 ;; esac\n'
         "  return 1\n"
@@ -416,8 +417,3 @@ def program_text() -> str:
 def program_digest() -> str:
     """The sha256 (hex) of the collector's text: what an installed copy must hash to."""
     return hashlib.sha256(program_text().encode()).hexdigest()
-
-
-def inventory_keep(limits: InventoryLimits) -> int:
-    """The per-command limit the node applies (the frame reader's ``command_bytes``)."""
-    return limits.command_bytes
