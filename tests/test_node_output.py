@@ -255,7 +255,8 @@ def test_a_restore_whose_write_script_floods_reports_every_write_unknown(
 def test_installing_the_key_stops_reading_a_flooding_readlink(
     home: Home, node: Node, ssh_host: Host
 ) -> None:
-    from pvegit.node.ssh import SshTransport, install_key
+    from pvegit.actions.harden import install_collector
+    from pvegit.node.ssh import SshTransport
 
     node.write("/usr/local/bin/readlink", flooding(), mode=0o755)
     transport = SshTransport.connect(home, ssh_host)
@@ -265,7 +266,7 @@ def test_installing_the_key_stops_reading_a_flooding_readlink(
             with pytest.raises(
                 CollectError, match=r"more than 1 MiB for the path of authorized_keys"
             ):
-                install_key(transport, home.public_key())
+                install_collector(transport, home)
 
         _, peak = peak_of(install)
     finally:

@@ -37,9 +37,15 @@ def collect_authorized_line(home: Home) -> str:
 
 
 # stdin: the entry, pvegit's key blob (which lines to replace), then the program.
-_INSTALL = f"""umask 022
+# stdin: the entry, pvegit's key blob (which lines to replace), then the program. The
+# answer (stdout) is the real path of authorized_keys, printed first and read within its
+# limit: a node that floods it has nothing changed yet when pvegit stops reading.
+_INSTALL = f"""umask 077
 IFS= read -r entry || exit 91
 IFS= read -r blob || exit 91
+mkdir -p ~/.ssh || exit 93
+readlink -f ~/.ssh/authorized_keys || exit 93
+umask 022
 mkdir -p /usr/local/sbin || exit 92
 t=$(mktemp /usr/local/sbin/.pvegit-collect.XXXXXX) || exit 92
 if cat >"$t" && chmod 0755 "$t" && chown 0:0 "$t" && mv -f "$t" {INSTALLED_PATH}; then :
@@ -47,12 +53,10 @@ else rm -f "$t"; exit 92; fi
 if [ ! -e {LOG_FILE} ]; then touch {LOG_FILE} && chmod 0600 {LOG_FILE}; fi
 [ "$(id -u)" = 0 ] || chown "$(id -un)" {LOG_FILE} 2>/dev/null
 umask 077
-mkdir -p ~/.ssh || exit 93
 real=$(readlink -f ~/.ssh/authorized_keys) || exit 93
 k=$(mktemp "${{real%/*}}/.pvegit-keys.XXXXXX") || exit 93
 {{ grep -vF -- "$blob" "$real" 2>/dev/null; printf '%s\\n' "$entry"; }} >"$k" &&
   mv -f "$k" "$real" || {{ rm -f "$k"; exit 93; }}
-printf '%s\\n' "$real"
 """
 _INSTALL_ERRORS = {
     92: f"could not write {INSTALLED_PATH} (log in as root: the collector is root's)",

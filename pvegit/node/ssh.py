@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 KEEPALIVE_SECONDS = 15
 # After a stream's parser is done only tar's padding is left (under 10 KiB).
 _STREAM_END = OutputLimit(MiB, "what followed the end of its stream")
-_KEY_PATH = OutputLimit(MiB, "the path of authorized_keys (readlink)")
 
 
 def fingerprint(key_blob_base64: str) -> str:
@@ -352,24 +351,3 @@ class _ChannelReader:
         while chunk := self._recv(everything.room()):
             everything.add(chunk)
         return everything.value()
-
-
-def install_key(transport: SshTransport, public_key: str) -> str:
-    """Append ``public_key`` to the login user's authorized_keys (once).
-
-    Returns the real path of the file written, which on a cluster node is the
-    cluster-wide /etc/pve/priv/authorized_keys.
-    """
-    quoted = public_key.replace("'", "")
-    script = (
-        "umask 077; mkdir -p ~/.ssh; f=~/.ssh/authorized_keys; "
-        f"grep -qxF '{quoted}' \"$f\" 2>/dev/null || printf '%s\\n' '{quoted}' >> \"$f\" "
-        '|| exit 3; readlink -f "$f"'
-    )
-    result = transport.run(script, limit=_KEY_PATH)
-    if result.exit_code != 0:
-        raise AuthError(
-            "could not write ~/.ssh/authorized_keys on the node: "
-            + result.stderr.decode("utf-8", "replace").strip()
-        )
-    return result.stdout.decode("utf-8", "replace").strip()
