@@ -8,6 +8,7 @@ port forward and crafted requests are refused and logged on the node.
 
 from __future__ import annotations
 
+import shutil
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def test_a_hardened_host_is_snapshotted_through_the_collector(
     assert "etc/pve/storage.cfg" in files and "etc/network/interfaces" in files
     assert ".pvegit/inventory/pveversion.txt" in files
     assert "etc/pve/priv/authorized_keys" not in files  # a secret, not chosen
-    assert not any("shadow" in path for path in files)
+    assert not {"etc/shadow", "etc/gshadow"} & files
 
     chosen = (*hardened.categories, "configdb")
     run = take_snapshot(home, store, store.update_host(hardened.name, categories=chosen))
@@ -276,3 +277,36 @@ def test_a_backup_user_with_the_restricted_entry_reads_what_it_may(
     finally:
         transport.close()
     assert "refused: not a pvegit request: id" in node.read(LOG_FILE)
+
+
+@pytest.mark.skipif(shutil.which("sudo") is None, reason="sudo is not installed here")
+def test_a_backup_user_with_sudo_for_the_collector_alone_reads_root_only_files(
+    home: Home, store: Store, node: Node, hardened: Host
+) -> None:
+    from dataclasses import replace
+
+    from pvegit.actions.harden import collect_authorized_line
+
+    node.authorize(collect_authorized_line(home), "pvebackup")
+    node.sh("touch /var/log/pvegit-collect.log && chown pvebackup /var/log/pvegit-collect.log")
+    node.write("/etc/sudoers.d/pvegit", f"pvebackup ALL=(root) NOPASSWD: {INSTALLED_PATH}\n", 0o440)
+    chosen = (*hardened.categories, "secrets")
+    backup = store.add_host(
+        replace(hardened, name="pve1-backup", user="pvebackup", categories=chosen, access="")
+    )
+    run = take_snapshot(home, store, backup)
+    assert run.status == "changed", (run.error, run.warnings)
+    assert store.host("pve1-backup").access == "restricted-user"
+    with HostRepository(home.repo_path(backup.name)) as repository:
+        files = {entry.path for entry in repository.iter_files(repository.head())}
+    assert "etc/pve/priv/authkey.key" in files or "etc/ssh/ssh_host_ed25519_key" in files
+    assert "etc/pve/priv/shadow.cfg" in files  # root-only: read through sudo
+    assert not {"etc/shadow", "etc/gshadow"} & files
+    # Through sudo the collector still refuses what is not a request, and its roots hold.
+    transport = SshTransport.connect(home, backup)
+    try:
+        assert transport.run("sudo -n id", limit=_LIMIT).exit_code == 96
+        asked = transport.run("pvegit collect 1", b"path etc/shadow\n", limit=_LIMIT)
+        assert asked.exit_code == 96 and b"refused: etc/shadow" in asked.stderr
+    finally:
+        transport.close()
