@@ -70,7 +70,9 @@ def add_host_parsers(actions: Any) -> None:
         "--password-stdin", action="store_true", help="log in with root's password from stdin"
     )
 
-    test = action("test", "cmd_host_test", "check reach, login, host key, PVE version, pmxcfs")
+    test = action(
+        "test", "cmd_host_test", "check reach, login, access, host key, PVE version, pmxcfs"
+    )
     test.add_argument("name", metavar="NAME")
 
 
