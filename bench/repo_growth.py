@@ -19,7 +19,7 @@ from pvegit.config.home import Home
 from pvegit.config.selection import resolve_selection
 from pvegit.demo.node import DemoNode
 from pvegit.git.maintenance import MaintenanceRepository
-from pvegit.node.scripts import tar_script
+from pvegit.node.collector import tar_script
 from pvegit.state.runlog import named_commits
 from pvegit.state.store import Host, Store
 

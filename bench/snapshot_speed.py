@@ -29,7 +29,7 @@ from common import (
 
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.selection import resolve_selection
-from pvegit.node.scripts import tar_script
+from pvegit.node.collector import tar_script
 
 
 def main() -> None:

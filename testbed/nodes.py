@@ -19,8 +19,9 @@ the real paths (a PVE 9 one for pve9, pve10 and pve11):
   ``pvecm``, ``pvesm``, ``zpool`` and ``zfs`` whose output has the noise the
   real ones have (PIDs, run states, dates, counters), as PVE 8 or PVE 9
   prints it;
-* ``/root``, ``/home``, ``/var/spool``, ``/usr/local/bin``, ``/usr/local/lib``
-  and ``/var/lib`` (overlays) and ``/run`` (a tmpfs) are the node's own.
+* ``/root``, ``/home``, ``/var/spool``, ``/var/log``, ``/usr/local/bin``,
+  ``/usr/local/sbin``, ``/usr/local/lib`` and ``/var/lib`` (overlays) and
+  ``/run`` (a tmpfs) are the node's own.
 
 Needs root (mount namespaces, overlay mounts, FUSE) and OpenSSH's sshd. Used
 by the tests and by the benchmarks under bench/.
@@ -739,6 +740,7 @@ class TestBed:
             "sbin",
             "home",
             "empty",
+            "log",
         ):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         database = directory / "upper/varlib/pve-cluster/config.db"
@@ -802,6 +804,8 @@ class TestBed:
             "/usr/local/lib\n"
             f"mount --bind {directory}/empty /usr/local/sbin\n"
             f"mount --bind {directory}/home /home\n"
+            # The node's own /var/log (pvegit-collect logs its refusals there: no syslog).
+            f"mount --bind {directory}/log /var/log\n"
             "mount -t tmpfs -o mode=755 tmpfs /run\n"
             f"{pve}"
             "mkdir -p /run/sshd\n"

@@ -4,8 +4,10 @@ import io
 import tracemalloc
 
 from pvegit.config.limits import InventoryLimits
+from pvegit.node.collector import inventory_parameters
 from pvegit.node.inventory import COMMANDS
-from pvegit.node.inventorystream import inventory_script, read_inventory
+from pvegit.node.inventorystream import read_inventory
+from pvegit.node.program import program_text
 
 
 def normalize(name: str, text: str) -> str:
@@ -91,10 +93,13 @@ def test_inventory_framing_survives_missing_and_failing_commands() -> None:
 
 
 def test_inventory_script_runs_each_command_under_timeout_and_cap() -> None:
-    script = inventory_script("B", ["pvesm-status"], InventoryLimits(command_bytes=1000))
-    assert "timeout 30 sh -c 'pvesm status'" in script
-    assert "command -v pvesm" in script
-    assert "head -c 1001" in script  # the node keeps one byte past the limit, no more
+    asked = inventory_parameters("B", ["pvesm-status"], InventoryLimits(command_bytes=1000))
+    assert asked == [("boundary", "B"), ("keep", "1000"), ("command", "pvesm-status")]
+    program = program_text()  # the collector: the fixed command list, each under timeout
+    assert "pvesm-status) prog=pvesm; cmd='pvesm status' ;;" in program
+    assert 'timeout 30 sh -c "$cmd"' in program
+    assert 'command -v "$prog"' in program
+    assert "head -c $((keep + 1))" in program  # one byte past the limit, no more
 
 
 class Endless:

@@ -185,14 +185,16 @@ def test_host_test_of_a_local_host_stops_reading_a_flooding_pveversion(
     assert store.hosts() == hosts
 
 
-# Run by the restore's pmxcfs check (its parent the login shell, bash), the stand-in
-# floods that shell's stdout: the channel. Run by a snapshot's probe (under
-# `timeout sh -c`), it is left alone so the snapshot before the restore still works.
+# Floods the stdout of the collector asked for the probe (the restore's pmxcfs check)
+# only: the snapshots before and after the restore ask it for `collect`.
 STAT_FLOODING_THE_RESTORE_CHECK = (
     "#!/bin/sh\n"
-    'if [ "$(cat /proc/$PPID/comm)" = bash ]; then\n'
-    f"  yes pwned | /usr/bin/head -c {FLOOD_BYTES} > /proc/$PPID/fd/1\n"
-    "fi\n"
+    "p=$PPID\n"
+    'while [ "$p" -gt 1 ]; do\n'
+    "  case \"$(tr '\\0' ' ' </proc/$p/cmdline)\" in *'pvegit-collect-inline probe 1'*)\n"
+    f"    yes pwned | /usr/bin/head -c {FLOOD_BYTES} > /proc/$p/fd/1; break ;; esac\n"
+    "  p=$(awk '/^PPid:/ {print $2}' /proc/$p/status)\n"
+    "done\n"
     'exec /usr/bin/stat "$@"\n'
 )
 
@@ -253,7 +255,8 @@ def test_a_restore_whose_write_script_floods_reports_every_write_unknown(
 def test_installing_the_key_stops_reading_a_flooding_readlink(
     home: Home, node: Node, ssh_host: Host
 ) -> None:
-    from pvegit.node.ssh import SshTransport, install_key
+    from pvegit.actions.harden import install_collector
+    from pvegit.node.ssh import SshTransport
 
     node.write("/usr/local/bin/readlink", flooding(), mode=0o755)
     transport = SshTransport.connect(home, ssh_host)
@@ -263,7 +266,7 @@ def test_installing_the_key_stops_reading_a_flooding_readlink(
             with pytest.raises(
                 CollectError, match=r"more than 1 MiB for the path of authorized_keys"
             ):
-                install_key(transport, home.public_key())
+                install_collector(transport, home)
 
         _, peak = peak_of(install)
     finally:

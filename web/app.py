@@ -71,6 +71,7 @@ ROUTES = [
     Route("/hosts/{name}/trust", hosts.host_trust, methods=["POST"]),
     Route("/hosts/{name}/snapshot", hosts.host_snapshot, methods=["POST"]),
     Route("/hosts/{name}/verify", hosts.host_verify, methods=["POST"]),
+    Route("/hosts/{name}/harden", hosts.host_harden, methods=["POST"]),
     Route("/hosts/{name}/commits/{commit}", browse.commit_page),
     Route("/hosts/{name}/compare/{spec}", browse.compare_page),
     Route("/hosts/{name}/tree/{commit}", browse.tree_page),

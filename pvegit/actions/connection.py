@@ -16,6 +16,7 @@ from typing import Literal
 from pvegit.actions.trust import OfferedKey, pinned_fingerprint, read_offered_key
 from pvegit.config.home import Home
 from pvegit.errors import PvegitError
+from pvegit.node.access import UNRESTRICTED, access_words
 from pvegit.state.store import Host, Store
 
 
@@ -62,6 +63,23 @@ class PmxcfsChecked:
 
 
 @dataclass(frozen=True)
+class AccessChecked:
+    """How pvegit's key reaches the node (node/collector.py's kinds); an unrestricted key
+    (a root shell) only warns, with what hardens it."""
+
+    access: str
+    host: str
+
+    @property
+    def ok(self) -> bool:
+        return self.access != UNRESTRICTED
+
+    def describe(self) -> str:
+        """One line for every face."""
+        return access_words(self.access, self.host)
+
+
+@dataclass(frozen=True)
 class Stopped:
     """The test stopped here: the login failed (``connecting``), or the node answered
     wrongly or stopped answering."""
@@ -72,12 +90,12 @@ class Stopped:
     ok = False
 
 
-Step = LoggedIn | Identified | VersionRead | PmxcfsChecked | Stopped
+Step = LoggedIn | AccessChecked | Identified | VersionRead | PmxcfsChecked | Stopped
 
 
 def passed(steps: tuple[Step, ...]) -> bool:
-    """True when no step failed; an unknown PVE version only warns."""
-    return all(step.ok or isinstance(step, VersionRead) for step in steps)
+    """True when no step failed; an unknown PVE version and an unrestricted key only warn."""
+    return all(step.ok or isinstance(step, VersionRead | AccessChecked) for step in steps)
 
 
 def check_node(home: Home, host: Host) -> tuple[Step, ...]:
@@ -86,6 +104,7 @@ def check_node(home: Home, host: Host) -> tuple[Step, ...]:
     Never raises a PvegitError: a failure is the last step (``Stopped``). An
     unknown or changed host key stops the login like any refused connection.
     """
+    from pvegit.node.collector import ensure_access
     from pvegit.node.probe import probe_node, pve_version
     from pvegit.node.transport import open_transport
 
@@ -96,6 +115,7 @@ def check_node(home: Home, host: Host) -> tuple[Step, ...]:
         return (Stopped(str(err), connecting=True),)
     steps: list[Step] = [LoggedIn(host.user, time.monotonic() - started)]
     try:
+        steps.append(AccessChecked(ensure_access(transport), host.name))
         probe = probe_node(transport)
         steps.append(Identified(probe.hostname, probe.uid))
         steps.append(VersionRead(pve_version(transport)))

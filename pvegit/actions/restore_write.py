@@ -13,14 +13,11 @@ from collections.abc import Sequence
 
 from pvegit.actions.restore_plan import RestorePlan
 from pvegit.config.selection import Selection
-from pvegit.errors import OutputTooLarge, RefusedError
+from pvegit.errors import CollectError, OutputTooLarge, RefusedError
+from pvegit.node.collector import collect_parameters, request, request_input
 from pvegit.node.metadata import is_pmxcfs_path
-from pvegit.node.scripts import tar_script
 from pvegit.node.tarstream import read_tar_stream
 from pvegit.node.transport import MiB, OutputLimit, Transport
-
-# Its stdout stays empty: the answer is the exit code.
-_PMXCFS_CHECK = OutputLimit(MiB, "the restore's check that pmxcfs runs")
 
 
 def read_live(transport: Transport, paths: Sequence[str]) -> dict[str, tuple[bytes, bool]]:
@@ -31,7 +28,9 @@ def read_live(transport: Transport, paths: Sequence[str]) -> dict[str, tuple[byt
     preview shows it as created), a stream over 256 MiB raises CollectError.
     """
     selection = Selection(paths=tuple(paths), excludes=(), commands=(), include_secrets=True)
-    with transport.stream(tar_script(transport.root, selection, live=False)) as (stream, _):
+    asked = collect_parameters(transport.root, selection, live=False)
+    script = request(transport, "collect", asked)
+    with transport.stream(script, request_input(transport, asked)) as (stream, _):
         result = read_tar_stream(stream, requested=selection.paths)
     return {
         path: (entry.data, entry.kind == "symlink")
@@ -125,15 +124,13 @@ def apply_plan(transport: Transport, plan: RestorePlan) -> list[tuple[str, str |
     if not plan.writes:
         return []
     if any(is_pmxcfs_path(step.path) for step in plan.writes):
-        mounted = '[ "$(stat -c %d etc/pve)" != "$(stat -c %d etc)" ] && ' if transport.live else ""
+        from pvegit.node.probe import pmxcfs_serving
+
         try:
-            probe = transport.run(
-                f"cd {shlex.quote(transport.root)} && {mounted}[ -r etc/pve/.version ]",
-                limit=_PMXCFS_CHECK,
-            )
-        except OutputTooLarge as err:
+            serving = pmxcfs_serving(transport)  # asked of the collector: read only
+        except CollectError as err:  # OutputTooLarge too: a node that floods the probe
             raise RefusedError(f"{err}. Nothing was written") from err
-        if probe.exit_code != 0:
+        if not serving:
             raise RefusedError(
                 "pmxcfs is not running (/etc/pve is not mounted): nothing was "
                 "written. On the node: systemctl status pve-cluster"

@@ -213,6 +213,8 @@ def _locked_snapshot(
         finally:
             watchdog.cancel()
             transport.close()
+            if transport.access is not None and transport.access != host.access:
+                store.record_access(host.name, transport.access)  # shown on every face
         if watchdog.fired:  # whatever was read before the cut is not a whole snapshot
             raise ConnectError(f"cut off after its time limit of {options.time_limit:.0f} s")
 

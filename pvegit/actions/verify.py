@@ -16,7 +16,6 @@ Three checks per host, each reported with what to do:
 from __future__ import annotations
 
 import hashlib
-import shlex
 from dataclasses import dataclass, field
 
 from pvegit.config.home import Home
@@ -118,6 +117,7 @@ def verify_host(home: Home, store: Store, host: Host, *, node: bool = True) -> V
 def _compare_with_node(
     home: Home, host: Host, blobs: dict[str, bytes], result: Verification
 ) -> None:
+    from pvegit.node.collector import checksums_request
     from pvegit.node.transport import MiB, OutputLimit, open_transport
 
     try:
@@ -129,8 +129,8 @@ def _compare_with_node(
         paths = sorted(blobs)
         # Names go in on stdin, NUL-separated, and come back NUL-terminated and
         # unescaped (-z): any byte a name may hold (newlines, non-UTF-8) survives.
-        script = f"cd {shlex.quote(transport.root)} && xargs -0 sha256sum -z -- 2>/dev/null; true"
         names = b"".join(encode_path(path) + b"\0" for path in paths)
+        script, stdin = checksums_request(transport, names)
         # The answer is each name back with 66 bytes of digest and spaces: room for
         # names escaped twice as long (a sha256sum without -z) and then some.
         limit = OutputLimit(
@@ -138,7 +138,7 @@ def _compare_with_node(
             f"the checksums of {len(paths)} files (sha256sum)",
         )
         remote: dict[str, str] = {}
-        for record in transport.run(script, stdin=names, limit=limit).stdout.split(b"\0"):
+        for record in transport.run(script, stdin, limit=limit).stdout.split(b"\0"):
             digest, _, name = record.partition(b"  ")
             if name:
                 remote[decode_path(name)] = digest.decode("ascii", "replace")

@@ -1,4 +1,4 @@
-"""The arguments of ``pvegit host add|list|show|edit|remove|trust|test``.
+"""The arguments of ``pvegit host add|list|show|edit|remove|trust|harden|test``.
 
 Kept free of heavy imports, like arguments.py.
 """
@@ -12,7 +12,7 @@ from pvegit.config.categories import DEFAULT_CATEGORIES
 
 
 def add_host_parsers(actions: Any) -> None:
-    """Register ``host add|list|show|edit|remove|trust|test``."""
+    """Register ``host add|list|show|edit|remove|trust|harden|test``."""
 
     def action(name: str, function: str, help_text: str) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = actions.add_parser(
@@ -27,8 +27,8 @@ def add_host_parsers(actions: Any) -> None:
     add.add_argument(
         "--install-key",
         action="store_true",
-        help="log in once with the node's password (asked, or --password-stdin) and install "
-        "pvegit's public key; the password is never stored",
+        help="log in once with the node's password (asked, or --password-stdin), install the "
+        "read-only collector and pvegit's key restricted to it; the password is never stored",
     )
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.add_argument(
@@ -58,7 +58,21 @@ def add_host_parsers(actions: Any) -> None:
         "key and asks",
     )
 
-    test = action("test", "cmd_host_test", "check reach, login, host key, PVE version, pmxcfs")
+    harden = action(
+        "harden",
+        "cmd_host_harden",
+        "make pvegit's key read-only on the node: install or update the collector and "
+        "restrict the key's entry to it (over the key while it opens a shell, else root's "
+        "password, asked once)",
+    )
+    harden.add_argument("name", metavar="NAME")
+    harden.add_argument(
+        "--password-stdin", action="store_true", help="log in with root's password from stdin"
+    )
+
+    test = action(
+        "test", "cmd_host_test", "check reach, login, access, host key, PVE version, pmxcfs"
+    )
     test.add_argument("name", metavar="NAME")
 
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from pvegit.actions.connection import (
+    AccessChecked,
     Identified,
     LoggedIn,
     PmxcfsChecked,
@@ -17,6 +18,7 @@ from pvegit.actions.connection import (
     check_node,
     passed,
 )
+from pvegit.actions.harden import Hardened
 from pvegit.actions.hosts import add_host, edit_host, remove_host
 from pvegit.actions.trust import pin_key, pinned_fingerprint, read_offered_key, trust_confirmed_key
 from pvegit.cli.common import actor, ask_yes, home_of, open_home, print_json
@@ -24,7 +26,8 @@ from pvegit.config import host_settings
 from pvegit.config.categories import CATALOGUE
 from pvegit.config.home import Home
 from pvegit.errors import ConfigError
-from pvegit.node.metadata import is_pmxcfs_path
+from pvegit.node.access import access_words
+from pvegit.node.program import INSTALLED_PATH
 from pvegit.state.liveness import settle_runs
 from pvegit.state.store import Host, Store, validate_host_name
 
@@ -88,30 +91,64 @@ def cmd_host_add(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _install_key(home: Home, store: Store, host: Host, from_stdin: bool) -> None:
-    from pvegit.node.ssh import SshTransport, install_key
-
+def _password(host: Host, from_stdin: bool) -> str:
+    """Root's (the login user's) password, for one login: never stored, never logged."""
     if from_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass(f"password of {host.user}@{host.address}: ")
+        return sys.stdin.readline().rstrip("\n")
+    return getpass.getpass(f"password of {host.user}@{host.address}: ")
+
+
+def _install_key(home: Home, store: Store, host: Host, from_stdin: bool) -> None:
+    from pvegit.actions.harden import harden_host
+
+    password = _password(host, from_stdin)
     try:
-        transport = SshTransport.connect(home, host, password=password)
+        done = harden_host(home, store, host, password=password, actor=actor())
     finally:
         del password  # never stored, never logged
-    try:
-        written = install_key(transport, home.public_key())
-    finally:
-        transport.close()
-    store.audit(actor(), "key installed", host.name, path=written)
-    print(f"installed pvegit's key in {written}")
-    if is_pmxcfs_path(written):
+    store.audit(actor(), "key installed", host.name, path=done.written)
+    print(f"installed pvegit's key in {done.written}")
+    _print_hardened(done)
+    print("key login works")
+
+
+def _print_hardened(done: Hardened) -> None:
+    print(f"the key is {done.access}: it can only run the read-only collector {INSTALLED_PATH}")
+    if done.restore_entry:
+        print("the restore key's entry is installed too (restore-only)")
+    if done.cluster_wide:
         print(
             "note: this is the cluster-wide authorized_keys (/root/.ssh/authorized_keys links "
-            "to it), so every node of this cluster now accepts pvegit's key"
+            "to it), so every node of this cluster now accepts pvegit's key, restricted: "
+            "install the collector on each other node with 'pvegit host harden NODE'"
         )
-    SshTransport.connect(home, host).close()
-    print("key login works")
+
+
+def cmd_host_harden(arguments: argparse.Namespace) -> int:
+    from pvegit.actions.harden import PasswordNeeded, harden_host
+
+    home, store = open_home(arguments)
+    host = store.host(arguments.name)
+    password = _password(host, True) if arguments.password_stdin else None
+    try:
+        done = harden_host(home, store, host, password=password, actor=actor())
+    except PasswordNeeded as err:
+        if not sys.stdin.isatty():
+            raise ConfigError(
+                f"{err}. pvegit's key cannot install it any more: give root's password "
+                "(on a terminal, or --password-stdin)"
+            ) from err
+        print(err)
+        password = _password(host, False)
+        done = harden_host(home, store, host, password=password, actor=actor())
+    finally:
+        del password
+    if not done.written:
+        print(f"{host.name}: already {done.access}; the collector is the current one")
+        return 0
+    print(f"hardened {host.name}: rewrote {done.written}")
+    _print_hardened(done)
+    return 0
 
 
 def _trust(home: Home, store: Store, host: Host, expected: str | None) -> Host:
@@ -178,6 +215,7 @@ def cmd_host_show(arguments: argparse.Namespace) -> int:
         print(f"{key + ':':<18} {value if value is not None else '-'}")
     if host.host_key:
         print(f"{'fingerprint:':<18} {pinned_fingerprint(host)}")
+    print(f"{'access means:':<18} {access_words(host.access_kind, host.name)}")
     return 0
 
 
@@ -216,6 +254,8 @@ def _step_line(step: Step) -> str:
     match step:
         case LoggedIn(user=user, seconds=seconds):
             return f"ok   reach and login as {user} ({seconds:.2f} s)"
+        case AccessChecked():
+            return f"{'ok  ' if step.ok else 'warn'} access: {step.describe()}"
         case Identified(hostname=hostname, uid=uid):
             return f"ok   node says it is {hostname!r}, uid {uid}"
         case VersionRead(version=version):

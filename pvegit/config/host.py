@@ -48,6 +48,9 @@ class Host:
     host_key: str | None = None  # base64 of the key blob, as in known_hosts
     created_at: float = 0.0
     updated_at: float = 0.0
+    # How pvegit's key reached the node on its last connection (node/collector.py's kinds:
+    # unrestricted, restricted, restricted-user, local); "" until one found out.
+    access: str = ""
 
     @property
     def is_local(self) -> bool:
@@ -68,7 +71,15 @@ class Host:
             "schedule": self.schedule,
             "host_key_type": self.host_key_type,
             "host_key_pinned": self.host_key is not None,
+            "access": self.access_kind,
         }
+
+    @property
+    def access_kind(self) -> str:
+        """The access as shown: ``local`` for a local host, ``unknown`` before a connection."""
+        if self.is_local:
+            return "local"
+        return self.access or "unknown"
 
 
 def local_root(address: str) -> str | None:

@@ -1,10 +1,11 @@
 """Collect a node's configuration: a probe, one tar stream, the inventory.
 
-Everything runs as POSIX shell on the node through one transport (one SSH
-connection): the scripts are built in scripts.py, the probe's answer is read
-by probe.py. Nothing from the node is trusted: the tar stream is parsed by
-tarstream.py, command outputs are only stored as text, and tar's messages are
-sorted here into unreadable paths, warnings and problems.
+Everything is read on the node by pvegit's collector (program.py; asked
+through collector.py, installed or inline) over one transport (one SSH
+connection); the probe's answer is read by probe.py. Nothing from the node
+is trusted: the tar stream is parsed by tarstream.py, command outputs are
+only stored as text, and tar's messages are sorted here into unreadable
+paths, warnings and problems.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from pathlib import Path
 from pvegit.config.limits import InventoryLimits
 from pvegit.config.selection import Selection, matches_any
 from pvegit.errors import CollectError, RefusedError
-from pvegit.node.inventorystream import inventory_script, read_inventory
+from pvegit.node.collector import (
+    collect_parameters,
+    inventory_parameters,
+    needs_pve,
+    request,
+    request_input,
+)
+from pvegit.node.inventorystream import read_inventory
 from pvegit.node.metadata import is_pmxcfs_path
 from pvegit.node.probe import PMXCFS_CRASHED, Probe, check_pmxcfs, parse_probe
-
-# Re-exported only until the host operations (cli/hosts.py, web/views/hosts.py, being moved
-# into the engine in parallel) import them from probe.py.
-from pvegit.node.scripts import needs_pve, tar_script
+from pvegit.node.program import COLLECT_ROOTS, REFUSED
 from pvegit.node.tarstream import Entry, display_path, read_tar_stream
 from pvegit.node.transport import Transport
 from pvegit.textsafe import printable
@@ -77,7 +82,10 @@ def collect(
     pending = None
     boundary = "pvegit-" + secrets.token_hex(8)
     if selection.commands and transport.live:
-        pending = transport.spawn(inventory_script(boundary, selection.commands, limits))
+        asked = inventory_parameters(boundary, selection.commands, limits)
+        pending = transport.spawn(
+            request(transport, "inventory", asked), request_input(transport, asked)
+        )
     try:
         report("collect", 0, expected_files)
         file_limits = {} if max_file_bytes is None else {"max_file_bytes": max_file_bytes}
@@ -90,8 +98,9 @@ def collect(
                 commands=selection.commands,
                 include_secrets=selection.include_secrets,
             )
-        script = tar_script(transport.root, files, live=transport.live)
-        with transport.stream(script) as (stream, outcome):
+        asked = collect_parameters(transport.root, files, live=transport.live)
+        script = request(transport, "collect", asked)
+        with transport.stream(script, request_input(transport, asked)) as (stream, outcome):
             result = read_tar_stream(
                 stream,
                 requested=selection.paths,
@@ -162,8 +171,13 @@ def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection) -> N
     never recorded as deleted; races are warnings; anything else is a problem."""
     if exit_code == 98:
         raise CollectError("the node's root directory is missing")
-    if exit_code in (126, 127):
-        raise CollectError("tar is not installed on the node (GNU tar is needed)")
+    if exit_code == REFUSED:
+        said = [line for line in stderr.splitlines() if line.startswith(b"pvegit-collect:")]
+        why = said[-1].decode("utf-8", "replace") if said else "pvegit-collect: refused"
+        raise CollectError(
+            f"the node's collector refused the request ({printable(why)}). An installed "
+            f"collector reads only below /{', /'.join(COLLECT_ROOTS)}"
+        )
     for line in stderr.splitlines():
         if line.startswith(b"pvegit-probe "):
             continue

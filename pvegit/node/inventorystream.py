@@ -1,6 +1,6 @@
 """The inventory commands on the node, and their output read back within limits.
 
-The node runs every command in parallel (each under ``timeout``), keeps at
+The node's collector (program.py) runs every command in parallel (each under ``timeout``), keeps at
 most one byte over the per-command limit of each output (``head -c``, so a
 runaway command fills neither the node's disk nor the connection), then
 prints them one after the other, framed by a random boundary::
@@ -19,16 +19,13 @@ garbled counted as failed, never more memory.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from pvegit.config.limits import InventoryLimits
 from pvegit.node.inventory import COMMANDS
-from pvegit.node.transport import NODE_ENVIRONMENT
 
-INVENTORY_TIMEOUT = 30  # seconds per command: `pvesm status` can hang on a dead NFS server
 _CHUNK = 64 * 1024
 _LONGEST_LINE = 256  # a frame line: boundary, keyword, name, a number
 
@@ -46,37 +43,6 @@ class InventoryOutput:
     outputs: dict[str, bytes] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)  # exited non-zero, or garbled
     over_limit: dict[str, str] = field(default_factory=dict)  # name -> which limit, in words
-
-
-def inventory_script(boundary: str, names: Sequence[str], limits: InventoryLimits) -> str:
-    """The shell script that runs the inventory commands and prints their framed outputs.
-
-    Each command runs under ``timeout``; its output is cut one byte past
-    ``limits.command_bytes`` on the node, and an output over the limit is
-    announced (``over``) instead of sent.
-    """
-    keep = limits.command_bytes + 1
-    parts = [NODE_ENVIRONMENT, "d=$(mktemp -d) || exit 1\ntrap 'rm -rf \"$d\"' EXIT\n"]
-    for name in names:
-        command = COMMANDS[name]
-        parts.append(
-            f"if command -v {shlex.quote(command.program)} >/dev/null 2>&1; then\n"
-            f"  ( ( timeout {INVENTORY_TIMEOUT} sh -c {shlex.quote(command.shell)} "
-            f'2>/dev/null </dev/null; echo $? >"$d/{name}.rc" ) | head -c {keep} >"$d/{name}" ) &\n'
-            "fi\n"
-        )
-    parts.append("wait\n")
-    for name in names:
-        parts.append(
-            f'if [ -e "$d/{name}.rc" ]; then\n'
-            f'  s=$(wc -c <"$d/{name}")\n'
-            f'  if [ "$s" -gt {limits.command_bytes} ]; then\n'
-            f"    printf '%s over {name}\\n' {boundary}\n"
-            f"  else printf '%s begin {name} %s\\n' {boundary} $s; cat \"$d/{name}\"\n"
-            f'    printf \'%s end {name} %s\\n\' {boundary} "$(cat "$d/{name}.rc")"; fi\n'
-            f"else printf '%s missing {name}\\n' {boundary}; fi\n"
-        )
-    return "".join(parts)
 
 
 class _OverTotal(Exception):

@@ -1,20 +1,20 @@
 """The probe: what a node says about itself before anything is collected.
 
 Its name, the login's uid and the state of /etc/pve (there, a pmxcfs mount,
-readable, or why not), asked by the probe script (scripts.py) and parsed
+readable, or why not), asked of the collector (program.py) and parsed
 here, with the plain-words reason a snapshot is refused when pmxcfs is not
 serving the cluster file system.
 """
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 
 from pvegit.config.selection import Selection
 from pvegit.errors import CollectError, RefusedError
-from pvegit.node.scripts import PROBE_SCRIPT, PVE_PROBE_SECONDS, needs_pve
-from pvegit.node.transport import NODE_ENVIRONMENT, MiB, OutputLimit, Transport
+from pvegit.node.collector import needs_pve, request, request_input
+from pvegit.node.program import PVE_PROBE_SECONDS
+from pvegit.node.transport import MiB, OutputLimit, Transport
 from pvegit.textsafe import printable
 
 # What a crashed pmxcfs answers to every access of its still-mounted /etc/pve.
@@ -106,16 +106,20 @@ def parse_probe(stderr: bytes) -> Probe:
 # The probe answers on stderr (kept within MAX_STDERR); its stdout stays empty.
 _PROBE_OUTPUT = OutputLimit(MiB, "pvegit's probe")
 # One line (`pveversion -v` would be ~2 KiB), shown as it is on a page and a terminal.
+_PMXCFS_CHECK = OutputLimit(MiB, "the restore's check that pmxcfs runs")
 _VERSION_OUTPUT = OutputLimit(64 * 1024, "the PVE version (pveversion)")
 
 
-def probe_node(transport: Transport) -> Probe:
+def probe_node(transport: Transport, limit: OutputLimit = _PROBE_OUTPUT) -> Probe:
     """Ask the node for its name, the login's uid and the state of /etc/pve.
 
-    Raises CollectError (OutputTooLarge for a node that floods the answer) or ConnectError.
+    Raises CollectError (OutputTooLarge past ``limit``, for a node that floods the
+    answer) or ConnectError.
     """
-    script = NODE_ENVIRONMENT + f"cd {shlex.quote(transport.root)} || exit 98\n" + PROBE_SCRIPT
-    result = transport.run(script, limit=_PROBE_OUTPUT)
+    asked = [("root", transport.root)]
+    result = transport.run(
+        request(transport, "probe", asked), request_input(transport, asked), limit=limit
+    )
     if result.exit_code == 98:
         raise CollectError(f"the node has no directory {transport.root}")
     return parse_probe(result.stderr)
@@ -126,8 +130,16 @@ def pve_version(transport: Transport) -> str:
 
     Raises OutputTooLarge past 64 KiB, ConnectError when the connection drops.
     """
-    result = transport.run("pveversion 2>/dev/null", limit=_VERSION_OUTPUT)
+    result = transport.run(request(transport, "pveversion"), limit=_VERSION_OUTPUT)
     return result.stdout.decode("utf-8", "replace").strip()
+
+
+def pmxcfs_serving(transport: Transport) -> bool:
+    """True when pmxcfs serves /etc/pve (readable, and a mount of its own on a live node):
+    what a restore checks before it writes there."""
+    probe = probe_node(transport, _PMXCFS_CHECK)
+    mounted = probe.pve_mounted or not transport.live
+    return probe.pve_directory and mounted and probe.pve_readable
 
 
 def check_pmxcfs(probe: Probe, transport: Transport, selection: Selection) -> None:

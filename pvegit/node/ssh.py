@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 KEEPALIVE_SECONDS = 15
 # After a stream's parser is done only tar's padding is left (under 10 KiB).
 _STREAM_END = OutputLimit(MiB, "what followed the end of its stream")
-_KEY_PATH = OutputLimit(MiB, "the path of authorized_keys (readlink)")
 
 
 def fingerprint(key_blob_base64: str) -> str:
@@ -150,10 +149,15 @@ class SshTransport:
     root = "/"
     live = True
 
-    def __init__(self, transport: paramiko.Transport, host_label: str, io_timeout: float) -> None:
+    def __init__(
+        self, transport: paramiko.Transport, host_label: str, io_timeout: float, user: str = "root"
+    ) -> None:
         self._transport = transport
         self._label = host_label
         self._io_timeout = io_timeout
+        self.label = host_label
+        self.user = user
+        self.access: str | None = None  # asked by collector.ensure_access
 
     @classmethod
     def connect(
@@ -193,7 +197,7 @@ class SshTransport:
         except BaseException:
             transport.close()
             raise
-        return cls(transport, host.name, io_timeout)
+        return cls(transport, host.name, io_timeout, host.user)
 
     @staticmethod
     def _check_host_key(transport: paramiko.Transport, host: Host) -> None:
@@ -221,11 +225,15 @@ class SshTransport:
                 changed=True,
             )
 
-    def _open(self, script: str) -> paramiko.Channel:
+    def _open(self, script: str, stdin: bytes | None = None) -> paramiko.Channel:
+        """A channel running ``script``; with ``stdin`` (even empty) sent and closed."""
         try:
             channel = self._transport.open_session(timeout=self._io_timeout)
             channel.settimeout(self._io_timeout)
             channel.exec_command(script)
+            if stdin is not None:
+                channel.sendall(stdin)
+                channel.shutdown_write()
         except (paramiko.SSHException, EOFError, OSError) as err:
             raise ConnectError(f"{self._label}: the connection dropped: {err}") from err
         return channel
@@ -239,22 +247,15 @@ class SshTransport:
         return int(channel.exit_status)
 
     def run(self, script: str, stdin: bytes = b"", *, limit: OutputLimit) -> CommandResult:
-        channel = self._open(script)
-        if stdin:
-            try:
-                channel.sendall(stdin)
-                channel.shutdown_write()
-            except (paramiko.SSHException, OSError) as err:
-                channel.close()
-                raise ConnectError(f"{self._label}: the connection dropped: {err}") from err
-        return _SshPending(self, channel).result(limit)
+        # stdin is always closed: a collector request reads its parameters to the end.
+        return _SshPending(self, self._open(script, stdin)).result(limit)
 
-    def spawn(self, script: str) -> _SshPending:
-        return _SshPending(self, self._open(script))
+    def spawn(self, script: str, stdin: bytes = b"") -> _SshPending:
+        return _SshPending(self, self._open(script, stdin))
 
     @contextmanager
-    def stream(self, script: str) -> Iterator[tuple[IO[bytes], StreamOutcome]]:
-        channel = self._open(script)
+    def stream(self, script: str, stdin: bytes = b"") -> Iterator[tuple[IO[bytes], StreamOutcome]]:
+        channel = self._open(script, stdin)
         outcome = StreamOutcome()
         reader = _ChannelReader(channel, self._label, self._io_timeout, _STREAM_END)
         try:
@@ -350,24 +351,3 @@ class _ChannelReader:
         while chunk := self._recv(everything.room()):
             everything.add(chunk)
         return everything.value()
-
-
-def install_key(transport: SshTransport, public_key: str) -> str:
-    """Append ``public_key`` to the login user's authorized_keys (once).
-
-    Returns the real path of the file written, which on a cluster node is the
-    cluster-wide /etc/pve/priv/authorized_keys.
-    """
-    quoted = public_key.replace("'", "")
-    script = (
-        "umask 077; mkdir -p ~/.ssh; f=~/.ssh/authorized_keys; "
-        f"grep -qxF '{quoted}' \"$f\" 2>/dev/null || printf '%s\\n' '{quoted}' >> \"$f\" "
-        '|| exit 3; readlink -f "$f"'
-    )
-    result = transport.run(script, limit=_KEY_PATH)
-    if result.exit_code != 0:
-        raise AuthError(
-            "could not write ~/.ssh/authorized_keys on the node: "
-            + result.stderr.decode("utf-8", "replace").strip()
-        )
-    return result.stdout.decode("utf-8", "replace").strip()

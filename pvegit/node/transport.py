@@ -120,6 +120,10 @@ class Transport(Protocol):
 
     root: str  # "/" on a live node, or the mount point of a rescued disk
     live: bool  # True when the commands run on the node itself
+    label: str  # the host's name, for messages
+    user: str  # the login user
+    # How the collector is reached (collector.py): None until asked on this connection.
+    access: str | None
 
     def run(self, script: str, stdin: bytes = b"", *, limit: OutputLimit) -> CommandResult:
         """Run a shell script (``stdin`` fed to it); return its exit code and output.
@@ -129,12 +133,15 @@ class Transport(Protocol):
         """
         ...
 
-    def stream(self, script: str) -> AbstractContextManager[tuple[IO[bytes], StreamOutcome]]:
-        """Run a shell script whose stdout is read as a stream (a context manager)."""
+    def stream(
+        self, script: str, stdin: bytes = b""
+    ) -> AbstractContextManager[tuple[IO[bytes], StreamOutcome]]:
+        """Run a shell script whose stdout is read as a stream (a context manager);
+        ``stdin`` (small: a request's parameters) is fed to it first."""
         ...
 
-    def spawn(self, script: str) -> PendingCommand:
-        """Start a shell script that runs while other commands do."""
+    def spawn(self, script: str, stdin: bytes = b"") -> PendingCommand:
+        """Start a shell script that runs while other commands do (``stdin`` as for stream)."""
         ...
 
     def close(self) -> None: ...
@@ -143,9 +150,13 @@ class Transport(Protocol):
 class LocalTransport:
     """Runs the collection on this machine: pvegit on the node, or a mounted disk."""
 
+    label = "local"
+    user = "root"
+
     def __init__(self, root: str = "/", io_timeout: float = DEFAULT_IO_TIMEOUT) -> None:
         self.root = root
         self.live = root == "/"
+        self.access: str | None = "local"  # the collector runs inline, as this user
         self._io_timeout = io_timeout
         if not Path(root).is_dir():
             raise ConnectError(f"local root {root} is not a directory: mount the node's disk first")
@@ -175,14 +186,14 @@ class LocalTransport:
         return CommandResult(code, stdout, stderr)
 
     @contextmanager
-    def stream(self, script: str) -> Iterator[tuple[IO[bytes], StreamOutcome]]:
+    def stream(self, script: str, stdin: bytes = b"") -> Iterator[tuple[IO[bytes], StreamOutcome]]:
         outcome = StreamOutcome()
         with tempfile.TemporaryFile() as errors:
             process = subprocess.Popen(
                 ["/bin/sh", "-c", script],
                 stdout=subprocess.PIPE,
                 stderr=errors,
-                stdin=subprocess.DEVNULL,
+                stdin=_stdin_file(stdin),
             )
             assert process.stdout is not None
             try:
@@ -197,15 +208,25 @@ class LocalTransport:
                 errors.seek(0)
                 outcome.stderr = errors.read(MAX_STDERR)
 
-    def spawn(self, script: str) -> PendingCommand:
-        return _LocalPending(script, self._io_timeout)
+    def spawn(self, script: str, stdin: bytes = b"") -> PendingCommand:
+        return _LocalPending(script, self._io_timeout, stdin)
 
     def close(self) -> None:
         """Nothing to close for a local transport."""
 
 
+def _stdin_file(data: bytes) -> IO[bytes] | int:
+    """A command's stdin: nothing, or ``data`` from an unlinked temporary file."""
+    if not data:
+        return subprocess.DEVNULL
+    file = tempfile.TemporaryFile()  # noqa: SIM115 (the child holds it; ours closes with gc)
+    file.write(data)
+    file.seek(0)
+    return file
+
+
 class _LocalPending:
-    def __init__(self, script: str, timeout: float) -> None:
+    def __init__(self, script: str, timeout: float, stdin: bytes = b"") -> None:
         self._timeout = timeout
         # Closed by cancel().
         self._stdout = tempfile.TemporaryFile()  # noqa: SIM115
@@ -214,7 +235,7 @@ class _LocalPending:
             ["/bin/sh", "-c", script],
             stdout=self._stdout,
             stderr=self._stderr,
-            stdin=subprocess.DEVNULL,
+            stdin=_stdin_file(stdin),
         )
 
     def output(self) -> IO[bytes]:

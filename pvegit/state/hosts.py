@@ -8,7 +8,7 @@ from typing import Any
 
 from pvegit.config.host import Host, validate_host_name
 from pvegit.errors import ConfigError, NotFound
-from pvegit.state.db import Database
+from pvegit.state.db import Database, columns_of
 
 _LISTS = ("categories", "includes", "excludes")  # stored as JSON arrays
 _CHANGEABLE = frozenset(
@@ -45,6 +45,19 @@ CREATE TABLE IF NOT EXISTS hosts (
     updated_at REAL NOT NULL
 );
 """
+
+    @staticmethod
+    def upgrade_schema(connection: sqlite3.Connection) -> None:
+        """Added after the first release: how pvegit's key reaches the node (``access``:
+        unrestricted, restricted, restricted-user, local; '' until a run found out)."""
+        if "access" not in columns_of(connection, "hosts"):
+            connection.execute("ALTER TABLE hosts ADD COLUMN access TEXT NOT NULL DEFAULT ''")
+
+    def record_access(self, name: str, access: str) -> None:
+        """Remember how pvegit's key reached ``name`` on its last connection (not an edit:
+        ``updated_at`` stays); a host removed meanwhile is left alone."""
+        with self._transaction() as connection:
+            connection.execute("UPDATE hosts SET access=? WHERE name=?", (access, name))
 
     def add_host(self, host: Host) -> Host:
         """Insert a new host and return it as stored; ConfigError if the name is taken
@@ -130,4 +143,5 @@ def _row_to_host(row: sqlite3.Row) -> Host:
         host_key=row["host_key"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        access=row["access"],
     )

@@ -14,8 +14,9 @@ import pytest
 from pvegit.config.home import HOME_TAG
 from pvegit.config.selection import Selection, resolve_selection
 from pvegit.errors import CollectError, ConnectError
+from pvegit.node.collector import needs_pve, tar_script
 from pvegit.node.probe import PMXCFS_CRASHED, Probe, parse_probe, probe_node
-from pvegit.node.scripts import PVE_PROBE_SECONDS, needs_pve, tar_script
+from pvegit.node.program import PVE_PROBE_SECONDS
 from pvegit.node.transport import LocalTransport
 
 

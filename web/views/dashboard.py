@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pvegit.config.home import Home
+from pvegit.node.access import needs_hardening
 from pvegit.service.progress import run_progress
 from pvegit.service.scheduler import next_due
 from pvegit.service.status import HostStatus, host_status
@@ -111,5 +112,8 @@ def dashboard(request: Request, user: str) -> Response:
             "storage": storage,
             "storage_warning": low_space_warning(storage.disk, context.config.storage_warn_percent),
             "storage_reserve_mb": context.config.storage_reserve_mb,
+            "unrestricted": [
+                row.host.name for row in rows if needs_hardening(row.host.access_kind)
+            ],
         },
     )

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from pvegit.actions.connection import (
+    AccessChecked,
     ConnectionCheck,
     Identified,
     LoggedIn,
@@ -28,6 +29,7 @@ from pvegit.config.categories import CATALOGUE, DEFAULT_CATEGORIES
 from pvegit.config.roles import ADMIN, OPERATOR
 from pvegit.errors import ConfigError, HostKeyMismatch, NotFound, PvegitError
 from pvegit.git.repo import HostRepository
+from pvegit.node.access import RESTRICTED, access_words
 from pvegit.service.status import host_status
 from pvegit.state.index import commit_count, sync_index, timeline
 from pvegit.state.liveness import settle_runs
@@ -250,6 +252,8 @@ def host_page(request: Request, user: str) -> Response:
             "newer": before is not None,
             "runs": runs,
             "public_key": context.home.public_key(),
+            "access": access_words(host.access_kind, host.name),
+            "may_harden": not host.is_local and host.access_kind != RESTRICTED,
         },
     )
 
@@ -283,6 +287,8 @@ def _step_line(step: Step) -> tuple[bool, str]:
     match step:
         case LoggedIn(user=user):
             return True, f"logged in as {user}"
+        case AccessChecked():
+            return step.ok, f"access: {step.describe()}"
         case Identified(hostname=hostname, uid=uid):
             return True, f"the node says it is {hostname!r} (uid {uid})"
         case VersionRead(version=version):
@@ -352,6 +358,24 @@ async def host_verify(request: Request, user: str, form: FormData) -> Response:
         context.store.audit, user, "verify", host.name, ok=result.ok, problems=len(result.problems)
     )
     return render(request, "verify.html", {"nav": "hosts", "host": host, "result": result})
+
+
+@action
+async def host_harden(request: Request, user: str, form: FormData) -> Response:
+    """Make pvegit's key read-only on the node (admin): over the key while it still opens a
+    shell, else with root's password from the form, used for this one login only."""
+    from pvegit.actions.harden import harden_host
+
+    context = context_of(request)
+    host = find_host(request)
+    password = str(form.get("password", "")) or None  # never stored, never logged
+    try:
+        await run_in_threadpool(
+            lambda: harden_host(context.home, context.store, host, password=password, actor=user)
+        )
+    except PvegitError as err:
+        raise HTTPException(400, f"{host.name} was not hardened: {err}") from err
+    return RedirectResponse(f"/hosts/{host.name}", status_code=303)
 
 
 @action(role=OPERATOR)

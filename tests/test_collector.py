@@ -1,0 +1,312 @@
+"""The read-only collect key on real sshd nodes: what it can read, and everything it cannot do.
+
+A host is hardened over its unrestricted key (pvegit host harden); from then
+on the key runs only /usr/local/sbin/pvegit-collect. Snapshots, inventory,
+config.db, verify and restore's reads go through it; a command, a shell, a
+port forward and crafted requests are refused and logged on the node.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import paramiko
+import pytest
+from starlette.testclient import TestClient
+from test_web import PASSWORD, login
+
+from pvegit.actions.harden import PasswordNeeded, harden_host
+from pvegit.actions.restore_write import read_live
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.actions.verify import verify_host
+from pvegit.config.file import Config
+from pvegit.config.home import Home
+from pvegit.git.repo import HostRepository
+from pvegit.node.program import INSTALLED_PATH, LOG_FILE, program_digest
+from pvegit.node.ssh import SshTransport
+from pvegit.node.transport import MiB, OutputLimit
+from pvegit.state.store import Host, Store
+from testbed.appserver import pvegit_process
+from testbed.nodes import ROOT_PASSWORD, Node
+from web.app import create_app
+from web.security import hash_password
+
+pytestmark = pytest.mark.usefixtures("testbed")
+_LIMIT = OutputLimit(MiB, "a test's answer")
+
+
+@pytest.fixture
+def hardened(home: Home, store: Store, ssh_host: Host) -> Host:
+    done = harden_host(home, store, ssh_host, actor="test")
+    assert done.access == "restricted"
+    assert done.written == "/etc/pve/priv/authorized_keys" and done.cluster_wide
+    return store.host(ssh_host.name)
+
+
+@dataclass
+class Answer:
+    code: int
+    stdout: bytes
+    stderr: bytes
+
+
+@pytest.fixture
+def raw(home: Home, node: Node) -> Iterator[paramiko.Transport]:
+    """A bare SSH login with pvegit's key, to try what an attacker holding it would."""
+    sock = socket.create_connection((node.address, node.port), timeout=10)
+    transport = paramiko.Transport(sock)
+    transport.start_client(timeout=10)
+    transport.auth_publickey("root", paramiko.PKey.from_path(str(home.private_key_path)))
+    yield transport
+    transport.close()
+
+
+def ask(transport: paramiko.Transport, command: str, stdin: bytes = b"") -> Answer:
+    channel = transport.open_session(timeout=10)
+    channel.settimeout(20)
+    channel.exec_command(command)
+    channel.sendall(stdin)
+    channel.shutdown_write()
+    stdout = channel.makefile("rb").read()
+    stderr = channel.makefile_stderr("rb").read()
+    return Answer(channel.recv_exit_status(), stdout, stderr)
+
+
+def test_a_hardened_host_is_snapshotted_through_the_collector(
+    home: Home, store: Store, node: Node, hardened: Host
+) -> None:
+    keys = node.read("/etc/pve/priv/authorized_keys")
+    assert f'restrict,command="{INSTALLED_PATH}" {home.public_key()}' in keys
+    assert keys.count(home.public_key().split()[1]) == 1  # the unrestricted line is gone
+    installed = node.sh(f"sha256sum {INSTALLED_PATH}").stdout.split()[0]
+    assert installed == program_digest()
+
+    run = take_snapshot(home, store, hardened)
+    assert run.status == "changed", run.error
+    assert store.host(hardened.name).access == "restricted"
+    verified = verify_host(home, store, hardened)
+    assert verified.problems == [] and verified.node_checked > 10, verified
+    with HostRepository(home.repo_path(hardened.name)) as repository:
+        files = {entry.path for entry in repository.iter_files(repository.head())}
+    assert "etc/pve/storage.cfg" in files and "etc/network/interfaces" in files
+    assert ".pvegit/inventory/pveversion.txt" in files
+    assert "etc/pve/priv/authorized_keys" not in files  # a secret, not chosen
+    assert not {"etc/shadow", "etc/gshadow"} & files
+
+    chosen = (*hardened.categories, "configdb")
+    run = take_snapshot(home, store, store.update_host(hardened.name, categories=chosen))
+    assert run.status == "changed", run.error
+    with HostRepository(home.repo_path(hardened.name)) as repository:
+        files = {entry.path for entry in repository.iter_files(repository.head())}
+    assert "var/lib/pve-cluster/config.db" in files  # the consistent .backup
+
+    transport = SshTransport.connect(home, hardened)
+    try:
+        live = read_live(transport, ["etc/hosts", "etc/pve/storage.cfg"])
+    finally:
+        transport.close()
+    assert set(live) == {"etc/hosts", "etc/pve/storage.cfg"}
+
+
+def test_the_collect_key_runs_no_command_no_shell_and_forwards_no_port(
+    node: Node, hardened: Host, raw: paramiko.Transport
+) -> None:
+    for command in ("id", "sh -c id", "cat /etc/shadow", "pvegit collect 1 ; id"):
+        answer = ask(raw, command)
+        assert answer.code == 96, (command, answer)
+        assert answer.stdout == b""
+        assert b"pvegit-collect: refused: not a pvegit request" in answer.stderr
+    # A shell with a terminal: `restrict` gives no pty, the collector gets no request.
+    channel = raw.open_session(timeout=10)
+    with pytest.raises(paramiko.SSHException):
+        channel.get_pty()
+    channel = raw.open_session(timeout=10)
+    channel.invoke_shell()
+    channel.sendall(b"id\n")
+    channel.shutdown_write()
+    assert channel.recv_exit_status() == 96
+    assert b"uid=" not in channel.makefile("rb").read()
+    # -L: a port forward through the node.
+    with pytest.raises(paramiko.ChannelException):
+        raw.open_channel("direct-tcpip", (node.address, node.port), ("127.0.0.1", 40000))
+    log = node.read(LOG_FILE)
+    assert "refused: not a pvegit request: id" in log
+    assert "refused: no request" in log  # the shell
+
+
+def test_crafted_requests_are_refused_and_logged(
+    node: Node, hardened: Host, raw: paramiko.Transport
+) -> None:
+    crafted = [
+        ("pvegit collect 1", b"path ../etc/shadow\n"),
+        ("pvegit collect 1", b"path etc/../etc/shadow\n"),
+        ("pvegit collect 1", b"path /etc/shadow\n"),
+        ("pvegit collect 1", b"path etc/shadow\n"),
+        ("pvegit collect 1", b"path etc/shad*\n"),  # a glob reaching it
+        ("pvegit collect 1", b"path home/pvebackup\n"),  # outside the roots
+        ("pvegit collect 1", b"path -C/ etc\n"),
+        ("pvegit collect 1", b"path etc/hosts$(touch /tmp/pwned)\n"),
+        ("pvegit collect 1", b"path etc/hosts;touch /tmp/pwned\n"),
+        ("pvegit collect 1", b"root /home\npath etc\n"),
+        ("pvegit collect 1", b"exclude -x\npath etc/hosts\n"),
+        ("pvegit inventory 1", b"boundary b\nkeep 10\ncommand touch /tmp/pwned\n"),
+        ("pvegit inventory 1", b"boundary $(touch /tmp/pwned)\nkeep 10\n"),
+        ("pvegit collect 1 etc/shadow", b""),
+        ("pvegit collect 2", b""),
+        ("pvegit  collect 1", b""),
+        ("pvegit collect 1\nid", b""),
+    ]
+    for command, stdin in crafted:
+        answer = ask(raw, command, stdin)
+        assert answer.code == 96, (command, stdin, answer)
+        assert b"pvegit-collect: refused" in answer.stderr
+        assert b"root:" not in answer.stdout
+    # A symlink planted where the collector reads leads it nowhere new.
+    node.sh("ln -s /etc/shadow /etc/network/shadow-link && mkdir -p /etc/x && ln -s / /etc/x/up")
+    assert ask(raw, "pvegit collect 1", b"path etc/x/up/etc/shadow\n").code == 96
+    answer = ask(raw, "pvegit checksums 1", b"root /\netc/shadow\0etc/x/up/etc/shadow\0etc/hosts\0")
+    assert answer.code == 0 and b"shadow" not in answer.stdout and b"etc/hosts" in answer.stdout
+    assert node.sh("test -e /tmp/pwned", check=False).returncode == 1
+    log = node.read(LOG_FILE)
+    assert "refused: path not allowed: ../etc/shadow" in log
+    assert "refused: etc/shadow" in log
+    assert "refused: not a pvegit request: pvegit collect 2" in log
+
+
+def test_a_changed_or_missing_collector_is_reported_with_what_to_run(
+    home: Home, store: Store, node: Node, hardened: Host
+) -> None:
+    node.sh(f"echo '# changed' >> {INSTALLED_PATH}")
+    run = take_snapshot(home, store, hardened)
+    assert run.status == "failed"
+    assert "is not the one this pvegit ships" in (run.error or "")
+    assert "pvegit host harden pve1" in (run.error or "")
+    with pytest.raises(PasswordNeeded):  # the key cannot repair it: it opens no shell
+        harden_host(home, store, hardened, actor="test")
+    harden_host(home, store, hardened, password=ROOT_PASSWORD, actor="test")
+    assert take_snapshot(home, store, hardened).status == "changed"
+
+    node.sh(f"rm {INSTALLED_PATH}")
+    run = take_snapshot(home, store, hardened)
+    assert run.status == "failed"
+    assert "which is not installed there" in (run.error or "")
+
+
+def test_an_unrestricted_host_is_flagged_and_the_cli_hardens_it(
+    home: Home, store: Store, node: Node, ssh_host: Host
+) -> None:
+    assert take_snapshot(home, store, ssh_host).status == "changed"
+    assert store.host("pve1").access == "unrestricted"
+    shown = pvegit_process(home, "host", "show", "pve1")
+    assert "UNRESTRICTED" in shown.stdout and "pvegit host harden pve1" in shown.stdout
+    tested = pvegit_process(home, "host", "test", "pve1", timeout=60)
+    assert tested.returncode == 0 and "warn access: UNRESTRICTED" in tested.stdout
+
+    hardened = pvegit_process(home, "host", "harden", "pve1", timeout=60)
+    assert hardened.returncode == 0, hardened.stderr
+    assert "hardened pve1: rewrote /etc/pve/priv/authorized_keys" in hardened.stdout
+    assert "every node of this cluster" in hardened.stdout
+    assert store.host("pve1").access == "restricted"
+    again = pvegit_process(home, "host", "harden", "pve1", timeout=60)
+    assert "already restricted" in again.stdout
+    listed = pvegit_process(home, "host", "list", "--json")
+    assert '"access": "restricted"' in listed.stdout
+    tested = pvegit_process(home, "host", "test", "pve1", timeout=60)
+    assert tested.returncode == 0, tested.stdout
+    assert "ok   access: restricted" in tested.stdout
+    assert "pmxcfs: /etc/pve is served" in tested.stdout
+
+
+def test_the_web_flags_an_unrestricted_host_and_an_admin_hardens_it(
+    home: Home, store: Store, node: Node, ssh_host: Host
+) -> None:
+    store.add_user("admin", hash_password(PASSWORD))
+    store.add_user("operator", hash_password(PASSWORD), role="operator")
+    assert take_snapshot(home, store, ssh_host).status == "changed"
+    app = create_app(home, Config(concurrency=2), store=store)
+    with TestClient(app, follow_redirects=False) as client:
+        token = login(client, "operator", PASSWORD)
+        dashboard = client.get("/").text
+        assert "Unrestricted key: pvegit's key opens a root shell on" in dashboard
+        assert "pvegit host harden NAME" in dashboard
+        page = client.get("/hosts/pve1").text
+        assert "UNRESTRICTED: pvegit&#39;s key opens a root shell" in page
+        assert "Make the key read-only" not in page  # an admin's button
+        denied = client.post("/hosts/pve1/harden", data={"csrf_token": token})
+        assert denied.status_code == 403
+        client.post("/logout", data={"csrf_token": token})
+
+        token = login(client, "admin", PASSWORD)
+        assert "Make the key read-only" in client.get("/hosts/pve1").text
+        forged = client.post("/hosts/pve1/harden", data={"csrf_token": "forged"})
+        assert forged.status_code == 403
+        done = client.post("/hosts/pve1/harden", data={"csrf_token": token})
+        assert done.status_code == 303, done.text
+        page = client.get("/hosts/pve1").text
+        assert "restricted: pvegit&#39;s key can only run the read-only collector" in page
+        assert "Make the key read-only" not in page
+        assert "Unrestricted key" not in client.get("/").text
+    assert store.host("pve1").access == "restricted"
+    assert 'restrict,command="' in node.read("/etc/pve/priv/authorized_keys")
+    (entry,) = store.audit_events(action="host hardened")
+    assert entry.actor == "admin"
+
+
+def test_a_backup_user_with_the_restricted_entry_reads_what_it_may(
+    home: Home, store: Store, node: Node, hardened: Host
+) -> None:
+    from dataclasses import replace
+
+    from pvegit.actions.harden import collect_authorized_line
+
+    node.authorize(collect_authorized_line(home), "pvebackup")
+    node.sh("touch /var/log/pvegit-collect.log && chown pvebackup /var/log/pvegit-collect.log")
+    backup = store.add_host(replace(hardened, name="pve1-backup", user="pvebackup", access=""))
+    run = take_snapshot(home, store, backup)
+    assert run.status in ("changed", "partial"), run.error
+    assert store.host("pve1-backup").access == "restricted-user"
+    with HostRepository(home.repo_path(backup.name)) as repository:
+        files = {entry.path for entry in repository.iter_files(repository.head())}
+    assert "etc/pve/storage.cfg" in files and "etc/network/interfaces" in files
+    transport = SshTransport.connect(home, backup)
+    try:
+        assert transport.run("id", limit=_LIMIT).exit_code == 96
+    finally:
+        transport.close()
+    assert "refused: not a pvegit request: id" in node.read(LOG_FILE)
+
+
+@pytest.mark.skipif(shutil.which("sudo") is None, reason="sudo is not installed here")
+def test_a_backup_user_with_sudo_for_the_collector_alone_reads_root_only_files(
+    home: Home, store: Store, node: Node, hardened: Host
+) -> None:
+    from dataclasses import replace
+
+    from pvegit.actions.harden import collect_authorized_line
+
+    node.authorize(collect_authorized_line(home), "pvebackup")
+    node.sh("touch /var/log/pvegit-collect.log && chown pvebackup /var/log/pvegit-collect.log")
+    node.write("/etc/sudoers.d/pvegit", f"pvebackup ALL=(root) NOPASSWD: {INSTALLED_PATH}\n", 0o440)
+    chosen = (*hardened.categories, "secrets")
+    backup = store.add_host(
+        replace(hardened, name="pve1-backup", user="pvebackup", categories=chosen, access="")
+    )
+    run = take_snapshot(home, store, backup)
+    assert run.status == "changed", (run.error, run.warnings)
+    assert store.host("pve1-backup").access == "restricted-user"
+    with HostRepository(home.repo_path(backup.name)) as repository:
+        files = {entry.path for entry in repository.iter_files(repository.head())}
+    assert "etc/pve/priv/authkey.key" in files or "etc/ssh/ssh_host_ed25519_key" in files
+    assert "etc/pve/priv/shadow.cfg" in files  # root-only: read through sudo
+    assert not {"etc/shadow", "etc/gshadow"} & files
+    # Through sudo the collector still refuses what is not a request, and its roots hold.
+    transport = SshTransport.connect(home, backup)
+    try:
+        assert transport.run("sudo -n id", limit=_LIMIT).exit_code == 96
+        asked = transport.run("pvegit collect 1", b"path etc/shadow\n", limit=_LIMIT)
+        assert asked.exit_code == 96 and b"refused: etc/shadow" in asked.stderr
+    finally:
+        transport.close()
