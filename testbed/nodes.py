@@ -739,6 +739,7 @@ class TestBed:
             "sbin",
             "home",
             "empty",
+            "log",
         ):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         database = directory / "upper/varlib/pve-cluster/config.db"
@@ -802,6 +803,8 @@ class TestBed:
             "/usr/local/lib\n"
             f"mount --bind {directory}/empty /usr/local/sbin\n"
             f"mount --bind {directory}/home /home\n"
+            # The node's own /var/log (pvegit-restore logs there without /dev/log).
+            f"mount --bind {directory}/log /var/log\n"
             "mount -t tmpfs -o mode=755 tmpfs /run\n"
             f"{pve}"
             "mkdir -p /run/sshd\n"

@@ -1,0 +1,324 @@
+"""The write side of least privilege, on real sshd nodes (Proxmox's pmxcfs where built):
+a restore onto a node whose key only reads needs the restore key's passphrase or root's
+password; the restore key itself does nothing but restore."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from pvegit.actions.restore_access import (
+    create_restore_key,
+    install_restore_access,
+    load_restore_key,
+    restore_authorized_line,
+)
+from pvegit.actions.snapshot import take_snapshot
+from pvegit.config.home import Home
+from pvegit.errors import AuthError
+from pvegit.node.restore_program import (
+    EXIT_BROKEN_STREAM,
+    EXIT_REFUSED,
+    PROGRAM_PATH,
+    program_sha256,
+)
+from pvegit.node.ssh import SshTransport
+from pvegit.node.transport import OutputLimit
+from pvegit.state.store import Host, Store
+from testbed.nodes import ROOT_PASSWORD, Node
+
+PASSPHRASE = "correct battery horse staple"
+ANSWER = OutputLimit(65536, "a test's answer")
+# A stand-in for the collector (issue 13's collect side): pvegit's key reads as before,
+# but a root shell it is not: pvegit-restore's program sent inline is refused, as the
+# collector refuses every request that is not its own.
+READ_ONLY = (
+    "#!/bin/sh\n"
+    'case $SSH_ORIGINAL_COMMAND in SSH_ORIGINAL_COMMAND=*) echo "refused: not a read" >&2; '
+    "exit 65 ;; esac\n"
+    'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n'
+)
+
+
+def harden(node: Node, home: Home) -> None:
+    """pvegit's key only reads (forced to the stand-in collector); the restore key is
+    installed with root's password, as `pvegit restore-key install --password-stdin` does."""
+    node.write("/usr/local/sbin/read-only", READ_ONLY, mode=0o755)
+    line = f'restrict,command="/usr/local/sbin/read-only" {home.public_key()}'
+    node.write("/etc/pve/priv/authorized_keys", line + "\n")
+
+
+def root_login(home: Home, host: Host, **how: object) -> SshTransport:
+    return SshTransport.connect(home, replace(host, user="root"), **how)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def hardened(cli, home: Home, store: Store, node: Node, ssh_host: Host, monkeypatch):  # type: ignore[no-untyped-def]
+    """pve1 snapshotted, then hardened, with a restore key installed."""
+    assert take_snapshot(home, store, ssh_host).status == "changed"
+    harden(node, home)
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSPHRASE + "\n"))
+    assert cli("restore-key", "create", "--passphrase-stdin").code == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(ROOT_PASSWORD + "\n"))
+    installed = cli("restore-key", "install", "pve1", "--password-stdin")
+    assert installed.code == 0, installed.err
+    # The cluster-wide file: the entry is valid on every node of the cluster.
+    assert "/etc/pve/priv/authorized_keys" in installed.out
+    return ssh_host
+
+
+def test_a_hardened_node_needs_the_second_credential(
+    cli,  # type: ignore[no-untyped-def]
+    home: Home,
+    store: Store,
+    node: Node,
+    hardened: Host,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = node.read("/etc/pve/storage.cfg")
+    node.write("/etc/pve/storage.cfg", "dir: broken\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+
+    without = cli("restore", "pve1", "HEAD", "/etc/pve/storage.cfg", "--yes")
+    assert without.code == 1
+    assert "only reads" in without.err and "--passphrase-stdin" in without.err
+    assert "--root-password" in without.err and "Nothing was written" in without.err
+    assert node.read("/etc/pve/storage.cfg") == "dir: broken\n"
+    assert store.audit_events(action="restore") == []  # refused before anything started
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("not the passphrase\n"))
+    wrong = cli("restore", "pve1", "HEAD", "/etc/pve/storage.cfg", "--yes", "--passphrase-stdin")
+    assert wrong.code == 1 and "wrong passphrase for the restore key" in wrong.err
+    assert node.read("/etc/pve/storage.cfg") == "dir: broken\n"
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSPHRASE + "\n"))
+    done = cli("restore", "pve1", "HEAD", "/etc/pve/storage.cfg", "--yes", "--passphrase-stdin")
+    assert done.code == 0, done.out + done.err
+    assert "verified: the node now matches the revision" in done.out
+    assert node.read("/etc/pve/storage.cfg") == original
+    entry = store.audit_events(action="restore")[0]
+    assert entry.state == "completed" and entry.detail["access"] == "restore key"
+
+    node.write("/root/.ssh/config", "Host changed\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO(ROOT_PASSWORD + "\n"))
+    by_root = cli(
+        "restore", "pve1", "HEAD~2", "/root/.ssh/config", "--yes", "--root-password-stdin"
+    )
+    assert by_root.code == 0, by_root.out + by_root.err
+    assert "Host changed" not in node.read("/root/.ssh/config")
+    assert store.audit_events(action="restore")[0].detail["access"] == "root password"
+    log = node.read("/var/log/pvegit-restore.log")
+    assert "restore started" in log and "restore ended: 1 change(s), failed=0" in log
+
+    # Neither secret is kept anywhere pvegit writes.
+    for secret in (PASSPHRASE, ROOT_PASSWORD):
+        for path in home.root.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+        assert secret not in done.out + done.err + by_root.out + by_root.err
+
+
+def test_without_a_restore_key_the_message_says_how_to_make_one(
+    cli, home: Home, store: Store, node: Node, ssh_host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    take_snapshot(home, store, ssh_host)
+    harden(node, home)
+    node.write("/etc/hosts", "10.9.9.9 broken\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    result = cli("restore", "pve1", "HEAD", "/etc/hosts", "--yes")
+    assert result.code == 1
+    assert "pvegit restore-key create" in result.err
+    assert "pvegit restore-key install pve1" in result.err
+    assert node.read("/etc/hosts") == "10.9.9.9 broken\n"
+
+
+def test_the_restore_key_restores_and_does_nothing_else(
+    home: Home, node: Node, hardened: Host
+) -> None:
+    login = root_login(home, hardened, key=load_restore_key(home, PASSPHRASE))
+    try:
+        version = login.run("pvegit version 1", limit=ANSWER)
+        assert version.stdout.decode().split() == ["pvegit-restore", "1", program_sha256()]
+        for command in (
+            "id",
+            "",
+            "cat /etc/shadow",
+            "sh -i",
+            "pvegit restore 1; id",
+            "pvegit restore 1 $(id)",
+            "pvegit collect 1",
+            "pvegit version 2",
+        ):
+            refused = login.run(command, limit=ANSWER)
+            assert refused.exit_code == EXIT_REFUSED, command
+            assert refused.stdout == b"", command
+            assert b"pvegit-restore: refused" in refused.stderr, command
+        # No port forwarding, no pty (restrict).
+        with pytest.raises(paramiko.ChannelException):
+            login._transport.open_channel("direct-tcpip", ("127.0.0.1", 22), ("127.0.0.1", 0))
+        channel = login._transport.open_session()
+        with pytest.raises(paramiko.SSHException):
+            channel.get_pty()
+        channel.close()
+        # Crafted streams: outside the roots, climbing out, pvegit's own access.
+        for path in ("../etc/shadow", "etc/../../tmp/x", "/etc/hosts", "home/evil", "-rf"):
+            stream = f"pvegit-restore-stream 1\nwrite 0 644 root root 4\n{path}\ncHduZA==\nend\n"
+            crafted = login.run("pvegit restore 1", stream.encode(), limit=ANSWER)
+            assert crafted.exit_code == EXIT_BROKEN_STREAM, path
+            assert b"path not allowed" in crafted.stderr, path
+        for path in ("root/.ssh/authorized_keys", "usr/local/sbin/pvegit-restore"):
+            stream = f"pvegit-restore-stream 1\ndelete 0\n{path}\nend\n"
+            crafted = login.run("pvegit restore 1", stream.encode(), limit=ANSWER)
+            assert crafted.exit_code == EXIT_BROKEN_STREAM, path
+    finally:
+        login.close()
+    assert node.sh(f"test -x {PROGRAM_PATH}", check=False).returncode == 0
+    assert "restrict,command=" in node.read("/etc/pve/priv/authorized_keys")
+    assert node.sh("ls /tmp/x /home/evil", check=False).returncode != 0
+    log = node.read("/var/log/pvegit-restore.log")
+    assert "refused (not a pvegit-restore request" in log and 'asked "id"' in log
+    assert "path not allowed: ../etc/shadow" in log
+
+
+def test_a_copy_of_the_home_without_the_passphrase_cannot_write(
+    home: Home, store: Store, node: Node, hardened: Host, tmp_path: Path
+) -> None:
+    stolen = Home(tmp_path / "stolen")
+    shutil.copytree(home.root, stolen.root)
+    key_text = stolen.restore_key_path.read_text()
+    assert "OPENSSH PRIVATE KEY" in key_text
+    # The key does not load without the passphrase (nor with a guess).
+    for guess in (None, "", "pvegit", "password"):
+        with pytest.raises(paramiko.SSHException):
+            paramiko.Ed25519Key.from_private_key(io.StringIO(key_text), password=guess)
+    with pytest.raises(AuthError, match="wrong passphrase"):
+        load_restore_key(stolen, "guess")
+    # pvegit's key from the copy reads, but cannot write: the program sent inline and
+    # a plain shell command are refused.
+    stolen_store = Store(stolen.state_path)
+    try:
+        host = stolen_store.host("pve1")
+        reader = SshTransport.connect(stolen, host)
+        try:
+            from pvegit.node.restore_program import inline_command
+
+            write = reader.run(inline_command("restore"), b"", limit=ANSWER)
+            assert write.exit_code != 0
+        finally:
+            reader.close()
+        # Nor does the copy log in as root any other way.
+        with pytest.raises(AuthError):
+            root_login(stolen, host, password="not root's password")
+    finally:
+        stolen_store.close()
+    # Nothing in the copy holds the passphrase.
+    for path in stolen.root.rglob("*"):
+        if path.is_file():
+            assert PASSPHRASE.encode() not in path.read_bytes(), path
+    assert store.audit_events(action="restore") == []
+
+
+def test_installing_is_idempotent_and_replaces_an_old_entry(
+    home: Home, node: Node, ssh_host: Host
+) -> None:
+    create_restore_key(home, PASSPHRASE)
+    line = restore_authorized_line(home)
+    assert line is not None and line.startswith(
+        'restrict,command="/usr/local/sbin/pvegit-restore" '
+    )
+    blob = line.split()[2]
+    node.sh(f"echo 'ssh-ed25519 {blob} an-old-unrestricted-entry' >> /root/.ssh/authorized_keys")
+    node.write(PROGRAM_PATH, "#!/bin/sh\necho an old program\n", mode=0o755)
+    login = root_login(home, ssh_host, password=ROOT_PASSWORD)
+    try:
+        for _ in range(2):
+            assert install_restore_access(login, home) == "/etc/pve/priv/authorized_keys"
+    finally:
+        login.close()
+    keys = node.read("/etc/pve/priv/authorized_keys")
+    assert keys.count(blob) == 1 and line in keys
+    assert home.public_key() in keys  # pvegit's key untouched
+    assert node.sh(f"sha256sum < {PROGRAM_PATH}").stdout.split()[0] == program_sha256()
+
+
+def test_an_outdated_program_on_the_node_is_named(
+    cli,  # type: ignore[no-untyped-def]
+    home: Home,
+    node: Node,
+    hardened: Host,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    node.sh(f"echo '# changed' >> {PROGRAM_PATH}")
+    node.write("/etc/hosts", "10.9.9.9 broken\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSPHRASE + "\n"))
+    result = cli("restore", "pve1", "HEAD", "/etc/hosts", "--yes", "--passphrase-stdin")
+    assert result.code == 1
+    assert "is not the one this pvegit ships" in result.err
+    assert "pvegit restore-key install pve1" in result.err
+    assert node.read("/etc/hosts") == "10.9.9.9 broken\n"
+
+
+def test_the_web_form_asks_for_the_passphrase_and_keeps_it_nowhere(
+    home: Home, store: Store, node: Node, hardened: Host
+) -> None:
+    from starlette.testclient import TestClient
+
+    from pvegit.config.file import Config
+    from web.app import create_app
+    from web.security import hash_password
+
+    store.add_user("admin", hash_password("admin password 1"))
+    node.write("/etc/hosts", "10.9.9.9 broken\n")
+    app = create_app(home, Config(concurrency=2), store=store)
+    with TestClient(app, follow_redirects=False) as client:
+        import re
+
+        def csrf(html: str) -> str:
+            match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+            assert match
+            return match.group(1)
+
+        page = client.get("/login")
+        client.post(
+            "/login",
+            data={
+                "username": "admin",
+                "password": "admin password 1",
+                "csrf_token": csrf(page.text),
+                "next": "/",
+            },
+        )
+        token = csrf(client.get("/hosts/pve1/restore").text)
+        form = {"commit": "HEAD", "paths": "/etc/hosts", "csrf_token": token}
+        preview = client.post("/hosts/pve1/restore/preview", data=form)
+        assert 'name="restore_passphrase" type="password"' in preview.text
+        assert 'name="root_password" type="password"' in preview.text
+        refused = client.post("/hosts/pve1/restore", data={**form, "confirm": "yes"})
+        assert refused.status_code == 400 and "only reads" in refused.text
+        wrong = client.post(
+            "/hosts/pve1/restore",
+            data={**form, "confirm": "yes", "restore_passphrase": "nope nope nope"},
+        )
+        assert "wrong passphrase" in wrong.text and "nope nope nope" not in wrong.text
+        done = client.post(
+            "/hosts/pve1/restore",
+            data={**form, "confirm": "yes", "restore_passphrase": PASSPHRASE},
+        )
+        assert done.status_code == 200 and "Restored and verified" in done.text, done.text
+        assert PASSPHRASE not in done.text
+    assert "10.9.9.9 broken" not in node.read("/etc/hosts")
+    database = sqlite3.connect(home.state_path)
+    try:
+        dump = "\n".join(database.iterdump())
+    finally:
+        database.close()
+    assert PASSPHRASE not in dump and "nope nope nope" not in dump
+    for path in home.root.rglob("*"):
+        if path.is_file():
+            assert PASSPHRASE.encode() not in path.read_bytes(), path
