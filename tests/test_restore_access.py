@@ -168,12 +168,13 @@ def test_the_restore_key_restores_and_does_nothing_else(
         channel.close()
         # Crafted streams: outside the roots, climbing out, pvegit's own access.
         for path in ("../etc/shadow", "etc/../../tmp/x", "/etc/hosts", "home/evil", "-rf"):
-            stream = f"pvegit-restore-stream 1\nwrite 0 644 root root 4\n{path}\ncHduZA==\nend\n"
+            record = f"write 0 0644 root root 8 {len(path)}\n{path}\ncHduZA==\n"
+            stream = f"pvegit-restore-stream 1\n{record}end\n"
             crafted = login.run("pvegit restore 1", stream.encode(), limit=ANSWER)
             assert crafted.exit_code == EXIT_BROKEN_STREAM, path
             assert b"path not allowed" in crafted.stderr, path
         for path in ("root/.ssh/authorized_keys", "usr/local/sbin/pvegit-restore"):
-            stream = f"pvegit-restore-stream 1\ndelete 0\n{path}\nend\n"
+            stream = f"pvegit-restore-stream 1\ndelete 0 {len(path)}\n{path}\nend\n"
             crafted = login.run("pvegit restore 1", stream.encode(), limit=ANSWER)
             assert crafted.exit_code == EXIT_BROKEN_STREAM, path
     finally:
@@ -322,3 +323,39 @@ def test_the_web_form_asks_for_the_passphrase_and_keeps_it_nowhere(
     for path in home.root.rglob("*"):
         if path.is_file():
             assert PASSPHRASE.encode() not in path.read_bytes(), path
+
+
+def test_the_stream_carries_any_name_and_content(tmp_path: Path) -> None:
+    """Names with line breaks, trailing newlines and spaces, binary content, links and
+    deletions, through the program below a local root (the same text as on a node)."""
+    import os
+
+    from pvegit.node.restore_program import Change, RestoreChannel, encode_stream, reply_limit
+    from pvegit.node.transport import LocalTransport
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/gone").write_text("old\n")
+    changes = [
+        Change(0, "write", "etc/a\nb", b"first\n", mode=0o640, owner="root", group="root"),
+        Change(1, "write", "etc/trailing\n", bytes(range(256)), mode=0o600, owner="no body"),
+        Change(2, "write", "etc/sub dir/ x ", b"", mode=None),
+        Change(3, "link", "etc/link", b"target with\nbreak\n"),
+        Change(4, "delete", "etc/gone"),
+    ]
+    channel = RestoreChannel(LocalTransport(str(root)), inline=True, owned=True, how="local")
+    try:
+        result = channel.call(
+            "restore", encode_stream(changes, pmxcfs=False), limit=reply_limit(len(changes))
+        )
+    finally:
+        channel.close()
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.decode().splitlines() == [f"pvegit-restore ok {n}" for n in range(5)]
+    assert (root / "etc/a\nb").read_bytes() == b"first\n"
+    assert (root / "etc/a\nb").stat().st_mode & 0o777 == 0o640
+    assert (root / "etc/trailing\n").read_bytes() == bytes(range(256))
+    assert (root / "etc/sub dir/ x ").read_bytes() == b""
+    assert os.readlink(root / "etc/link") == "target with\nbreak\n"
+    assert not (root / "etc/gone").exists()
+    assert not list(root.rglob(".pvegit-restore.*"))

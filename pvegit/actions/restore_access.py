@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING
 
 from pvegit.config.home import Home
 from pvegit.config.host import Host
-from pvegit.errors import AuthError, ConfigError, RefusedError
+from pvegit.errors import AuthError, ConfigError, OutputTooLarge, RefusedError
 from pvegit.node.restore_program import (
     PROGRAM_NAME,
     PROGRAM_PATH,
+    InstalledVersion,
     RestoreChannel,
     program_sha256,
     program_text,
@@ -208,7 +209,7 @@ def open_restore_channel(
         return RestoreChannel(transport, inline=True, owned=False, how="local")
     if credential is None:
         shell = RestoreChannel(transport, inline=True, owned=False, how="pvegit's key (root)")
-        if shell.version() is not None:
+        if _version(shell) is not None:
             return shell
         reason = credential_needed(home, host)
         credential = ask(reason) if ask is not None else None
@@ -239,7 +240,7 @@ def open_restore_channel(
         ) from err
     channel = RestoreChannel(login, inline=False, owned=True, how="restore key")
     try:
-        version = channel.version()
+        version = _version(channel)
     except BaseException:
         channel.close()
         raise
@@ -256,6 +257,14 @@ def open_restore_channel(
             "Nothing was written"
         )
     return channel
+
+
+def _version(channel: RestoreChannel) -> InstalledVersion | None:
+    """The program's answer to ``version``; a flood of it refuses the restore."""
+    try:
+        return channel.version()
+    except OutputTooLarge as err:
+        raise RefusedError(f"{err}. Nothing was written") from err
 
 
 def _no_key_yet(name: str = "NAME") -> str:

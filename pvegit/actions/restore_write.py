@@ -53,8 +53,6 @@ def changes_of(plan: RestorePlan) -> tuple[list[Change], dict[int, str]]:
     refused: dict[int, str] = {}
     for number, step in enumerate(plan.writes):
         why = refusal(step.path)
-        if why is None and step.symlink and b"\n" in step.data:
-            why = "a link target with a line break cannot be restored onto a node"
         if why is not None:
             refused[number] = why
         elif step.action == "delete":

@@ -11,6 +11,7 @@ stream; ``encode_stream`` writes it and ``parse_replies`` reads the answer.
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 from dataclasses import dataclass
 from functools import cache
@@ -32,6 +33,7 @@ ACCESS_PATHS = (
     "root/.ssh/authorized_keys2",
     "etc/pve/priv/authorized_keys",
 )
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}\Z")
 _VERSION_ANSWER = OutputLimit(4096, "the version of pvegit-restore")
 
 
@@ -58,8 +60,6 @@ def is_access_path(path: str) -> bool:
 
 def refusal(path: str) -> str | None:
     """Why the program refuses to write ``path`` (tree form), or None: it may."""
-    if "\n" in path:
-        return "a name with a line break cannot be restored onto a node (use --to-dir)"
     if is_access_path(path):
         return "pvegit's own access on the node is not restored"
     if not path.startswith(WRITABLE_ROOTS) or path.startswith("-"):
@@ -92,19 +92,17 @@ def encode_stream(changes: list[Change], *, pmxcfs: bool) -> bytes:
         path = change.path.encode("utf-8", "surrogateescape")
         if change.kind == "write":
             payload = base64.b64encode(change.data)
-            mode = "-" if change.mode is None else f"{change.mode & 0o7777:o}"
-            owner, group = (change.owner, change.group) if change.mode is not None else ("-", "-")
-            lines.append(
-                f"write {change.number} {mode} {owner} {group} {len(payload)}\n".encode()
-                + path
-                + b"\n"
-                + payload
-                + b"\n"
-            )
+            mode = "-" if change.mode is None else f"{change.mode & 0o7777:04o}"
+            owner, group = (change.owner, change.group)
+            if change.mode is None or not (_NAME.match(owner) and _NAME.match(group)):
+                owner, group = "-", "-"  # the program's rule for names: else no chown
+            head = f"write {change.number} {mode} {owner} {group} {len(payload)} {len(path)}\n"
+            lines.append(head.encode() + path + b"\n" + payload + b"\n")
         elif change.kind == "link":
-            lines.append(f"link {change.number}\n".encode() + path + b"\n" + change.data + b"\n")
+            head = f"link {change.number} {len(path)} {len(change.data)}\n"
+            lines.append(head.encode() + path + b"\n" + change.data + b"\n")
         else:
-            lines.append(f"delete {change.number}\n".encode() + path + b"\n")
+            lines.append(f"delete {change.number} {len(path)}\n".encode() + path + b"\n")
     lines.append(b"end\n")
     return b"".join(lines)
 
