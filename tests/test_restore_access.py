@@ -268,35 +268,41 @@ def test_an_outdated_program_on_the_node_is_named(
 def test_the_web_form_asks_for_the_passphrase_and_keeps_it_nowhere(
     home: Home, store: Store, node: Node, hardened: Host
 ) -> None:
+    import re
+
     from starlette.testclient import TestClient
 
     from pvegit.config.file import Config
+    from pvegit.config.roles import OPERATOR
     from web.app import create_app
     from web.security import hash_password
 
     store.add_user("admin", hash_password("admin password 1"))
+    store.add_user("olivia", hash_password("operator password 1"), OPERATOR)
     node.write("/etc/hosts", "10.9.9.9 broken\n")
     app = create_app(home, Config(concurrency=2), store=store)
-    with TestClient(app, follow_redirects=False) as client:
-        import re
 
-        def csrf(html: str) -> str:
-            match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-            assert match
-            return match.group(1)
+    def csrf(html: str) -> str:
+        match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        assert match
+        return match.group(1)
 
+    def log_in(client: TestClient, name: str, password: str) -> dict[str, str]:
         page = client.get("/login")
         client.post(
             "/login",
-            data={
-                "username": "admin",
-                "password": "admin password 1",
-                "csrf_token": csrf(page.text),
-                "next": "/",
-            },
+            data={"username": name, "password": password, "csrf_token": csrf(page.text)},
         )
         token = csrf(client.get("/hosts/pve1/restore").text)
-        form = {"commit": "HEAD", "paths": "/etc/hosts", "csrf_token": token}
+        return {"commit": "HEAD", "paths": "/etc/hosts", "csrf_token": token}
+
+    with TestClient(app, follow_redirects=False) as operator:
+        form = log_in(operator, "olivia", "operator password 1")
+        preview = operator.post("/hosts/pve1/restore/preview", data=form)
+        assert "change" in preview.text and "restore_passphrase" not in preview.text
+        assert "Writing it is for an admin" in preview.text
+    with TestClient(app, follow_redirects=False) as client:
+        form = log_in(client, "admin", "admin password 1")
         preview = client.post("/hosts/pve1/restore/preview", data=form)
         assert 'name="restore_passphrase" type="password"' in preview.text
         assert 'name="root_password" type="password"' in preview.text
