@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     import paramiko
 
 MIN_PASSPHRASE = 8
+# The program's text, for whoever installs it (host harden): the one shipped copy.
+restore_program_text = program_text
 _INSTALL_ANSWER = OutputLimit(4096, "the path of authorized_keys (readlink)")
 
 
