@@ -365,3 +365,47 @@ def test_the_stream_carries_any_name_and_content(tmp_path: Path) -> None:
     assert os.readlink(root / "etc/link") == "target with\nbreak\n"
     assert not (root / "etc/gone").exists()
     assert not list(root.rglob(".pvegit-restore.*"))
+
+
+def test_on_a_terminal_the_passphrase_is_asked_when_the_node_needs_it(
+    home: Home, node: Node, hardened: Host
+) -> None:
+    """`pvegit restore` without a credential option: asked (not echoed) on the terminal."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    node.write("/etc/hosts", "10.9.9.9 broken\n")
+    command = [sys.executable, "-m", "pvegit", "--home", str(home.root)]
+    command += ["restore", "pve1", "HEAD", "/etc/hosts", "--yes"]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: pvegit on its controlling terminal
+        os.execv(sys.executable, command)
+    said = b""
+
+    def wait_for(text: bytes) -> None:
+        nonlocal said
+        deadline = time.monotonic() + 120
+        while text not in said:
+            left = deadline - time.monotonic()
+            assert left > 0, said.decode("utf-8", "replace")
+            if select.select([terminal], [], [], left)[0]:
+                try:
+                    chunk = os.read(terminal, 4096)
+                except OSError:  # the child ended
+                    chunk = b""
+                assert chunk, said.decode("utf-8", "replace")
+                said += chunk
+
+    try:
+        wait_for(b"restore key passphrase: ")
+        os.write(terminal, PASSPHRASE.encode() + b"\n")
+        wait_for(b"verified: the node now matches the revision")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(terminal)
+    assert os.waitstatus_to_exitcode(status) == 0, said.decode("utf-8", "replace")
+    assert b"only reads" in said and PASSPHRASE.encode() not in said  # not echoed
+    assert "10.9.9.9 broken" not in node.read("/etc/hosts")
