@@ -346,6 +346,7 @@ def test_the_stream_carries_any_name_and_content(tmp_path: Path) -> None:
         Change(0, "write", "etc/a\nb", b"first\n", mode=0o640, owner="root", group="root"),
         Change(1, "write", "etc/trailing\n", bytes(range(256)), mode=0o600, owner="no body"),
         Change(2, "write", "etc/sub dir/ x ", b"", mode=None),
+        Change(5, "write", "etc/dir\n/file", b"in a directory with a line break\n"),
         Change(3, "link", "etc/link", b"target with\nbreak\n"),
         Change(4, "delete", "etc/gone"),
     ]
@@ -357,13 +358,17 @@ def test_the_stream_carries_any_name_and_content(tmp_path: Path) -> None:
     finally:
         channel.close()
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.decode().splitlines() == [f"pvegit-restore ok {n}" for n in range(5)]
+    assert result.stdout.decode().splitlines() == [
+        f"pvegit-restore ok {n}" for n in (0, 1, 2, 5, 3, 4)
+    ]
     assert (root / "etc/a\nb").read_bytes() == b"first\n"
     assert (root / "etc/a\nb").stat().st_mode & 0o777 == 0o640
     assert (root / "etc/trailing\n").read_bytes() == bytes(range(256))
     assert (root / "etc/sub dir/ x ").read_bytes() == b""
     assert os.readlink(root / "etc/link") == "target with\nbreak\n"
     assert not (root / "etc/gone").exists()
+    assert (root / "etc/dir\n/file").read_bytes() == b"in a directory with a line break\n"
+    assert not (root / "etc/dir").exists()
     assert not list(root.rglob(".pvegit-restore.*"))
 
 

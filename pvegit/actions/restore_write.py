@@ -130,6 +130,8 @@ def apply_plan(channel: RestoreChannel, plan: RestorePlan) -> list[tuple[str, st
     broken = ""
     if result.exit_code == EXIT_BROKEN_STREAM:
         broken = f"the node's pvegit-restore stopped: {stderr.strip()}"
+    elif result.exit_code == EXIT_NO_PMXCFS:
+        broken = "not written: pmxcfs stopped serving /etc/pve during the restore"
     outcome: list[tuple[str, str | None]] = []
     for number, step in enumerate(plan.writes):
         if number in refused:
