@@ -36,12 +36,13 @@ from testbed.nodes import ROOT_PASSWORD, Node
 PASSPHRASE = "correct battery horse staple"
 ANSWER = OutputLimit(65536, "a test's answer")
 # A stand-in for the collector (issue 13's collect side): pvegit's key reads as before,
-# but a root shell it is not: pvegit-restore's program sent inline is refused, as the
-# collector refuses every request that is not its own.
+# but a root shell it is not: pvegit-restore's program sent inline, and a script that
+# touches authorized_keys, are refused, as the collector refuses every request that is
+# not its own.
 READ_ONLY = (
     "#!/bin/sh\n"
-    'case $SSH_ORIGINAL_COMMAND in SSH_ORIGINAL_COMMAND=*) echo "refused: not a read" >&2; '
-    "exit 65 ;; esac\n"
+    "case $SSH_ORIGINAL_COMMAND in SSH_ORIGINAL_COMMAND=* | *authorized_keys*)\n"
+    '  echo "refused: not a read" >&2; exit 65 ;;\nesac\n'
     'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n'
 )
 
@@ -136,6 +137,12 @@ def test_without_a_restore_key_the_message_says_how_to_make_one(
     assert "pvegit restore-key create" in result.err
     assert "pvegit restore-key install pve1" in result.err
     assert node.read("/etc/hosts") == "10.9.9.9 broken\n"
+    # Installing it needs a root login, which pvegit's key no longer is.
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSPHRASE + "\n"))
+    assert cli("restore-key", "create", "--passphrase-stdin").code == 0
+    install = cli("restore-key", "install", "pve1")
+    assert install.code == 1 and "--root-password" in install.err, install.err
+    assert "pvegit-restore" not in node.read("/etc/pve/priv/authorized_keys")
 
 
 def test_the_restore_key_restores_and_does_nothing_else(

@@ -19,7 +19,7 @@ from pvegit.actions.restore_access import (
 from pvegit.cli import EXIT_FAILED, EXIT_OK
 from pvegit.cli.common import actor, open_home
 from pvegit.config.home import Home
-from pvegit.errors import ConfigError
+from pvegit.errors import AuthError, ConfigError
 from pvegit.state.store import Store
 
 
@@ -78,6 +78,13 @@ def _install(arguments: argparse.Namespace, home: Home, store: Store) -> int:
         transport = SshTransport.connect(home, host)  # a root key that is still unrestricted
     try:
         written = install_restore_access(transport, home)
+    except AuthError as err:
+        if arguments.password_stdin or arguments.root_password:
+            raise
+        raise AuthError(
+            f"{err}. pvegit's key is not a root shell there: use root's password, "
+            f"pvegit restore-key install {host.name} --root-password"
+        ) from err
     finally:
         transport.close()
     store.audit(actor(), "restore key installed", host.name, path=written)
