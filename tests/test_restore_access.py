@@ -151,7 +151,7 @@ def test_the_restore_key_restores_and_does_nothing_else(
     login = root_login(home, hardened, key=load_restore_key(home, PASSPHRASE))
     try:
         version = login.run("pvegit version 1", limit=ANSWER)
-        assert version.stdout.decode().split() == ["pvegit-restore", "1", program_sha256()]
+        assert version.stdout.decode().split() == ["pvegit-restore", "1", program_sha256(), "0"]
         for command in (
             "id",
             "",
@@ -421,3 +421,30 @@ def test_on_a_terminal_the_passphrase_is_asked_when_the_node_needs_it(
     assert os.waitstatus_to_exitcode(status) == 0, said.decode("utf-8", "replace")
     assert b"only reads" in said and PASSPHRASE.encode() not in said  # not echoed
     assert "10.9.9.9 broken" not in node.read("/etc/hosts")
+
+
+def test_a_host_read_by_a_backup_user_is_restored_as_root_with_the_restore_key(
+    cli,  # type: ignore[no-untyped-def]
+    home: Home,
+    store: Store,
+    node: Node,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pvegit reads as `pvebackup` (group www-data); the restore key logs in as root."""
+    from testbed.nodes import register_node
+
+    host = register_node(store, home, node, "pve1", user="pvebackup", categories=("cluster",))
+    assert take_snapshot(home, store, host).status in ("changed", "partial")
+    original = node.read("/etc/pve/storage.cfg")
+    node.write("/etc/pve/storage.cfg", "dir: broken\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSPHRASE + "\n"))
+    assert cli("restore-key", "create", "--passphrase-stdin").code == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(ROOT_PASSWORD + "\n"))
+    assert cli("restore-key", "install", "pve1", "--password-stdin").code == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    refused = cli("restore", "pve1", "HEAD", "/etc/pve/storage.cfg", "--yes")
+    assert refused.code == 1 and "only reads" in refused.err  # pvebackup is no root shell
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSPHRASE + "\n"))
+    done = cli("restore", "pve1", "HEAD", "/etc/pve/storage.cfg", "--yes", "--passphrase-stdin")
+    assert done.code == 0, done.out + done.err
+    assert node.read("/etc/pve/storage.cfg") == original

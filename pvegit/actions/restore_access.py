@@ -182,7 +182,8 @@ def install_restore_access(transport: Transport, home: Home) -> str:
 def credential_needed(home: Home, host: Host) -> str:
     """What a restore onto ``host`` needs when pvegit's key cannot write there."""
     message = (
-        f"{host.name}: pvegit's key on this node only reads, so a restore needs a second "
+        f"{host.name}: pvegit's key on this node only reads (it is restricted, or not "
+        "root's), so a restore needs a second "
         "credential: the restore key's passphrase (the CLI asks for it, or "
         "--passphrase-stdin; the web UI: the passphrase field of the confirmation), or "
         "the node's root password for this one restore (--root-password). Nothing was written"
@@ -202,7 +203,8 @@ def open_restore_channel(
     """The channel a restore's writes go through (close it after).
 
     ``transport`` is the restore's reading connection. Without ``credential`` it is
-    used if it is a root shell (a local host, a legacy unrestricted key); otherwise
+    used if it is a root shell (a local host, a legacy unrestricted root key; a backup
+    user's shell is not); otherwise
     ``ask`` is asked (with the reason) and, without an answer, RefusedError names what
     is needed. Raises AuthError for a wrong passphrase or password or a key the node
     does not accept, RefusedError for an outdated pvegit-restore on the node.
@@ -211,7 +213,8 @@ def open_restore_channel(
         return RestoreChannel(transport, inline=True, owned=False, how="local")
     if credential is None:
         shell = RestoreChannel(transport, inline=True, owned=False, how="pvegit's key (root)")
-        if _version(shell) is not None:
+        answer = _version(shell)
+        if answer is not None and answer.uid == 0:  # a root shell: a legacy host
             return shell
         reason = credential_needed(home, host)
         credential = ask(reason) if ask is not None else None
@@ -246,7 +249,7 @@ def open_restore_channel(
     except BaseException:
         channel.close()
         raise
-    if version is None or not version.current:
+    if version is None or not version.current or version.uid != 0:
         channel.close()
         found = (
             "no pvegit-restore answered"

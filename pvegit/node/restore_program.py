@@ -137,6 +137,7 @@ class InstalledVersion:
 
     version: int
     sha256: str  # "inline" when the program was sent inline
+    uid: int  # who runs it: only root (0) can write a restore
 
     @property
     def current(self) -> bool:
@@ -162,15 +163,15 @@ class RestoreChannel:
         return self.transport.run(script, stdin, limit=limit)
 
     def version(self) -> InstalledVersion | None:
-        """The program's version and hash, or None when no pvegit-restore answered
+        """The program's version, hash and uid, or None when no pvegit-restore answered
         (a collector or another forced command refused the request)."""
         result = self.call("version", limit=_VERSION_ANSWER)
         parts = result.stdout.decode("utf-8", "replace").split()
-        if result.exit_code != 0 or len(parts) != 3 or parts[0] != PROGRAM_NAME:
+        if result.exit_code != 0 or len(parts) != 4 or parts[0] != PROGRAM_NAME:
             return None
-        if not parts[1].isdigit():
+        if not (parts[1].isdigit() and parts[3].isdigit()):
             return None
-        return InstalledVersion(int(parts[1]), parts[2])
+        return InstalledVersion(int(parts[1]), parts[2], int(parts[3]))
 
     def close(self) -> None:
         if self._owned:
