@@ -804,7 +804,8 @@ class TestBed:
             "/usr/local/lib\n"
             f"mount --bind {directory}/empty /usr/local/sbin\n"
             f"mount --bind {directory}/home /home\n"
-            # The node's own /var/log (pvegit-collect logs its refusals there: no syslog).
+            # The node's own /var/log (pvegit-collect and pvegit-restore log their refusals
+            # there when the node has no syslog).
             f"mount --bind {directory}/log /var/log\n"
             "mount -t tmpfs -o mode=755 tmpfs /run\n"
             f"{pve}"

@@ -8,7 +8,6 @@ the limit (memory measured), and stores nothing it would not store for any failu
 
 from __future__ import annotations
 
-import json
 import re
 import tracemalloc
 from collections.abc import Callable
@@ -185,21 +184,18 @@ def test_host_test_of_a_local_host_stops_reading_a_flooding_pveversion(
     assert store.hosts() == hosts
 
 
-# Floods the stdout of the collector asked for the probe (the restore's pmxcfs check)
-# only: the snapshots before and after the restore ask it for `collect`.
-STAT_FLOODING_THE_RESTORE_CHECK = (
+# Before a restore writes, pvegit asks pvegit-restore (sent inline to a root login) for
+# its version. The stand-in `sh` floods that answer; every other script it runs as /bin/sh.
+SH_FLOODING_THE_VERSION_ANSWER = (
     "#!/bin/sh\n"
-    "p=$PPID\n"
-    'while [ "$p" -gt 1 ]; do\n'
-    "  case \"$(tr '\\0' ' ' </proc/$p/cmdline)\" in *'pvegit-collect-inline probe 1'*)\n"
-    f"    yes pwned | /usr/bin/head -c {FLOOD_BYTES} > /proc/$p/fd/1; break ;; esac\n"
-    "  p=$(awk '/^PPid:/ {print $2}' /proc/$p/status)\n"
-    "done\n"
-    'exec /usr/bin/stat "$@"\n'
+    'if [ "$SSH_ORIGINAL_COMMAND" = "pvegit version 1" ]; then\n'
+    f"  yes pwned | /usr/bin/head -c {FLOOD_BYTES}; exit 0\n"
+    "fi\n"
+    'exec /bin/sh "$@"\n'
 )
 
 
-def test_a_restore_whose_pmxcfs_check_floods_writes_nothing(
+def test_a_restore_whose_version_check_floods_writes_nothing(
     cli,  # type: ignore[no-untyped-def]
     home: Home,
     store: Store,
@@ -208,22 +204,19 @@ def test_a_restore_whose_pmxcfs_check_floods_writes_nothing(
 ) -> None:
     assert take_snapshot(home, store, ssh_host).status == "changed"
     node.write("/etc/pve/storage.cfg", "dir: broken\n")
-    node.write("/usr/local/bin/stat", STAT_FLOODING_THE_RESTORE_CHECK, mode=0o755)
+    node.write("/usr/local/bin/sh", SH_FLOODING_THE_VERSION_ANSWER, mode=0o755)
 
     result, peak = peak_of(lambda: cli("restore", "pve1", "HEAD", "/etc/pve/storage.cfg", "--yes"))
 
     assert peak < PEAK_LIMIT, f"peak {peak / 1e6:.1f} MB"
     assert result.code == 1, result.out + result.err
     assert (
-        "pvegit: pve1: the node sent more than 1 MiB for the restore's check that pmxcfs "
-        "runs; pvegit stopped reading there."
+        "pvegit: pve1: the node sent more than 4 KiB for the version of pvegit-restore; "
+        "pvegit stopped reading there."
     ) in result.err
     assert result.err.rstrip().endswith("Nothing was written")
     assert node.read("/etc/pve/storage.cfg") == "dir: broken\n"
-    entry = store.audit_events(action="restore")[0]
-    assert entry.state == "refused", entry
-    log = json.loads(cli("log", "pve1", "--json").out)
-    assert log[0]["trailers"].get("Trigger") == "pre-restore"
+    assert store.audit_events(action="restore") == []  # stopped before it started
 
 
 def test_a_restore_whose_write_script_floods_reports_every_write_unknown(

@@ -14,11 +14,10 @@ and each node needs the collector (``harden`` each, with root's password).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from pvegit.actions.restore_access import install_restore_access, restore_authorized_line
 from pvegit.config.home import Home
 from pvegit.errors import AuthError, CollectError, PvegitError
 from pvegit.node.access import RESTRICTED_KINDS, UNRESTRICTED
@@ -76,14 +75,6 @@ def install_collector(transport: Transport, home: Home) -> str:
         what = _INSTALL_ERRORS.get(result.exit_code, f"the install failed ({result.exit_code})")
         raise AuthError(f"{transport.label}: {what}" + (f": {said}" if said else ""))
     return result.stdout.decode("utf-8", "replace").strip()
-
-
-def _restore_side() -> Any:
-    """The restore key's installer (actions/restore_access.py), when this pvegit has it."""
-    try:
-        return importlib.import_module("pvegit.actions.restore_access")
-    except ImportError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -146,11 +137,10 @@ def harden_host(
                 store.record_access(host.name, access)
                 return Hardened(host.name, "", access)
         written = install_collector(transport, home)
-        restore = _restore_side()
-        restore_entry = False
-        if restore is not None and restore.restore_authorized_line(home) is not None:
-            restore.install_restore_access(transport, home)
-            restore_entry = True
+        # The restore key's restricted entry too, when the admin made one.
+        restore_entry = restore_authorized_line(home) is not None
+        if restore_entry:
+            install_restore_access(transport, home)
     finally:
         transport.close()
     access = prove_restricted(home, host, connect)

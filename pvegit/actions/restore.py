@@ -3,8 +3,9 @@
 A restore to a node is planned against what the node has **now** (read live
 through the same tar stream a snapshot uses; restore_plan.py holds the plan and
 its safety rails), shown as a preview, preceded by a snapshot (so every restore
-can be undone by restoring that commit), written file by file (restore_write.py)
-and followed by a snapshot that proves the node now matches the revision.
+can be undone by restoring that commit), written file by file through the node's
+restore-only program with the second credential (restore_write.py,
+restore_access.py) and followed by a snapshot that proves the node now matches the revision.
 A restore into a local directory is extract.py.
 """
 
@@ -14,6 +15,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from pvegit.actions.restore_access import RestoreCredential, open_restore_channel
 from pvegit.actions.restore_plan import (
     INTERFACES,
     RestoreOptions,
@@ -26,8 +28,8 @@ from pvegit.config.home import Home
 from pvegit.config.selection import resolve_selection
 from pvegit.errors import RefusedError
 from pvegit.git.repo import HostRepository
+from pvegit.node.restore_program import RestoreChannel
 from pvegit.node.tarstream import display_path
-from pvegit.node.transport import Transport
 from pvegit.state.restorelog import RestoreEntry, restore_entry
 from pvegit.state.store import Host, Run, Store
 
@@ -54,9 +56,15 @@ def restore_to_node(
     dry_run: bool,
     confirm: Callable[[RestorePlan], bool],
     actor: str,
+    credential: RestoreCredential | None = None,
+    ask_credential: Callable[[str], RestoreCredential | None] | None = None,
 ) -> RestoreReport:
     """Preview, then (if confirmed) snapshot, write, snapshot again and verify.
 
+    The reads use pvegit's key; the writes the second credential (restore_access.py):
+    ``credential``, else pvegit's key where it is still a root login, else what
+    ``ask_credential`` answers (asked only then, with the reason); without one it
+    raises RefusedError naming what is needed, before anything is written.
     Before anything is written the restore's audit entry is (who, revision,
     paths, options; then the pre-restore snapshot), and it is finished with the
     outcome (see ``restorelog``). Raises RefusedError when nothing was written
@@ -76,18 +84,23 @@ def restore_to_node(
         report = RestoreReport(plan)
         if dry_run or not plan.writes or not confirm(plan):
             return report
-        chosen = [name for name, value in vars(options).items() if value]
-        with restore_entry(
-            home,
-            store,
-            host.name,
-            actor,
-            revision=commit_id,
-            paths=restored_paths(plan),
-            options=chosen,
-            stage="pre-restore snapshot",
-        ) as entry:
-            _restore_and_verify(home, store, host, transport, report, options, actor, entry)
+        channel = open_restore_channel(home, host, transport, credential, ask_credential)
+        try:
+            chosen = [name for name, value in vars(options).items() if value]
+            with restore_entry(
+                home,
+                store,
+                host.name,
+                actor,
+                revision=commit_id,
+                paths=restored_paths(plan),
+                options=chosen,
+                access=channel.how,
+                stage="pre-restore snapshot",
+            ) as entry:
+                _restore_and_verify(home, store, host, channel, report, options, actor, entry)
+        finally:
+            channel.close()
         return report
     finally:
         transport.close()
@@ -119,7 +132,7 @@ def _restore_and_verify(
     home: Home,
     store: Store,
     host: Host,
-    transport: Transport,
+    channel: RestoreChannel,
     report: RestoreReport,
     options: RestoreOptions,
     actor: str,
@@ -158,7 +171,7 @@ def _restore_and_verify(
         guard_passed=forced[0] if forced else None,
         stage="writing",
     )
-    report.written = apply_plan(transport, plan)
+    report.written = apply_plan(channel, plan)
     errors = [f"/{display_path(path)}: {error}" for path, error in report.written if error]
     entry.add(errors=errors, stage="snapshot after the restore")
     trailers = (

@@ -12,7 +12,8 @@ and writes nothing. The rails, each named in the preview and overridable:
 * what Proxmox VE 8 and 9 read differently (HA groups onto a PVE 9 node, PVE 9's
   files onto a PVE 8 node, APT sources of another Debian release) is written
   with a warning in the preview (``release.restore_note``);
-* files the node has but the revision does not are deleted only with ``delete``.
+* files the node has but the revision does not are deleted only with ``delete``;
+* pvegit's own access on the node (authorized_keys, its programs) is never restored.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pvegit.errors import ConfigError
 from pvegit.git.repo import SYMLINK_MODE, HostRepository
 from pvegit.layout import METADATA_PATH, is_pvegit_path
 from pvegit.node.metadata import PathInfo, is_pmxcfs_path, parse_metadata
+from pvegit.node.restore_program import is_access_path
 from pvegit.node.tarstream import display_path
 
 INTERFACES = "etc/network/interfaces"
@@ -125,6 +127,11 @@ def plan_restore(
                 )
             )
             continue
+        if is_access_path(source):
+            plan.steps.append(
+                Step(source, source, "skip", note="pvegit's own access on the node: not restored")
+            )
+            continue
         data = repository.read_blob(blob)
         target, note = source, ""
         if is_secret(source) and not named:
@@ -166,6 +173,7 @@ def plan_restore(
                 (path == wanted or path.startswith(wanted + "/"))
                 and path not in restored
                 and (path not in files)
+                and not is_access_path(path)
                 and _recorded_if_there(path, selection, collects_secrets)
             ):
                 if options.delete:

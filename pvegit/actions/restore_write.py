@@ -1,23 +1,32 @@
 """Write a restore plan onto a node, and read what the node has now.
 
-Each file goes to a temp file in its own directory and is renamed into place,
-so an interrupted restore leaves each file old or new, never cut.
+The writes go to the node's restore-only program (node/restore_program.py) as
+one stream; it puts each file in a temp file in its own directory and renames
+it into place, so an interrupted restore leaves each file old or new, never cut.
 """
 
 from __future__ import annotations
 
-import base64
-import os
-import shlex
 from collections.abc import Sequence
 
 from pvegit.actions.restore_plan import RestorePlan
 from pvegit.config.selection import Selection
-from pvegit.errors import CollectError, OutputTooLarge, RefusedError
+from pvegit.errors import OutputTooLarge, RefusedError
 from pvegit.node.collector import collect_parameters, request, request_input
 from pvegit.node.metadata import is_pmxcfs_path
+from pvegit.node.restore_program import (
+    EXIT_BROKEN_STREAM,
+    EXIT_NO_PMXCFS,
+    EXIT_REFUSED,
+    Change,
+    RestoreChannel,
+    encode_stream,
+    parse_replies,
+    refusal,
+    reply_limit,
+)
 from pvegit.node.tarstream import read_tar_stream
-from pvegit.node.transport import MiB, OutputLimit, Transport
+from pvegit.node.transport import Transport
 
 
 def read_live(transport: Transport, paths: Sequence[str]) -> dict[str, tuple[bytes, bool]]:
@@ -39,60 +48,34 @@ def read_live(transport: Transport, paths: Sequence[str]) -> dict[str, tuple[byt
     }
 
 
-def write_script(plan: RestorePlan, root: str = "/") -> str:
-    """The shell script that writes the plan on the node below ``root``, one file at a time.
-
-    It prints "pvegit-restore ok|error N" for the plan's N-th write and exits 1 when
-    any write failed; each file goes through a temp file renamed into place.
-    """
-    lines = [
-        "export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        f"cd {shlex.quote(root)} || exit 98",
-        "failed=0",
-        'report() { printf "pvegit-restore %s %s\\n" "$1" "$2"; }',
-    ]
-    # Temporary files an interrupted restore left (never renamed into place): an
-    # hour old means no restore is still writing them.
-    for directory in sorted({os.path.dirname(step.path) or "." for step in plan.writes}):
-        lines.append(
-            f"find {shlex.quote('./' + directory)} -maxdepth 1 -type f -name '.pvegit-restore.*' "
-            "-mmin +60 -exec rm -f -- {} + 2>/dev/null"
-        )
+def changes_of(plan: RestorePlan) -> tuple[list[Change], dict[int, str]]:
+    """The plan's writes as the stream's changes (numbered in plan order), and the writes
+    the program would refuse (number -> why), which are not sent."""
+    changes: list[Change] = []
+    refused: dict[int, str] = {}
     for number, step in enumerate(plan.writes):
-        path = step.path  # relative to the root the script changed into
-        quoted = shlex.quote(path)
-        if step.action == "delete":
-            lines.append(
-                f"if rm -f -- {quoted}; then report ok {number}; "
-                f"else report error {number}; failed=1; fi"
-            )
-            continue
-        directory = shlex.quote(os.path.dirname(path) or ".")
-        lines.append(f"mkdir -p -- {directory} 2>/dev/null")
-        lines.append(
-            f"t=$(mktemp -p {directory} .pvegit-restore.XXXXXX 2>&1) || "
-            f'{{ report error {number}; echo "$t" >&2; failed=1; t=; }}'
-        )
-        lines.append('if [ -n "$t" ]; then')
-        if step.symlink:
-            target = shlex.quote(step.data.decode("utf-8", "surrogateescape"))
-            lines.append(f'  rm -f "$t" && ln -s -- {target} "$t" && ok=1 || ok=0')
+        why = refusal(step.path)
+        if why is not None:
+            refused[number] = why
+        elif step.action == "delete":
+            changes.append(Change(number, "delete", step.path))
+        elif step.symlink:
+            changes.append(Change(number, "link", step.path, step.data))
         else:
-            payload = base64.b64encode(step.data).decode()
-            lines.append(f'  echo {payload} | base64 -d > "$t" && ok=1 || ok=0')
-            if not is_pmxcfs_path(step.path) and step.info and step.info.mode is not None:
-                owner = shlex.quote(f"{step.info.owner or 'root'}:{step.info.group or 'root'}")
-                lines.append(
-                    f'  [ "$ok" = 1 ] && {{ chown -- {owner} "$t" 2>/dev/null; '
-                    f'chmod -- {step.info.mode:o} "$t"; }}'
+            info = step.info
+            keep = is_pmxcfs_path(step.path) or info is None or info.mode is None
+            changes.append(
+                Change(
+                    number,
+                    "write",
+                    step.path,
+                    step.data,
+                    mode=None if keep or info is None else info.mode,
+                    owner=(info.owner if info and info.owner else "root"),
+                    group=(info.group if info and info.group else "root"),
                 )
-        lines.append(
-            f'  if [ "$ok" = 1 ] && mv -f "$t" {quoted}; then report ok {number}; '
-            f'else rm -f "$t"; report error {number}; failed=1; fi'
-        )
-        lines.append("fi")
-    lines.append("exit $failed")
-    return "\n".join(lines) + "\n"
+            )
+    return changes, refused
 
 
 _PMXCFS_ERRORS = (
@@ -115,45 +98,48 @@ def explain(stderr: str, path: str) -> str:
     return stderr.strip().splitlines()[-1] if stderr.strip() else "failed"
 
 
-def apply_plan(transport: Transport, plan: RestorePlan) -> list[tuple[str, str | None]]:
-    """Write the plan on the node; (path, error or None) for every write, in plan order.
+def apply_plan(channel: RestoreChannel, plan: RestorePlan) -> list[tuple[str, str | None]]:
+    """Write the plan on the node through pvegit-restore; (path, error or None) for every
+    write, in plan order.
 
     Raises RefusedError, with nothing written, when the plan touches /etc/pve and
-    pmxcfs is not serving it; ConnectError when the connection cannot be used.
+    pmxcfs is not serving it, or when the node refuses the request; ConnectError when
+    the connection cannot be used.
     """
     if not plan.writes:
         return []
-    if any(is_pmxcfs_path(step.path) for step in plan.writes):
-        from pvegit.node.probe import pmxcfs_serving
-
-        try:
-            serving = pmxcfs_serving(transport)  # asked of the collector: read only
-        except CollectError as err:  # OutputTooLarge too: a node that floods the probe
-            raise RefusedError(f"{err}. Nothing was written") from err
-        if not serving:
-            raise RefusedError(
-                "pmxcfs is not running (/etc/pve is not mounted): nothing was "
-                "written. On the node: systemctl status pve-cluster"
-            )
-    script = write_script(plan, transport.root).encode("utf-8", "surrogateescape")
-    # One "pvegit-restore ok N" line a write; nothing else goes to stdout.
-    limit = OutputLimit(64 * len(plan.writes) + MiB, "the restore's report of its writes")
+    changes, refused = changes_of(plan)
+    pmxcfs = any(is_pmxcfs_path(change.path) for change in changes)
+    stream = encode_stream(changes, pmxcfs=pmxcfs)
     try:
-        result = transport.run("sh -s", stdin=script, limit=limit)
+        result = channel.call("restore", stream, limit=reply_limit(len(changes)))
     except OutputTooLarge as err:
         # The writes may have run (each file old or new): the snapshot after the
         # restore records what the node has, and its check names what differs.
         return [(step.path, f"not known whether written: {err}") for step in plan.writes]
     stderr = result.stderr.decode("utf-8", "replace")
-    outcome: dict[int, str | None] = {}  # by the step's number in the script
-    for line in result.stdout.decode("utf-8", "replace").splitlines():
-        parts = line.split(" ")
-        if len(parts) == 3 and parts[0] == "pvegit-restore" and parts[2].isdigit():
-            number = int(parts[2])
-            if number < len(plan.writes):
-                path = plan.writes[number].path
-                outcome[number] = None if parts[1] == "ok" else explain(stderr, path)
-    return [
-        (step.path, outcome.get(number, "not written (the connection ended?)"))
-        for number, step in enumerate(plan.writes)
-    ]
+    written = parse_replies(result.stdout)
+    if not written and result.exit_code == EXIT_NO_PMXCFS:
+        raise RefusedError(
+            "pmxcfs is not running (/etc/pve is not mounted): nothing was "
+            "written. On the node: systemctl status pve-cluster"
+        )
+    if not written and result.exit_code == EXIT_REFUSED:
+        raise RefusedError(
+            f"the node refused the restore ({stderr.strip() or 'no reason given'}): "
+            "nothing was written"
+        )
+    broken = ""
+    if result.exit_code == EXIT_BROKEN_STREAM:
+        broken = f"the node's pvegit-restore stopped: {stderr.strip()}"
+    elif result.exit_code == EXIT_NO_PMXCFS:
+        broken = "not written: pmxcfs stopped serving /etc/pve during the restore"
+    outcome: list[tuple[str, str | None]] = []
+    for number, step in enumerate(plan.writes):
+        if number in refused:
+            outcome.append((step.path, refused[number]))
+        elif number not in written:
+            outcome.append((step.path, broken or "not written (the connection ended?)"))
+        else:
+            outcome.append((step.path, None if written[number] else explain(stderr, step.path)))
+    return outcome

@@ -166,6 +166,49 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --to-dir: keep setuid, setgid and sticky bits (dropped by default)",
     )
+    credential = restore.add_mutually_exclusive_group()
+    credential.add_argument(
+        "--passphrase-stdin",
+        action="store_true",
+        help="read the restore key's passphrase from the first line of stdin (by default "
+        "it is asked on the terminal when the node's key only reads); never stored",
+    )
+    credential.add_argument(
+        "--root-password",
+        action="store_true",
+        help="authorise this one restore with the node's root password (asked, never stored)",
+    )
+    credential.add_argument(
+        "--root-password-stdin",
+        action="store_true",
+        help="as --root-password, read from the first line of stdin",
+    )
+
+    restore_key = command(
+        "restore-key",
+        "restore_key",
+        "cmd_restore_key",
+        "the restore key: the second, passphrase-protected credential a restore writes with",
+    )
+    key_commands = restore_key.add_subparsers(dest="key_command", metavar="ACTION")
+    key_commands.required = True
+    create = key_commands.add_parser(
+        "create", help="make the restore key, encrypted with a passphrase you choose"
+    )
+    create.add_argument(
+        "--passphrase-stdin", action="store_true", help="read the passphrase from stdin"
+    )
+    key_commands.add_parser("show", help="print the restore key's authorized_keys entry")
+    install = key_commands.add_parser(
+        "install",
+        help="put pvegit-restore and the restore key's restricted entry on a node (over "
+        "root's password, or pvegit's key while it is still a root login)",
+    )
+    install.add_argument("name", metavar="NAME")
+    install.add_argument("--root-password", action="store_true", help="log in with root's password")
+    install.add_argument(
+        "--password-stdin", action="store_true", help="read root's password from stdin"
+    )
 
     rescue = command(
         "rescue",

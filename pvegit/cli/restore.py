@@ -60,6 +60,9 @@ def cmd_restore(arguments: argparse.Namespace) -> int:
             raise ConfigError("not on a terminal: check the preview and pass --yes to write")
         return ask_yes(f"write {len(plan.writes)} change(s) to {host.name}?")
 
+    from pvegit.cli.restore_key import asker, credential_from, has_restore_key
+
+    credential = None if arguments.dry_run else credential_from(arguments, host.address)
     report = restore_to_node(
         home,
         store,
@@ -70,7 +73,10 @@ def cmd_restore(arguments: argparse.Namespace) -> int:
         dry_run=arguments.dry_run,
         confirm=confirm,
         actor=actor(),
+        credential=credential,
+        ask_credential=asker(has_restore_key(home)),
     )
+    del credential  # never kept
     print(
         f"restore of {host.name} from {report.plan.revision[:10]}"
         + (" (dry run: nothing written)" if arguments.dry_run else "")

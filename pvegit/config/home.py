@@ -5,6 +5,8 @@ Layout::
     state.db            SQLite (WAL): hosts, runs, audit events
     repos/<host>.git    one bare git repository per host, branch main
     ssh/id_ed25519      pvegit's own key pair (private key 0600)
+    ssh/restore_ed25519 the restore key pair, made by `pvegit restore-key create`; the
+                        private key encrypted with a passphrase nobody stores
     known_hosts         pinned host keys, OpenSSH format (rewritten from state.db by
                         pvegit/actions/trust.py whenever a pinned key changes)
     locks/<host>.lock   flock files serializing runs of one host across processes
@@ -70,6 +72,15 @@ class Home:
     @property
     def public_key_path(self) -> Path:
         return self.root / "ssh" / "id_ed25519.pub"
+
+    @property
+    def restore_key_path(self) -> Path:
+        """The restore key (encrypted; see actions/restore_access.py)."""
+        return self.root / "ssh" / "restore_ed25519"
+
+    @property
+    def restore_public_key_path(self) -> Path:
+        return self.root / "ssh" / "restore_ed25519.pub"
 
     @property
     def known_hosts_path(self) -> Path:

@@ -168,8 +168,10 @@ class SshTransport:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         io_timeout: float = DEFAULT_IO_TIMEOUT,
         password: str | None = None,
+        key: paramiko.PKey | None = None,
     ) -> SshTransport:
-        """Connect, check the pinned host key, and log in with pvegit's key (or a password).
+        """Connect, check the pinned host key, and log in with pvegit's key (or a password,
+        or ``key``: the restore key, decrypted).
 
         Raises ConnectError, HostKeyError or AuthError.
         """
@@ -180,6 +182,8 @@ class SshTransport:
             try:
                 if password is not None:
                     transport.auth_password(host.user, password)
+                elif key is not None:
+                    transport.auth_publickey(host.user, key)
                 else:
                     key_path = Path(host.identity) if host.identity else home.private_key_path
                     transport.auth_publickey(host.user, _load_private_key(key_path))

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pvegit.actions.restore import RestoreReport, restore_to_node
+from pvegit.actions.restore_access import RestoreCredential
 from pvegit.actions.restore_plan import RestoreOptions, RestorePlan, plan_restore, restored_paths
 from pvegit.actions.restore_write import read_live
 from pvegit.config.host_settings import check_web_restore
@@ -133,6 +134,16 @@ async def restore_run(request: Request, user: str, form: FormData) -> Response:
     values = _form(form)
     if form.get("confirm") != "yes":
         raise HTTPException(400, "a restore needs the confirmation from its preview page")
+    # The second credential: read from this request only, never put in a page, a log or
+    # the state (the form re-rendered on an error leaves its fields empty).
+    passphrase = str(form.get("restore_passphrase", "")) or None
+    root_password = str(form.get("root_password", "")) or None
+    credential = (
+        RestoreCredential(passphrase=passphrase, root_password=root_password)
+        if passphrase or root_password
+        else None
+    )
+    del passphrase, root_password
     try:
         report = await run_in_threadpool(
             lambda: restore_to_node(
@@ -145,6 +156,7 @@ async def restore_run(request: Request, user: str, form: FormData) -> Response:
                 dry_run=False,
                 confirm=lambda plan: True,
                 actor=user,
+                credential=credential,
             )
         )
     except PvegitError as err:
