@@ -28,11 +28,11 @@ from pvegit.git.repo import HostRepository
 from pvegit.node.program import INSTALLED_PATH, LOG_FILE, program_digest
 from pvegit.node.ssh import SshTransport
 from pvegit.node.transport import MiB, OutputLimit
+from pvegit.state.credentials import hash_password
 from pvegit.state.store import Host, Store
 from testbed.appserver import pvegit_process
 from testbed.nodes import ROOT_PASSWORD, Node
 from web.app import create_app
-from web.security import hash_password
 
 pytestmark = pytest.mark.usefixtures("testbed")
 _LIMIT = OutputLimit(MiB, "a test's answer")

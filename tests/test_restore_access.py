@@ -270,8 +270,8 @@ def test_the_web_form_asks_for_the_passphrase_and_keeps_it_nowhere(
 
     from pvegit.config.file import Config
     from pvegit.config.roles import OPERATOR
+    from pvegit.state.credentials import hash_password
     from web.app import create_app
-    from web.security import hash_password
 
     store.add_user("admin", hash_password("admin password 1"))
     store.add_user("olivia", hash_password("operator password 1"), OPERATOR)
