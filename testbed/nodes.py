@@ -830,7 +830,9 @@ class TestBed:
         stream = node.process.stderr
         selector = selectors.DefaultSelector()
         selector.register(stream, selectors.EVENT_READ)
-        deadline = time.monotonic() + 20
+        # The boot script starts pmxcfs before sshd: a start that hangs is retried by
+        # pmxcfs_launcher after 20 s, up to three times, so wait past that.
+        deadline = time.monotonic() + 90
         buffer = b""
         while b"Server listening" not in buffer:
             remaining = deadline - time.monotonic()

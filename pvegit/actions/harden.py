@@ -35,7 +35,6 @@ def collect_authorized_line(home: Home) -> str:
     return f'restrict,command="{INSTALLED_PATH}" {home.public_key()}'
 
 
-# stdin: the entry, pvegit's key blob (which lines to replace), then the program.
 # stdin: the entry, pvegit's key blob (which lines to replace), then the program. The
 # answer (stdout) is the real path of authorized_keys, printed first and read within its
 # limit: a node that floods it has nothing changed yet when pvegit stops reading.
@@ -50,9 +49,12 @@ t=$(mktemp /usr/local/sbin/.pvegit-collect.XXXXXX) || exit 92
 if cat >"$t" && chmod 0755 "$t" && chown 0:0 "$t" && mv -f "$t" {INSTALLED_PATH}; then :
 else rm -f "$t"; exit 92; fi
 if [ ! -e {LOG_FILE} ]; then touch {LOG_FILE} && chmod 0600 {LOG_FILE}; fi
-[ "$(id -u)" = 0 ] || chown "$(id -un)" {LOG_FILE} 2>/dev/null
+[ "$(id -u | head -c 32)" = 0 ] || chown "$(id -un | head -c 256)" {LOG_FILE} 2>/dev/null
 umask 077
-real=$(readlink -f ~/.ssh/authorized_keys) || exit 93
+# Every answer a node's own command gives is cut to a path's length: a command that
+# floods would otherwise keep the login shell reading it (bash, for minutes).
+real=$(readlink -f ~/.ssh/authorized_keys | head -c 4096)
+[ -n "$real" ] || exit 93
 k=$(mktemp "${{real%/*}}/.pvegit-keys.XXXXXX") || exit 93
 {{ grep -vF -- "$blob" "$real" 2>/dev/null; printf '%s\\n' "$entry"; }} >"$k" &&
   mv -f "$k" "$real" || {{ rm -f "$k"; exit 93; }}

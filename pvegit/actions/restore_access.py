@@ -151,14 +151,14 @@ def install_restore_access(transport: Transport, home: Home) -> str:
     blob = line.split()[2]
     directory = os.path.dirname(PROGRAM_PATH)
     script = (
-        '[ "$(id -u)" = 0 ] || { echo "not root" >&2; exit 4; }\n'
+        '[ "$(id -u | head -c 32)" = 0 ] || { echo "not root" >&2; exit 4; }\n'
         f"umask 022; mkdir -p {directory} || exit 3\n"
         f"t=$(mktemp {directory}/.{PROGRAM_NAME}.XXXXXX) || exit 3\n"
         f'cat > "$t" && chmod 755 "$t" && chown 0:0 "$t" && mv -f "$t" {PROGRAM_PATH} '
         '|| { rm -f "$t"; exit 3; }\n'
-        f'[ "$(sha256sum < {PROGRAM_PATH})" = "{program_sha256()}  -" ] || exit 3\n'
+        f'[ "$(sha256sum < {PROGRAM_PATH} | head -c 128)" = "{program_sha256()}  -" ] || exit 3\n'
         'umask 077; mkdir -p /root/.ssh; f=/root/.ssh/authorized_keys; touch "$f" || exit 3\n'
-        'real=$(readlink -f "$f")\n'
+        'real=$(readlink -f "$f" | head -c 4096); [ -n "$real" ] || exit 3\n'
         f"line={shlex.quote(line)}; blob={shlex.quote(blob)}\n"
         'if ! grep -qxF "$line" "$real"; then\n'
         '  if grep -qF "$blob" "$real"; then\n'
