@@ -1,4 +1,4 @@
-"""What a user runs: snapshot, restore, export, verify, repair, rebuild, mirror.
+"""What a user runs: snapshot, restore, export, verify, repair, rebuild, mirror, hosts, keys.
 
 Each action is a function that takes the home, the state and a host and
 returns a result dataclass; it never prints and never decides how a face shows
