@@ -11,16 +11,16 @@ $(BIN)/pvegit: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# What the tests need: real OpenSSH servers for the simulated Proxmox nodes,
-# Chromium for the browser tests (Debian packages), and Proxmox's own pmxcfs for
+# What the tests need: real OpenSSH servers for the simulated Proxmox nodes, sudo
+# (a node's backup user allowed the collector alone), Chromium for the browser tests (Debian packages), and Proxmox's own pmxcfs for
 # their /etc/pve, built from ../shared/pmxcfs when it is beside this clone.
 # Installed only as root, when missing.
 PMXCFS_SOURCE ?= ../shared/pmxcfs
 deps:
-	@if [ "$$(id -u)" = 0 ] && { ! [ -x /usr/sbin/sshd ] || ! command -v chromium >/dev/null; }; then \
+	@if [ "$$(id -u)" = 0 ] && { ! [ -x /usr/sbin/sshd ] || ! command -v chromium >/dev/null || ! command -v sudo >/dev/null; }; then \
 		apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			openssh-server openssh-client openssl chromium >/dev/null; \
+			openssh-server openssh-client openssl chromium sudo >/dev/null; \
 	fi
 	@if [ "$$(id -u)" = 0 ] && [ -f $(PMXCFS_SOURCE)/build.sh ]; then \
 		echo "pmxcfs: $$(sh $(PMXCFS_SOURCE)/build.sh)"; \
