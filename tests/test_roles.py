@@ -45,7 +45,7 @@ def demo_host(home: Home, app_store: Store, tmp_path: Path) -> Host:
     take_snapshot(home, app_store, host)
     node.edit_something()
     assert take_snapshot(home, app_store, host).status == "changed"
-    return host
+    return app_store.host("pve1")  # as stored after its snapshots (they record its access)
 
 
 @pytest.fixture
