@@ -128,6 +128,7 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("POST", "/hosts/{name}/remove"): ADMIN,
     ("POST", "/hosts/{name}/test"): OPERATOR,
     ("POST", "/hosts/{name}/trust"): ADMIN,
+    ("POST", "/hosts/{name}/harden"): ADMIN,
     ("POST", "/hosts/{name}/snapshot"): OPERATOR,
     ("POST", "/hosts/{name}/verify"): OPERATOR,
     ("GET", "/hosts/{name}/commits/{commit}"): VIEWER,
