@@ -106,19 +106,18 @@ def parse_probe(stderr: bytes) -> Probe:
 # The probe answers on stderr (kept within MAX_STDERR); its stdout stays empty.
 _PROBE_OUTPUT = OutputLimit(MiB, "pvegit's probe")
 # One line (`pveversion -v` would be ~2 KiB), shown as it is on a page and a terminal.
-_PMXCFS_CHECK = OutputLimit(MiB, "the restore's check that pmxcfs runs")
 _VERSION_OUTPUT = OutputLimit(64 * 1024, "the PVE version (pveversion)")
 
 
-def probe_node(transport: Transport, limit: OutputLimit = _PROBE_OUTPUT) -> Probe:
+def probe_node(transport: Transport) -> Probe:
     """Ask the node for its name, the login's uid and the state of /etc/pve.
 
-    Raises CollectError (OutputTooLarge past ``limit``, for a node that floods the
-    answer) or ConnectError.
+    Raises CollectError (OutputTooLarge for a node that floods the answer) or
+    ConnectError.
     """
     asked = [("root", transport.root)]
     result = transport.run(
-        request(transport, "probe", asked), request_input(transport, asked), limit=limit
+        request(transport, "probe", asked), request_input(transport, asked), limit=_PROBE_OUTPUT
     )
     if result.exit_code == 98:
         raise CollectError(f"the node has no directory {transport.root}")
@@ -132,14 +131,6 @@ def pve_version(transport: Transport) -> str:
     """
     result = transport.run(request(transport, "pveversion"), limit=_VERSION_OUTPUT)
     return result.stdout.decode("utf-8", "replace").strip()
-
-
-def pmxcfs_serving(transport: Transport) -> bool:
-    """True when pmxcfs serves /etc/pve (readable, and a mount of its own on a live node):
-    what a restore checks before it writes there."""
-    probe = probe_node(transport, _PMXCFS_CHECK)
-    mounted = probe.pve_mounted or not transport.live
-    return probe.pve_directory and mounted and probe.pve_readable
 
 
 def check_pmxcfs(probe: Probe, transport: Transport, selection: Selection) -> None:
