@@ -25,7 +25,9 @@ from pvegit.actions.snapshot import take_snapshot
 from pvegit.actions.verify import verify_host
 from pvegit.config.file import Config
 from pvegit.config.home import Home
+from pvegit.config.selection import resolve_selection
 from pvegit.git.repo import HostRepository
+from pvegit.node.allowlist import ALLOW_PATH, allow_list_text
 from pvegit.node.program import INSTALLED_PATH, LOG_FILE, program_digest
 from pvegit.node.ssh import SshTransport
 from pvegit.node.transport import MiB, OutputLimit
@@ -97,8 +99,30 @@ def test_a_hardened_host_is_snapshotted_through_the_collector(
     assert "etc/pve/priv/authorized_keys" not in files  # a secret, not chosen
     assert not {"etc/shadow", "etc/gshadow"} & files
 
+    # The node's allow-list is the host's selection: root's, written at harden time.
+    assert node.sh(f"stat -c '%u %a' {ALLOW_PATH}").stdout.split() == ["0", "644"]
+    selection = resolve_selection(hardened.categories, hardened.includes, hardened.excludes)
+    assert node.read(ALLOW_PATH) == allow_list_text(selection)
+
+    # A category added in pvegit is not readable until root lets the node follow.
     chosen = (*hardened.categories, "configdb")
-    run = take_snapshot(home, store, store.update_host(hardened.name, categories=chosen))
+    asked = [word for name in chosen for word in ("--category", name)]
+    edited = pvegit_process(home, "host", "edit", "pve1", *asked)
+    assert edited.returncode == 0, edited.stderr
+    assert (
+        "note: the node's allow-list" in edited.stdout
+        and "pvegit host harden pve1" in edited.stdout
+    )
+    run = take_snapshot(home, store, store.host(hardened.name))
+    assert run.status == "failed"
+    assert "var/lib/pve-cluster/config.db (not on this node's allow-list" in (run.error or "")
+    assert "pvegit host harden pve1 (with root's password" in (run.error or "")
+    assert "allow-list:" in pvegit_process(home, "host", "show", "pve1").stdout
+    with pytest.raises(PasswordNeeded, match="allow-list"):  # the collect key cannot write it
+        harden_host(home, store, store.host(hardened.name), actor="test")
+    harden_host(home, store, store.host(hardened.name), password=ROOT_PASSWORD, actor="test")
+    assert "allow-list:" not in pvegit_process(home, "host", "show", "pve1").stdout
+    run = take_snapshot(home, store, store.host(hardened.name))
     assert run.status == "changed", run.error
     with HostRepository(home.repo_path(hardened.name)) as repository:
         files = {entry.path for entry in repository.iter_files(repository.head())}
@@ -295,6 +319,9 @@ def test_a_backup_user_with_sudo_for_the_collector_alone_reads_root_only_files(
     node.sh("touch /var/log/pvegit-collect.log && chown pvebackup /var/log/pvegit-collect.log")
     node.write("/etc/sudoers.d/pvegit", f"pvebackup ALL=(root) NOPASSWD: {INSTALLED_PATH}\n", 0o440)
     chosen = (*hardened.categories, "secrets")
+    # The node's allow-list follows the secrets only when root says so.
+    with_secrets = store.update_host(hardened.name, categories=chosen)
+    harden_host(home, store, with_secrets, password=ROOT_PASSWORD, actor="test")
     backup = store.add_host(
         replace(hardened, name="pve1-backup", user="pvebackup", categories=chosen, access="")
     )
@@ -314,3 +341,81 @@ def test_a_backup_user_with_sudo_for_the_collector_alone_reads_root_only_files(
         assert asked.exit_code == 96 and b"refused: etc/shadow" in asked.stderr
     finally:
         transport.close()
+
+
+def _members(answer: Answer) -> set[str]:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(answer.stdout), mode="r|") as archive:
+        return {member.name for member in archive}
+
+
+def test_a_copy_of_the_home_reads_nothing_the_repositories_do_not_hold(
+    home: Home, store: Store, node: Node, hardened: Host, raw: paramiko.Transport
+) -> None:
+    """The collect key, used by hand as an attacker holding $PVEGIT_HOME would: the node
+    sends only what the host's selection collects (no secrets, no config.db here)."""
+    pve = ask(
+        raw,
+        "pvegit collect 1",
+        b"path etc/pve\npath etc/ssh/sshd_config\npath etc/ssh/ssh_host_*_key.pub\n"
+        b"path root/.ssh\n",
+    )
+    assert pve.code == 0, pve.stderr
+    members = _members(pve)
+    assert "etc/pve/storage.cfg" in members and "etc/ssh/sshd_config" in members
+    secret = {"etc/pve/priv", "etc/pve/priv/authkey.key", "etc/pve/priv/shadow.cfg"}
+    assert not secret & members
+    assert not any(name.endswith((".key", "_key")) for name in members), members
+    assert not any(name.startswith("root/.ssh/id_") for name in members), members
+    node.sh("mkdir -p /root/.ssh && echo k > /root/.ssh/id_ed25519")
+    for request in (
+        b"path etc/pve/priv\n",  # below a listed path, but excluded: nothing read
+        b"path etc/pve/priv/authkey.key\n",
+        b"path etc/pve/local/pve-ssl.key\n",  # a secret through pmxcfs's own link
+        b"path etc/ssh/ssh_host_ed25519_key\n",
+        b"path root/.ssh/id_ed25519\n",
+    ):
+        answer = ask(raw, "pvegit collect 1", request)  # refused, or skipped: never read
+        assert answer.code in (0, 96), (request, answer)
+        assert not answer.stdout or not _members(answer), (request, answer)
+    for request in (
+        b"path var/lib/pve-cluster/config.db\nlive 1\n",  # config.db: not chosen
+        b"path etc/ssl\n",  # below the roots, not on the list
+        b"path etc/passwd\n",
+        b"path etc/*\n",  # a glob wider than the list
+        b"path etc/pve/local/\n",  # a folder through a link, by its trailing slash
+    ):
+        answer = ask(raw, "pvegit collect 1", request)
+        assert answer.code == 96 and answer.stdout == b"", (request, answer)
+    # A folder reached through a planted link is refused; a file through one is judged
+    # where it really is.
+    node.sh("ln -sfn /etc /etc/network/up && ln -sfn /etc/pve/priv /etc/network/keys")
+    answer = ask(raw, "pvegit collect 1", b"path etc/network/up/pve\n")
+    assert answer.code == 96 and b"not on this node's allow-list" in answer.stderr, answer
+    answer = ask(raw, "pvegit collect 1", b"path etc/network/keys/authkey.key\n")
+    assert (answer.code == 0 and not answer.stdout) or not _members(answer), answer
+    # Inventory: only the listed commands; checksums: only listed, not excluded files.
+    answer = ask(raw, "pvegit inventory 1", b"boundary b\nkeep 10\ncommand pveversion\n")
+    assert answer.code == 0, answer
+    node.sh(f"sed -i '/^command pveversion$/d' {ALLOW_PATH}")
+    answer = ask(raw, "pvegit inventory 1", b"boundary b\nkeep 10\ncommand pveversion\n")
+    assert answer.code == 96 and b"not on this node's allow-list" in answer.stderr
+    names = b"root /\netc/pve/priv/authkey.key\0etc/network/keys/authkey.key\0etc/hosts\0"
+    answer = ask(raw, "pvegit checksums 1", names)
+    assert answer.code == 0 and b"etc/hosts" in answer.stdout and b"authkey" not in answer.stdout
+
+    # The list is root's: writable by others, or gone, and the node reads nothing.
+    node.sh(f"chmod 0666 {ALLOW_PATH}")
+    answer = ask(raw, "pvegit collect 1", b"path etc/hosts\n")
+    assert answer.code == 96 and b"writable by others" in answer.stderr
+    node.sh(f"rm {ALLOW_PATH}")
+    answer = ask(raw, "pvegit version 1")
+    assert answer.stdout.split()[-1] == b"none"
+    run = take_snapshot(home, store, hardened)
+    assert run.status == "failed" and "no allow-list at /etc/pvegit-collect.allow" in (
+        run.error or ""
+    )
+    shown = pvegit_process(home, "host", "show", "pve1").stdout
+    assert "allow-list:" in shown and "the node has no allow-list" in shown

@@ -249,6 +249,7 @@ def test_installing_the_key_stops_reading_a_flooding_readlink(
     home: Home, node: Node, ssh_host: Host
 ) -> None:
     from pvegit.actions.harden import install_collector
+    from pvegit.config.selection import resolve_selection
     from pvegit.node.ssh import SshTransport
 
     node.write("/usr/local/bin/readlink", flooding(), mode=0o755)
@@ -259,7 +260,7 @@ def test_installing_the_key_stops_reading_a_flooding_readlink(
             with pytest.raises(
                 CollectError, match=r"more than 1 MiB for the path of authorized_keys"
             ):
-                install_collector(transport, home)
+                install_collector(transport, home, resolve_selection(ssh_host.categories))
 
         _, peak = peak_of(install)
     finally:

@@ -69,14 +69,16 @@ class AccessChecked:
 
     access: str
     host: str
+    allow_list: str | None = None  # what is wrong with the node's allow-list, if anything
 
     @property
     def ok(self) -> bool:
-        return self.access != UNRESTRICTED
+        return self.access != UNRESTRICTED and self.allow_list is None
 
     def describe(self) -> str:
         """One line for every face."""
-        return access_words(self.access, self.host)
+        words = access_words(self.access, self.host)
+        return words if self.allow_list is None else f"{words}; but {self.allow_list}"
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ def check_node(home: Home, host: Host) -> tuple[Step, ...]:
     Never raises a PvegitError: a failure is the last step (``Stopped``). An
     unknown or changed host key stops the login like any refused connection.
     """
-    from pvegit.node.collector import ensure_access
+    from pvegit.config.selection import resolve_selection
+    from pvegit.node.collector import allow_list_problem, ensure_access
     from pvegit.node.probe import probe_node, pve_version
     from pvegit.node.transport import open_transport
 
@@ -115,7 +118,9 @@ def check_node(home: Home, host: Host) -> tuple[Step, ...]:
         return (Stopped(str(err), connecting=True),)
     steps: list[Step] = [LoggedIn(host.user, time.monotonic() - started)]
     try:
-        steps.append(AccessChecked(ensure_access(transport), host.name))
+        access = ensure_access(transport)
+        selection = resolve_selection(host.categories, host.includes, host.excludes)
+        steps.append(AccessChecked(access, host.name, allow_list_problem(transport, selection)))
         probe = probe_node(transport)
         steps.append(Identified(probe.hostname, probe.uid))
         steps.append(VersionRead(pve_version(transport)))

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 from pvegit.actions.restore_access import install_restore_access, restore_authorized_line
 from pvegit.config.home import Home
+from pvegit.config.selection import Selection, resolve_selection
 from pvegit.errors import AuthError, CollectError, PvegitError
 from pvegit.node.access import RESTRICTED_KINDS, UNRESTRICTED
+from pvegit.node.allowlist import ALLOW_PATH, allow_list_text
 from pvegit.node.metadata import is_pmxcfs_path
 from pvegit.node.program import INSTALLED_PATH, LOG_FILE, REFUSED, program_text
 from pvegit.node.transport import MiB, OutputLimit, Transport
@@ -35,15 +37,26 @@ def collect_authorized_line(home: Home) -> str:
     return f'restrict,command="{INSTALLED_PATH}" {home.public_key()}'
 
 
-# stdin: the entry, pvegit's key blob (which lines to replace), then the program. The
-# answer (stdout) is the real path of authorized_keys, printed first and read within its
-# limit: a node that floods it has nothing changed yet when pvegit stops reading.
+# stdin: the entry, pvegit's key blob (which lines to replace), the allow-list's line
+# count and its lines (`read` takes a pipe's bytes one line at a time, exactly), then the
+# program. The answer (stdout) is the real path of authorized_keys, printed first and read
+# within its limit: a node that floods it has nothing changed yet when pvegit stops reading.
 _INSTALL = f"""umask 077
 IFS= read -r entry || exit 91
 IFS= read -r blob || exit 91
 mkdir -p ~/.ssh || exit 93
 readlink -f ~/.ssh/authorized_keys || exit 93
+IFS= read -r n || exit 91
+case "$n" in ""|*[!0-9]*) exit 91 ;; esac
 umask 022
+a=$(mktemp {ALLOW_PATH}.XXXXXX) || exit 94
+i=0
+while [ "$i" -lt "$n" ]; do
+  IFS= read -r line || {{ rm -f "$a"; exit 91; }}
+  printf '%s\\n' "$line" >>"$a"; i=$((i + 1))
+done
+if chmod 0644 "$a" && chown 0:0 "$a" && mv -f "$a" {ALLOW_PATH}; then :
+else rm -f "$a"; exit 94; fi
 mkdir -p /usr/local/sbin || exit 92
 t=$(mktemp /usr/local/sbin/.pvegit-collect.XXXXXX) || exit 92
 if cat >"$t" && chmod 0755 "$t" && chown 0:0 "$t" && mv -f "$t" {INSTALLED_PATH}; then :
@@ -62,15 +75,21 @@ k=$(mktemp "${{real%/*}}/.pvegit-keys.XXXXXX") || exit 93
 _INSTALL_ERRORS = {
     92: f"could not write {INSTALLED_PATH} (log in as root: the collector is root's)",
     93: "could not rewrite ~/.ssh/authorized_keys",
+    94: f"could not write the allow-list {ALLOW_PATH} (log in as root: the list is root's)",
 }
 
 
-def install_collector(transport: Transport, home: Home) -> str:
-    """Over a shell login (root's password, or the key while unrestricted): install the
-    collector and make pvegit's key's entry the restricted one. Returns the real path
-    of the authorized_keys written. Raises AuthError when the node refuses a step."""
+def install_collector(transport: Transport, home: Home, selection: Selection) -> str:
+    """Over a shell login (root's password, or the key while unrestricted): write the
+    allow-list for ``selection``, install the collector and make pvegit's key's entry the
+    restricted one. Returns the real path of the authorized_keys written. Raises
+    AuthError when the node refuses a step."""
     blob = home.public_key().split()[1]
-    stdin = f"{collect_authorized_line(home)}\n{blob}\n{program_text()}".encode()
+    allowed = allow_list_text(selection)
+    stdin = (
+        f"{collect_authorized_line(home)}\n{blob}\n{allowed.count(chr(10))}\n{allowed}"
+        f"{program_text()}"
+    ).encode()
     result = transport.run(_INSTALL, stdin, limit=_WRITTEN)
     if result.exit_code != 0:
         said = result.stderr.decode("utf-8", "replace").strip()
@@ -118,16 +137,18 @@ def harden_host(
 ) -> Hardened:
     """Turn ``host``'s entry for pvegit's key into the restricted one and prove it.
 
+    The node's allow-list is written from the host's selection (allowlist.py).
     Without ``password`` pvegit's key must still open a shell (unrestricted);
-    a host whose collector is in place and current has nothing to do. Raises
-    PasswordNeeded when only root's password can install or update the
-    collector, AuthError/ConnectError/CollectError as a login or step fails.
-    The password is used for this one login and forgotten.
+    a host whose collector and allow-list are in place and current has nothing
+    to do. Raises PasswordNeeded when only root's password can install or
+    update the collector or the list, AuthError/ConnectError/CollectError as a
+    login or step fails. The password is used for this one login and forgotten.
     """
-    from pvegit.node.collector import ensure_access
+    from pvegit.node.collector import allow_list_problem, ensure_access
 
     if host.is_local:
         raise PvegitError(f"{host.name} is this machine: there is no key to harden")
+    selection = resolve_selection(host.categories, host.includes, host.excludes)
     transport = connect(home, host, password)
     try:
         if password is None:
@@ -136,29 +157,34 @@ def harden_host(
             except CollectError as err:
                 raise PasswordNeeded(str(err)) from err
             if access in RESTRICTED_KINDS:
-                store.record_access(host.name, access)
+                store.record_access(host.name, access, transport.allow_list)
+                listed = allow_list_problem(transport, selection)
+                if listed is not None:
+                    raise PasswordNeeded(listed)
                 return Hardened(host.name, "", access)
-        written = install_collector(transport, home)
+        written = install_collector(transport, home, selection)
         # The restore key's restricted entry too, when the admin made one.
         restore_entry = restore_authorized_line(home) is not None
         if restore_entry:
             install_restore_access(transport, home)
     finally:
         transport.close()
-    access = prove_restricted(home, host, connect)
-    store.record_access(host.name, access)
+    access, allow_list = prove_restricted(home, host, connect)
+    store.record_access(host.name, access, allow_list)
     store.audit(actor, "host hardened", host.name, path=written, access=access)
     return Hardened(host.name, written, access, restore_entry)
 
 
-def prove_restricted(home: Home, host: Host, connect: Connect = _connect) -> str:
+def prove_restricted(home: Home, host: Host, connect: Connect = _connect) -> tuple[str, str]:
     """Log in with pvegit's key: the collector must answer and a command be refused.
-    Returns the access kind; raises PvegitError when the key still opens a shell."""
+    Returns the access kind and the node's allow-list digest; raises PvegitError when
+    the key still opens a shell."""
     from pvegit.node.collector import ensure_access
 
     transport = connect(home, host, None)
     try:
         access = ensure_access(transport)
+        allow_list = transport.allow_list or ""
         refused = transport.run("id", limit=_REFUSAL).exit_code == REFUSED
     finally:
         transport.close()
@@ -168,4 +194,4 @@ def prove_restricted(home: Home, host: Host, connect: Connect = _connect) -> str
             "written: another authorized_keys file (authorized_keys2, or sshd's "
             "AuthorizedKeysFile) still holds it unrestricted; remove it there"
         )
-    return access
+    return access, allow_list

@@ -213,8 +213,9 @@ def _locked_snapshot(
         finally:
             watchdog.cancel()
             transport.close()
-            if transport.access is not None and transport.access != host.access:
-                store.record_access(host.name, transport.access)  # shown on every face
+            access, allow_list = transport.access, transport.allow_list or ""
+            if access is not None and (access, allow_list) != (host.access, host.allow_list):
+                store.record_access(host.name, access, allow_list)  # shown on every face
         if watchdog.fired:  # whatever was read before the cut is not a whole snapshot
             raise ConnectError(f"cut off after its time limit of {options.time_limit:.0f} s")
 

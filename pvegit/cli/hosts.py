@@ -27,6 +27,7 @@ from pvegit.config.categories import CATALOGUE
 from pvegit.config.home import Home
 from pvegit.errors import ConfigError
 from pvegit.node.access import access_words
+from pvegit.node.allowlist import list_words
 from pvegit.node.program import INSTALLED_PATH
 from pvegit.state.liveness import settle_runs
 from pvegit.state.store import Host, Store, validate_host_name
@@ -144,7 +145,10 @@ def cmd_host_harden(arguments: argparse.Namespace) -> int:
     finally:
         del password
     if not done.written:
-        print(f"{host.name}: already {done.access}; the collector is the current one")
+        print(
+            f"{host.name}: already {done.access}; the collector and its allow-list are "
+            "the current ones"
+        )
         return 0
     print(f"hardened {host.name}: rewrote {done.written}")
     _print_hardened(done)
@@ -216,6 +220,9 @@ def cmd_host_show(arguments: argparse.Namespace) -> int:
     if host.host_key:
         print(f"{'fingerprint:':<18} {pinned_fingerprint(host)}")
     print(f"{'access means:':<18} {access_words(host.access_kind, host.name)}")
+    listed = list_words(host)
+    if listed is not None:
+        print(f"{'allow-list:':<18} {listed}")
     return 0
 
 
@@ -225,8 +232,12 @@ def cmd_host_edit(arguments: argparse.Namespace) -> int:
     values = _checked(arguments)
     if not values:
         raise ConfigError("nothing to change: give at least one option (see --help)")
+    before = host
     host = edit_host(home, store, host, values, actor=actor())
     print(f"updated {host.name}")
+    listed = list_words(host)
+    if listed is not None and list_words(before) is None:
+        print(f"note: {listed}")
     if host.host_key is None and not host.is_local:
         print(f"next: pvegit host trust {host.name}")
     return 0

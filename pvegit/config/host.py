@@ -51,6 +51,9 @@ class Host:
     # How pvegit's key reached the node on its last connection (node/collector.py's kinds:
     # unrestricted, restricted, restricted-user, local); "" until one found out.
     access: str = ""
+    # The sha256 of the node's allow-list as its collector last answered it (node/
+    # allowlist.py); "" inline or not known yet, "none" when the node has none.
+    allow_list: str = ""
 
     @property
     def is_local(self) -> bool:

@@ -19,7 +19,9 @@ from pathlib import Path
 from pvegit.config.limits import InventoryLimits
 from pvegit.config.selection import Selection, matches_any
 from pvegit.errors import CollectError, RefusedError
+from pvegit.node.allowlist import ALLOW_PATH, list_advice
 from pvegit.node.collector import (
+    allow_list_problem,
     collect_parameters,
     inventory_parameters,
     needs_pve,
@@ -108,6 +110,8 @@ def collect(
                 on_member=lambda done: report("collect", done, expected_files),
                 **file_limits,
             )
+        if outcome.exit_code == REFUSED:  # before the probe, when the node has no list
+            raise _refusal(outcome.stderr, transport.label)
         probe = parse_probe(outcome.stderr)
         if rescue is None:
             check_pmxcfs(probe, transport, selection)
@@ -115,7 +119,10 @@ def collect(
         collection.entries = result.entries
         collection.problems.extend(result.problems)
         collection.bytes_read = result.bytes_read
-        _read_tar_errors(outcome.exit_code, outcome.stderr, collection)
+        _read_tar_errors(outcome.exit_code, outcome.stderr, collection, transport.label)
+        listed = allow_list_problem(transport, selection)
+        if listed is not None:
+            collection.warnings.append(listed)
         if rescue is None and needs_pve(selection):
             _check_pve_reads(collection)
         if rescue is not None:
@@ -166,18 +173,25 @@ def _add_config_db(collection: Collection, path: Path, hostname: str, selection:
             collection.entries[name] = entry
 
 
-def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection) -> None:
+def _refusal(stderr: bytes, label: str) -> CollectError:
+    """The error for a request the installed collector refused, in its words."""
+    said = [line for line in stderr.splitlines() if line.startswith(b"pvegit-collect:")]
+    why = said[-1].decode("utf-8", "replace") if said else "pvegit-collect: refused"
+    return CollectError(
+        f"the node's collector refused the request ({printable(why)}). An installed "
+        f"collector reads only below /{', /'.join(COLLECT_ROOTS)}, and only what the "
+        f"node's allow-list ({ALLOW_PATH}) allows. When this host's categories, includes "
+        "or excludes changed, the list must follow: " + list_advice(label)
+    )
+
+
+def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection, label: str) -> None:
     """Sort tar's messages: a path it could not read (for any reason) is kept as it was,
     never recorded as deleted; races are warnings; anything else is a problem."""
     if exit_code == 98:
         raise CollectError("the node's root directory is missing")
     if exit_code == REFUSED:
-        said = [line for line in stderr.splitlines() if line.startswith(b"pvegit-collect:")]
-        why = said[-1].decode("utf-8", "replace") if said else "pvegit-collect: refused"
-        raise CollectError(
-            f"the node's collector refused the request ({printable(why)}). An installed "
-            f"collector reads only below /{', /'.join(COLLECT_ROOTS)}"
-        )
+        raise _refusal(stderr, label)
     for line in stderr.splitlines():
         if line.startswith(b"pvegit-probe "):
             continue

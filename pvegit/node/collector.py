@@ -18,6 +18,7 @@ from pvegit.config.limits import InventoryLimits
 from pvegit.config.selection import Selection
 from pvegit.errors import CollectError
 from pvegit.node.access import RESTRICTED, RESTRICTED_KINDS, RESTRICTED_USER, UNRESTRICTED
+from pvegit.node.allowlist import ALLOW_PATH, NO_LIST, allow_list_digest, list_advice
 from pvegit.node.metadata import is_pmxcfs_path
 from pvegit.node.program import (
     INLINE_NAME,
@@ -52,8 +53,8 @@ def ensure_access(transport: Transport) -> str:
     result = transport.run(f"pvegit version {PROTOCOL}", limit=_VERSION_ANSWER)
     answer = result.stdout.decode("utf-8", "replace").strip().split(" ")
     stderr = result.stderr.decode("utf-8", "replace")
-    if result.exit_code == 0 and len(answer) == 3 and answer[0] == "pvegit-collect":
-        if answer[1] != str(VERSION) or answer[2] != program_digest():
+    if result.exit_code == 0 and len(answer) in (3, 4) and answer[0] == "pvegit-collect":
+        if answer[1] != str(VERSION) or answer[2] != program_digest() or len(answer) != 4:
             raise CollectError(
                 f"{label}: the collector on the node ({INSTALLED_PATH}, version {answer[1]}, "
                 f"sha256 {answer[2][:12]}) is not the one this pvegit ships (version {VERSION}, "
@@ -61,6 +62,7 @@ def ensure_access(transport: Transport) -> str:
                 + update_advice(label)
             )
         transport.access = RESTRICTED if transport.user == "root" else RESTRICTED_USER
+        transport.allow_list = answer[3]
     elif "pvegit-collect" in stderr and result.exit_code in (126, 127):
         raise CollectError(
             f"{label}: pvegit's key on the node may only run {INSTALLED_PATH}, which is not "
@@ -74,6 +76,26 @@ def ensure_access(transport: Transport) -> str:
     else:
         transport.access = UNRESTRICTED
     return transport.access
+
+
+def allow_list_problem(transport: Transport, selection: Selection) -> str | None:
+    """What is wrong with the node's allow-list for ``selection``; None when it is the
+    selection's, or when the collector runs inline (no list: the login reads anything)."""
+    if ensure_access(transport) not in RESTRICTED_KINDS:
+        return None
+    if transport.allow_list == allow_list_digest(selection):
+        return None
+    label = transport.label
+    if transport.allow_list == NO_LIST:
+        return (
+            f"{label}: the node has no allow-list ({ALLOW_PATH}), so its collector reads "
+            "no files for pvegit: " + list_advice(label)
+        )
+    return (
+        f"{label}: the node's allow-list ({ALLOW_PATH}) is not this host's selection (its "
+        "categories, includes or excludes changed since it was hardened), so the node "
+        "reads what the list allows: " + list_advice(label)
+    )
 
 
 def request(transport: Transport, name: str, parameters: Iterable[tuple[str, str]] = ()) -> str:

@@ -19,8 +19,11 @@ status 96, and logged (syslog through ``logger`` when /dev/log is there, else
 /var/log/pvegit-collect.log).
 
 When the program is installed (not inline) it reads only below
-``COLLECT_ROOTS`` (the real path, symlinks resolved) and never the password
-hashes (``NEVER_READ``), whatever the request says.
+``COLLECT_ROOTS`` (the real path, symlinks resolved), never the password
+hashes (``NEVER_READ``), and only what the node's allow-list allows
+(allowlist.py: the host's selection, written at harden time), whatever the
+request says. Its ``version`` answer is ``pvegit-collect VERSION SHA256
+LIST-SHA256`` (``none`` for no list); inline, ``pvegit-collect VERSION inline``.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ import hashlib
 import shlex
 
 from pvegit.config.home import DEMO_NODES, HOME_TAG
+from pvegit.node import allowlist
 from pvegit.node.inventory import COMMANDS
 
-VERSION = 1
+VERSION = 2
 PROTOCOL = 1
 INSTALLED_PATH = "/usr/local/sbin/pvegit-collect"
 INLINE_NAME = "pvegit-collect-inline"  # $0 of an inline run: no roots enforced
@@ -147,8 +151,13 @@ def _patterns(paths: tuple[str, ...], *, below: bool) -> str:
 
 
 def _roots_check() -> str:
-    """allowed PATH: may an installed collector read PATH (after globbing)? The real
-    location counts, so a symlink cannot lead it elsewhere."""
+    """allowed NAME: may an installed collector read NAME (after globbing)? Where it
+    really is counts, so a symlink cannot lead it elsewhere: the folder it is in for a
+    tar operand (tar archives a link as a link), the file itself with ``follow=1`` (a
+    checksum reads what a link leads to). Both the name and that place must be on the
+    allow-list, and a folder reached through a link is refused (tar would name what is
+    inside after the link, past the list's excludes). Sets ``r``, the place, for
+    ``excluded``."""
     absolute = tuple("/" + root for root in COLLECT_ROOTS)
     never = tuple("/" + path for path in NEVER_READ)
     return (
@@ -156,10 +165,22 @@ def _roots_check() -> str:
         '  [ "$inline" = 1 ] && return 0\n'
         # A folder this login cannot enter stops -f; -m resolves what it can, and what it
         # cannot, this login's tar cannot read through either.
-        '  r=$(readlink -f -- "$1" 2>/dev/null || readlink -m -- "$1") || return 1\n'
+        '  if [ "${follow:-0}" = 1 ]; then\n'
+        '    r=$(readlink -f -- "$1" 2>/dev/null || readlink -m -- "$1") || return 1\n'
+        "  else\n"
+        '    case "$1" in */*) d=${1%/*} ;; *) d=. ;; esac\n'
+        '    r=$(readlink -f -- "$d" 2>/dev/null || readlink -m -- "$d") || return 1\n'
+        "    r=${r%/}/${1##*/}\n"
+        "  fi\n"
         f'  case "$r" in {_patterns(never, below=False)}) return 1 ;; esac\n'
-        f'  case "$r" in {_patterns(absolute, below=True)}) return 0 ;; esac\n'
-        "  return 1\n"
+        f'  case "$r" in {_patterns(absolute, below=True)}) ;; *) return 1 ;; esac\n'
+        '  listed "$1" "$a_paths" && listed "${r#/}" "$a_paths" || return 1\n'
+        '  if [ "$r" != "/$1" ] && [ -d "$1" ] && [ ! -L "$1" ]; then return 1; fi\n'
+        "}\n"
+        # Called after `allowed`: the allow-list excludes NAME, by its name or its place.
+        "excluded() {\n"
+        '  [ "$inline" = 1 ] && return 1\n'
+        '  listed "$1" "$a_excludes" || listed "${r#/}" "$a_excludes"\n'
         "}\n"
     )
 
@@ -172,7 +193,7 @@ _VALIDATION = (
     "}\n"
     "valid_path() {\n"
     '  valid_name "$1" || return 1\n'
-    '  case "$1" in *[!]A-Za-z0-9._+@%,:=/*?[-]*) return 1 ;; esac\n'
+    '  case "$1" in *[!]A-Za-z0-9._+@%,:=/*?[-]*|*/|*//*|./*|*/./*|*/.|.) return 1 ;; esac\n'
     '  [ "$inline" = 1 ] && return 0\n'
     f'  case "$1" in {_patterns(COLLECT_ROOTS, below=True)}) return 0 ;; esac\n'
     "  return 1\n"
@@ -271,9 +292,11 @@ def _commands() -> str:
     return "\n".join(lines) + "\n"
 
 
+_NOT_LISTED = f" (not on this node's allow-list, {allowlist.ALLOW_PATH}, or not below its roots)"
 _TAR = f"tar -c -f - --format=gnu --hard-dereference --anchored --exclude-tag-all={HOME_TAG}"
 _COLLECT = (
     "do_collect() {\n"
+    "  load_allow\n"
     "  params\n"
     "  probe\n"
     "  needpve=0; backup=0\n"
@@ -285,19 +308,27 @@ _COLLECT = (
     '    if [ "$pd" != 1 ] || [ "$pr" != 1 ] || { [ "$live" = 1 ] && [ "$pm" != 1 ]; }; '
     f"then exit {PVE_MISSING}; fi\n"
     "  fi\n"
+    '  if [ "$backup" = 1 ] && [ "$inline" = 0 ] && ! listed '
+    f'{CONFIG_DB} "$a_paths"; then\n'
+    f'    refuse "{CONFIG_DB}{_NOT_LISTED}"\n'
+    "  fi\n"
     "  set --\n"
-    "  set +f\n"  # the operands' globs expand on the node (names only, never evaluated)
+    # The operands' globs expand on the node (names only, never evaluated), once: the
+    # loop's body runs with globbing off again (the allow-list's patterns are patterns).
+    "  set +f\n"
     "  for p in $paths; do\n"
+    "    set -f\n"
     f'    [ "$backup" = 1 ] && [ "$p" = {CONFIG_DB} ] && continue\n'
     '    if present "$p"; then\n'
-    '      if ! allowed "$p"; then echo "pvegit-collect: refused: $p" >&2; log "refused: $p";'
-    f" exit {REFUSED}; fi\n"
+    f'      allowed "$p" || refuse "$p{_NOT_LISTED}"\n'
+    '      if excluded "$p"; then continue; fi\n'
     '      if pvegit_home "$p"; then echo "pvegit-skip $p" >&2; else set -- "$@" "$p"; fi\n'
     "    fi\n"
     "  done\n"
     "  set -f\n"
     '  if [ "$inline" = 0 ]; then\n'
     f"    for n in {' '.join(NEVER_READ)}; do excludes=$excludes--exclude=$n$nl; done\n"
+    "    for n in $a_excludes; do excludes=$excludes--exclude=$n$nl; done\n"
     "  fi\n"
     "  cdb=\n"
     '  if [ "$backup" = 1 ]; then\n'
@@ -326,10 +357,15 @@ def _inventory() -> str:
     then framed one after the other (inventorystream.py's format)."""
     return (
         "do_inventory() {\n"
+        "  load_allow\n"
         "  params\n"
         '  [ -n "$boundary" ] && [ -n "$keep" ] || refuse "inventory: boundary and keep needed"\n'
         "  d=$(mktemp -d) || exit 1\n"
         "  trap 'rm -rf \"$d\"' EXIT\n"
+        "  for name in $names; do\n"
+        '    allows_command "$name" || '
+        'refuse "inventory: $name is not on this node\'s allow-list"\n'
+        "  done\n"
         "  for name in $names; do\n"
         '    command_line "$name"\n'
         '    if command -v "$prog" >/dev/null 2>&1; then\n'
@@ -353,8 +389,9 @@ def _inventory() -> str:
 # checksums: the first line is "root DIR", then NUL-separated names; each name is
 # checked in a shell of its own (xargs hands them over as arguments, never as code).
 _HASH = (
+    "set -f; IFS='\n'; follow=1\n"
     'for p; do case "$p" in ""|/*|-*|..|../*|*/..|*/../*) continue ;; esac; '
-    'if allowed "$p"; then sha256sum -z -- "$p" 2>/dev/null; fi; done'
+    'if allowed "$p" && ! excluded "$p"; then sha256sum -z -- "$p" 2>/dev/null; fi; done'
 )
 
 
@@ -362,6 +399,7 @@ def _checksums() -> str:
     """do_checksums: the sha256 of each name sent, for verify."""
     return (
         "do_checksums() {\n"
+        "  load_allow\n"
         "  IFS= read -r line || exit 0\n"
         '  case "$line" in "root "/*) root=${line#root } ;; *) refuse "checksums: root first" ;;'
         " esac\n"
@@ -369,7 +407,7 @@ def _checksums() -> str:
         '  cd -P -- "$root" 2>/dev/null || exit 98\n'
         "  export inline\n"
         "  head -c 67108864 | xargs -0 -r sh -c "
-        f"{shlex.quote(_roots_check() + _HASH)} pvegit-hash\n"
+        f"{shlex.quote(allowlist.LISTED + _roots_check() + _HASH)} pvegit-hash\n"
         "  true\n"
         "}\n"
     )
@@ -394,6 +432,7 @@ def program_text() -> str:
         + _VALIDATION
         + _roots_check()
         + _commands()
+        + allowlist.SHELL
         + _read_parameters()
         + _PROBE
         + _PRESENT
@@ -403,7 +442,8 @@ def program_text() -> str:
         + _checksums()
         + 'case "$op" in\n'
         f'  version) if [ "$inline" = 1 ]; then echo "pvegit-collect {VERSION} inline"; else\n'
-        f'    echo "pvegit-collect {VERSION} $(sha256sum <"$0" | cut -c 1-64)"; fi ;;\n'
+        f'    echo "pvegit-collect {VERSION} $(sha256sum <"$0" | cut -c 1-64) '
+        '$(allow_digest)"; fi ;;\n'
         "  probe) params; probe ;;\n"
         "  pveversion) pveversion 2>/dev/null ;;\n"
         "  collect) do_collect ;;\n"

@@ -158,6 +158,7 @@ class SshTransport:
         self.label = host_label
         self.user = user
         self.access: str | None = None  # asked by collector.ensure_access
+        self.allow_list: str | None = None  # the node's allow-list digest, asked with it
 
     @classmethod
     def connect(

@@ -124,6 +124,9 @@ class Transport(Protocol):
     user: str  # the login user
     # How the collector is reached (collector.py): None until asked on this connection.
     access: str | None
+    # The sha256 of the node's allow-list (allowlist.py) as the installed collector
+    # answered it ("none": no list); None inline, or until asked.
+    allow_list: str | None
 
     def run(self, script: str, stdin: bytes = b"", *, limit: OutputLimit) -> CommandResult:
         """Run a shell script (``stdin`` fed to it); return its exit code and output.
@@ -157,6 +160,7 @@ class LocalTransport:
         self.root = root
         self.live = root == "/"
         self.access: str | None = "local"  # the collector runs inline, as this user
+        self.allow_list: str | None = None  # inline: no list
         self._io_timeout = io_timeout
         if not Path(root).is_dir():
             raise ConnectError(f"local root {root} is not a directory: mount the node's disk first")

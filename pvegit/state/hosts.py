@@ -49,15 +49,24 @@ CREATE TABLE IF NOT EXISTS hosts (
     @staticmethod
     def upgrade_schema(connection: sqlite3.Connection) -> None:
         """Added after the first release: how pvegit's key reaches the node (``access``:
-        unrestricted, restricted, restricted-user, local; '' until a run found out)."""
-        if "access" not in columns_of(connection, "hosts"):
+        unrestricted, restricted, restricted-user, local; '' until a run found out), and
+        the sha256 of the node's allow-list its collector answered (``allow_list``: ''
+        inline or not known, ``none`` for no list)."""
+        columns = columns_of(connection, "hosts")
+        if "access" not in columns:
             connection.execute("ALTER TABLE hosts ADD COLUMN access TEXT NOT NULL DEFAULT ''")
+        if "allow_list" not in columns:
+            connection.execute("ALTER TABLE hosts ADD COLUMN allow_list TEXT NOT NULL DEFAULT ''")
 
-    def record_access(self, name: str, access: str) -> None:
-        """Remember how pvegit's key reached ``name`` on its last connection (not an edit:
-        ``updated_at`` stays); a host removed meanwhile is left alone."""
+    def record_access(self, name: str, access: str, allow_list: str | None = None) -> None:
+        """Remember how pvegit's key reached ``name`` on its last connection, and the
+        node's allow-list then (not an edit: ``updated_at`` stays); a host removed
+        meanwhile is left alone."""
         with self._transaction() as connection:
-            connection.execute("UPDATE hosts SET access=? WHERE name=?", (access, name))
+            connection.execute(
+                "UPDATE hosts SET access=?, allow_list=? WHERE name=?",
+                (access, allow_list or "", name),
+            )
 
     def add_host(self, host: Host) -> Host:
         """Insert a new host and return it as stored; ConfigError if the name is taken
@@ -144,4 +153,5 @@ def _row_to_host(row: sqlite3.Row) -> Host:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         access=row["access"],
+        allow_list=row["allow_list"],
     )

@@ -30,6 +30,7 @@ from pvegit.config.roles import ADMIN, OPERATOR
 from pvegit.errors import ConfigError, HostKeyMismatch, NotFound, PvegitError
 from pvegit.git.repo import HostRepository
 from pvegit.node.access import RESTRICTED, access_words
+from pvegit.node.allowlist import list_words
 from pvegit.service.status import host_status
 from pvegit.state.index import commit_count, sync_index, timeline
 from pvegit.state.liveness import settle_runs
@@ -238,6 +239,7 @@ def host_page(request: Request, user: str) -> Response:
         default_schedule=context.config.default_schedule,
         stale_factor=context.config.stale_factor,
     )
+    allow_words = list_words(host)
     return render(
         request,
         "host.html",
@@ -253,7 +255,9 @@ def host_page(request: Request, user: str) -> Response:
             "runs": runs,
             "public_key": context.home.public_key(),
             "access": access_words(host.access_kind, host.name),
-            "may_harden": not host.is_local and host.access_kind != RESTRICTED,
+            "allow_list": allow_words,
+            "may_harden": not host.is_local
+            and (host.access_kind != RESTRICTED or allow_words is not None),
         },
     )
 
