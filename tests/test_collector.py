@@ -103,6 +103,8 @@ def test_a_hardened_host_is_snapshotted_through_the_collector(
     assert node.sh(f"stat -c '%u %a' {ALLOW_PATH}").stdout.split() == ["0", "644"]
     selection = resolve_selection(hardened.categories, hardened.includes, hardened.excludes)
     assert node.read(ALLOW_PATH) == allow_list_text(selection)
+    printed = pvegit_process(home, "host", "allow-list", "pve1")  # for a node set up by hand
+    assert printed.returncode == 0 and printed.stdout == node.read(ALLOW_PATH)
 
     # A category added in pvegit is not readable until root lets the node follow.
     chosen = (*hardened.categories, "configdb")
@@ -274,10 +276,22 @@ def test_the_web_flags_an_unrestricted_host_and_an_admin_hardens_it(
         assert "restricted: pvegit&#39;s key can only run the read-only collector" in page
         assert "Make the key read-only" not in page
         assert "Unrestricted key" not in client.get("/").text
+        assert "Allow-list:" not in page
+
+        # Categories changed: the node keeps to its list until root's password is given.
+        store.update_host("pve1", categories=(*ssh_host.categories, "secrets"))
+        page = client.get("/hosts/pve1").text
+        assert "Allow-list:</strong> the node&#39;s allow-list" in page
+        assert "Rewrite the node&#39;s allow-list" in page
+        done = client.post(
+            "/hosts/pve1/harden", data={"csrf_token": token, "password": ROOT_PASSWORD}
+        )
+        assert done.status_code == 303, done.text
+        assert "Allow-list:" not in client.get("/hosts/pve1").text
     assert store.host("pve1").access == "restricted"
     assert 'restrict,command="' in node.read("/etc/pve/priv/authorized_keys")
-    (entry,) = store.audit_events(action="host hardened")
-    assert entry.actor == "admin"
+    entries = store.audit_events(action="host hardened")  # made read-only, list rewritten
+    assert [entry.actor for entry in entries] == ["admin", "admin"]
 
 
 def test_a_backup_user_with_the_restricted_entry_reads_what_it_may(

@@ -61,14 +61,23 @@ def add_host_parsers(actions: Any) -> None:
     harden = action(
         "harden",
         "cmd_host_harden",
-        "make pvegit's key read-only on the node: install or update the collector and "
-        "restrict the key's entry to it (over the key while it opens a shell, else root's "
+        "make pvegit's key read-only on the node: install or update the collector and the "
+        "node's allow-list (what the key may read: the host's selection) and restrict the "
+        "key's entry to the collector (over the key while it opens a shell, else root's "
         "password, asked once)",
     )
     harden.add_argument("name", metavar="NAME")
     harden.add_argument(
         "--password-stdin", action="store_true", help="log in with root's password from stdin"
     )
+
+    allow_list = action(
+        "allow-list",
+        "cmd_host_allow_list",
+        "print the node's allow-list for the host's selection, as harden writes it to "
+        "/etc/pvegit-collect.allow (for a node set up by hand)",
+    )
+    allow_list.add_argument("name", metavar="NAME")
 
     test = action(
         "test", "cmd_host_test", "check reach, login, access, host key, PVE version, pmxcfs"

@@ -25,9 +25,10 @@ from pvegit.cli.common import actor, ask_yes, home_of, open_home, print_json
 from pvegit.config import host_settings
 from pvegit.config.categories import CATALOGUE
 from pvegit.config.home import Home
+from pvegit.config.selection import resolve_selection
 from pvegit.errors import ConfigError
 from pvegit.node.access import access_words
-from pvegit.node.allowlist import list_words
+from pvegit.node.allowlist import allow_list_text, list_words
 from pvegit.node.program import INSTALLED_PATH
 from pvegit.state.liveness import settle_runs
 from pvegit.state.store import Host, Store, validate_host_name
@@ -152,6 +153,14 @@ def cmd_host_harden(arguments: argparse.Namespace) -> int:
         return 0
     print(f"hardened {host.name}: rewrote {done.written}")
     _print_hardened(done)
+    return 0
+
+
+def cmd_host_allow_list(arguments: argparse.Namespace) -> int:
+    _, store = open_home(arguments)
+    host = store.host(arguments.name)
+    selection = resolve_selection(host.categories, host.includes, host.excludes)
+    sys.stdout.write(allow_list_text(selection))
     return 0
 
 
