@@ -129,6 +129,9 @@ def test_a_hardened_host_is_snapshotted_through_the_collector(
     with HostRepository(home.repo_path(hardened.name)) as repository:
         files = {entry.path for entry in repository.iter_files(repository.head())}
     assert "var/lib/pve-cluster/config.db" in files  # the consistent .backup
+    # A .backup copy is never the live file's bytes: verify does not call it damage.
+    verified = verify_host(home, store, store.host(hardened.name))
+    assert verified.problems == [] and verified.node_checked > 10, verified
 
     transport = SshTransport.connect(home, hardened)
     try:

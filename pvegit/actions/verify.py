@@ -22,6 +22,7 @@ from pvegit.config.home import Home
 from pvegit.errors import OutputTooLarge, PvegitError
 from pvegit.git.repo import SYMLINK_MODE, HostRepository, decode_path, encode_path
 from pvegit.layout import is_pvegit_path
+from pvegit.node.program import CONFIG_DB
 from pvegit.state.runlog import lost_commits, recorded_commits, unrecorded_commits
 from pvegit.state.store import Host, RunStatus, Store
 
@@ -102,7 +103,11 @@ def verify_host(home: Home, store: Store, host: Host, *, node: bool = True) -> V
             {
                 entry.path: entry.blob_id
                 for entry in repository.iter_files(head)
-                if entry.mode != SYMLINK_MODE and not is_pvegit_path(entry.path)
+                if entry.mode != SYMLINK_MODE
+                and not is_pvegit_path(entry.path)
+                # pmxcfs's database is taken with sqlite3 .backup: a consistent copy, never
+                # the live file's bytes (which change with every write to /etc/pve).
+                and entry.path != CONFIG_DB
             }
             if head and not result.problems
             else {}
