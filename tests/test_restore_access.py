@@ -315,6 +315,25 @@ def test_the_web_form_asks_for_the_passphrase_and_keeps_it_nowhere(
         )
         assert done.status_code == 200 and "Restored and verified" in done.text, done.text
         assert PASSPHRASE not in done.text
+        assert "10.9.9.9 broken" not in node.read("/etc/hosts")
+
+        # Root's password instead of the passphrase: one restore, then forgotten.
+        node.write("/etc/hosts", "10.9.9.9 broken again\n")
+        form = log_in(client, "admin", "admin password 1")
+        client.post("/hosts/pve1/restore/preview", data=form)
+        wrong = client.post(
+            "/hosts/pve1/restore",
+            data={**form, "confirm": "yes", "root_password": "not root's password"},
+        )
+        assert wrong.status_code != 200 or "Restored and verified" not in wrong.text
+        assert "not root&#39;s password" not in wrong.text
+        assert "broken again" in node.read("/etc/hosts")
+        done = client.post(
+            "/hosts/pve1/restore",
+            data={**form, "confirm": "yes", "root_password": ROOT_PASSWORD},
+        )
+        assert done.status_code == 200 and "Restored and verified" in done.text, done.text
+        assert ROOT_PASSWORD not in done.text
     assert "10.9.9.9 broken" not in node.read("/etc/hosts")
     database = sqlite3.connect(home.state_path)
     try:
@@ -322,9 +341,11 @@ def test_the_web_form_asks_for_the_passphrase_and_keeps_it_nowhere(
     finally:
         database.close()
     assert PASSPHRASE not in dump and "nope nope nope" not in dump
+    assert ROOT_PASSWORD not in dump
     for path in home.root.rglob("*"):
         if path.is_file():
             assert PASSPHRASE.encode() not in path.read_bytes(), path
+            assert ROOT_PASSWORD.encode() not in path.read_bytes(), path
 
 
 def test_the_stream_carries_any_name_and_content(tmp_path: Path) -> None:
