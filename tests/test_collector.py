@@ -139,6 +139,16 @@ def test_a_hardened_host_is_snapshotted_through_the_collector(
     finally:
         transport.close()
     assert set(live) == {"etc/hosts", "etc/pve/storage.cfg"}
+    # A restore of all of /etc reads what the node's list holds below it, nothing else.
+    host = store.host(hardened.name)
+    selection = resolve_selection(host.categories, host.includes, host.excludes)
+    transport = SshTransport.connect(home, host)
+    try:
+        live = read_live(transport, ["etc"], selection)
+    finally:
+        transport.close()
+    assert {"etc/hosts", "etc/pve/storage.cfg", "etc/network/interfaces"} <= set(live)
+    assert not {"etc/passwd", "etc/pve/priv/authkey.key"} & set(live)
 
 
 def test_the_collect_key_runs_no_command_no_shell_and_forwards_no_port(

@@ -78,8 +78,8 @@ def restore_to_node(
     try:
         with HostRepository(home.repo_path(host.name)) as repository:
             commit_id = repository.resolve(revision)
-            live = read_live(transport, [*wanted, INTERFACES + ".new"])
             selection = resolve_selection(host.categories, host.includes, host.excludes)
+            live = read_live(transport, [*wanted, INTERFACES + ".new"], selection)
             plan = plan_restore(repository, commit_id, wanted, live, options, selection)
         report = RestoreReport(plan)
         if dry_run or not plan.writes or not confirm(plan):

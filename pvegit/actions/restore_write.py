@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pvegit.actions.restore_plan import RestorePlan
-from pvegit.config.selection import Selection
+from pvegit.config.selection import Selection, matches_any
 from pvegit.errors import OutputTooLarge, RefusedError
-from pvegit.node.collector import collect_parameters, request, request_input
+from pvegit.node.access import RESTRICTED_KINDS
+from pvegit.node.collector import collect_parameters, ensure_access, request, request_input
 from pvegit.node.metadata import is_pmxcfs_path
 from pvegit.node.restore_program import (
     EXIT_BROKEN_STREAM,
@@ -29,13 +30,20 @@ from pvegit.node.tarstream import read_tar_stream
 from pvegit.node.transport import Transport
 
 
-def read_live(transport: Transport, paths: Sequence[str]) -> dict[str, tuple[bytes, bool]]:
+def read_live(
+    transport: Transport, paths: Sequence[str], host_selection: Selection | None = None
+) -> dict[str, tuple[bytes, bool]]:
     """What the node has now at ``paths``: path -> (content or link target, is a link).
 
     Read within the tar stream's limits (node/tarstream.py: 16 MiB a file, 256 MiB in all),
     so memory stays bounded whatever the node sends: a file over 16 MiB is left out (the
-    preview shows it as created), a stream over 256 MiB raises CollectError.
+    preview shows it as created), a stream over 256 MiB raises CollectError. A hardened
+    node reads only what its allow-list (the host's selection) holds: given
+    ``host_selection``, a path wider than it (``etc``) is read as the selection's paths
+    below it, and a path outside it is not asked for.
     """
+    if host_selection is not None and ensure_access(transport) in RESTRICTED_KINDS:
+        paths = _within(paths, host_selection)
     selection = Selection(paths=tuple(paths), excludes=(), commands=(), include_secrets=True)
     asked = collect_parameters(transport.root, selection, live=False)
     script = request(transport, "collect", asked)
@@ -46,6 +54,18 @@ def read_live(transport: Transport, paths: Sequence[str]) -> dict[str, tuple[byt
         for path, entry in result.entries.items()
         if entry.kind != "dir"
     }
+
+
+def _within(paths: Sequence[str], selection: Selection) -> list[str]:
+    """``paths`` narrowed to what ``selection`` collects: a path it covers as it is, a
+    wider one as the selection's paths below it; nothing for a path outside it."""
+    kept: list[str] = []
+    for path in paths:
+        if matches_any(selection.paths, path):
+            kept.append(path)
+        else:
+            kept += [inside for inside in selection.paths if inside.startswith(path + "/")]
+    return list(dict.fromkeys(kept))
 
 
 def changes_of(plan: RestorePlan) -> tuple[list[Change], dict[int, str]]:

@@ -112,12 +112,12 @@ async def restore_preview(request: Request, user: str, form: FormData) -> Respon
         paths = _paths(str(values["paths"]))
         with HostRepository(context.home.repo_path(host.name)) as repository:
             commit_id = repository.resolve(str(values["commit"]))
+            selection = resolve_selection(host.categories, host.includes, host.excludes)
             transport = open_transport(context.home, host)
             try:
-                live = read_live(transport, [*paths, "etc/network/interfaces.new"])
+                live = read_live(transport, [*paths, "etc/network/interfaces.new"], selection)
             finally:
                 transport.close()
-            selection = resolve_selection(host.categories, host.includes, host.excludes)
             return plan_restore(repository, commit_id, paths, live, _options(values), selection)
 
     try:
