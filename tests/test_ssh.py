@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from conftest import add_ssh_host, git
 
 from pvegit.actions.snapshot import take_snapshot
@@ -305,16 +306,20 @@ kill -9 $p
 """
 
 
+@pytest.mark.parametrize("sent", [3072, 0])
 def test_connection_killed_mid_stream_fails_without_commit(
     cli,
     home: Home,
     store: Store,
     node: Node,  # type: ignore[no-untyped-def]
+    sent: int,
 ) -> None:
+    """Killed after 3 KiB, or before a byte left (an empty stream parses as a clean
+    one: the lost exit status must still fail the run, in the same words)."""
     add_ssh_host(store, home, node, "pve1", categories=("network",))
     assert cli("snapshot", "pve1").code == 0
     node.write("/etc/network/interfaces", node.read("/etc/network/interfaces") + "# new\n")
-    node.write("/usr/sbin/tar", SESSION_KILLER, mode=0o755)
+    node.write("/usr/sbin/tar", SESSION_KILLER.replace("3072", str(sent)), mode=0o755)
     result = cli("snapshot", "pve1")
     assert result.code == 1, result.out + result.err
     assert "broke off" in result.err and "nothing from this run was committed" in result.err

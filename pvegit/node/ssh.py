@@ -266,6 +266,13 @@ class SshTransport:
         try:
             yield cast(IO[bytes], reader), outcome
             reader.read()  # whatever the parser left (tar's zero padding)
+            if channel.status_event.wait(self._io_timeout) and channel.exit_status == -1:
+                # The connection died before the node said how the command ended: what
+                # came (often nothing at all: an empty stream parses) is not the whole.
+                raise ConnectError(
+                    f"{self._label}: the connection broke off before the node's stream "
+                    "ended; nothing from this run was committed"
+                )
             outcome.exit_code = self._exit_code(channel)
             outcome.stderr = reader.drain_stderr()
         finally:
