@@ -30,8 +30,9 @@ deps:
 demo: $(BIN)/pvegit
 	$(BIN)/pvegit --home ./pvegit-home demo --listen 127.0.0.1:8080
 
+# One pytest worker per core (pytest-xdist): each has its own session test bed.
 test: $(BIN)/pvegit deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist worksteal
 
 lint: $(BIN)/pvegit
 	$(BIN)/ruff check pvegit web testbed tests bench

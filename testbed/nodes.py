@@ -66,7 +66,22 @@ ROOT_PASSWORD = "pve-root-password"
 BACKUP_USER = "pvebackup"
 BACKUP_UID = 3901
 _address_counter = itertools.count(2)
-_address_prefix = f"127.{100 + os.getpid() % 100}"
+
+
+def _address_base() -> tuple[str, int]:
+    """This process's loopback block: ``127.N`` and the first third octet in it.
+
+    A plain run takes N from its pid. Under pytest-xdist every worker takes N from
+    the run's controller (their common parent) and a third-octet range of its own
+    (gwK: 16K..16K+15), so no two workers of one run can ever share an address.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        return f"127.{100 + os.getppid() % 100}", 16 * (int(worker[2:]) % 15)
+    return f"127.{100 + os.getpid() % 100}", 0
+
+
+_address_prefix, _address_octet = _address_base()
 
 STAND_INS: dict[str, str] = {
     "pveversion": r"""#!/bin/sh
@@ -775,7 +790,7 @@ class TestBed:
         (tree / "var/spool").mkdir(parents=True, exist_ok=True)
 
         number = next(_address_counter)
-        address = f"{_address_prefix}.{number // 250 % 250}.{number % 250 + 2}"
+        address = f"{_address_prefix}.{_address_octet + number // 250 % 16}.{number % 250 + 2}"
         port = _free_port(address)
         (directory / "sshd_config").write_text(
             f"ListenAddress {address}:{port}\n"

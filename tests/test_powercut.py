@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ from diskfaults import (
 )
 
 from pvegit.config.home import Home
+from pvegit.demo.node import DemoNode
 from pvegit.state.store import Store
 
 _COMMIT_AND_STAY = """
@@ -70,18 +72,52 @@ def commit_then_cut(home: Home) -> str:
     return commit_id
 
 
-@pytest.fixture
-def cut(home: Home, tmp_path: Path) -> tuple[History, str]:
+@dataclass
+class CutTemplate:
+    """The files a cut leaves, made once: a home and its host's node tree, as they were."""
+
+    home: Path  # the pvegit home right after the cut (state.db's records in its WAL)
+    node: Path  # where host pve1's ``local:`` address points (each test starts it anew)
+    pristine_node: Path  # the node tree as it was at the cut
+    commits: list[str]  # the three older commits, newest first
+    newest: str  # the cut run's commit
+
+
+@pytest.fixture(scope="module")
+def cut_template(tmp_path_factory: pytest.TempPathFactory) -> CutTemplate:
     """Three commits, then a fourth by a process killed right after its run.
 
     Every step is a process of its own: no connection to state.db stays open in
-    this one (its shared memory would outlive the "power cut").
+    this one (its shared memory would outlive the "power cut"). Made once per
+    module (each run costs a Python start): ``cut`` gives each test a copy.
     """
-    history = make_history(process_cli(home), home, tmp_path)
+    base = tmp_path_factory.mktemp("powercut")
+    home = Home(base / "pvegit-home")
+    home.initialize()
+    history = make_history(process_cli(home), home, base)
     history.node.edit_something()
     newest = commit_then_cut(home)
     assert history.log() == [newest, *history.commits]
-    return history, newest
+    pristine = base / "node-at-the-cut"
+    subprocess.run(["cp", "-a", str(history.node.root), str(pristine)], check=True)
+    return CutTemplate(home.root, history.node.root, pristine, history.commits, newest)
+
+
+@pytest.fixture
+def cut(home: Home, cut_template: CutTemplate) -> tuple[History, str]:
+    """This test's copy of the cut (``cut_template``): the home's files byte for byte
+    (the killed process's WAL and shared memory too) in ``home``, and the node's tree
+    back as it was at the cut (host pve1 points at it; tests of one module run one
+    after another in a process)."""
+    shutil.rmtree(home.root)
+    subprocess.run(["cp", "-a", str(cut_template.home), str(home.root)], check=True)
+    shutil.rmtree(cut_template.node)
+    subprocess.run(
+        ["cp", "-a", str(cut_template.pristine_node), str(cut_template.node)], check=True
+    )
+    history = History(home, DemoNode(cut_template.node, "pve1"), list(cut_template.commits))
+    assert history.log() == [cut_template.newest, *history.commits]
+    return history, cut_template.newest
 
 
 def _older_history_intact(history: History) -> None:

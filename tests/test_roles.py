@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from test_web import PASSWORD, login
+from test_web import PASSWORD, login, password_hash
 
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.file import Config
@@ -23,7 +23,7 @@ from web.app import create_app
 @pytest.fixture
 def app_store(home: Home) -> Iterator[Store]:
     store = Store(home.state_path)
-    store.add_user("admin", hash_password(PASSWORD))  # the first user: an admin
+    store.add_user("admin", password_hash())  # the first user: an admin
     yield store
     store.close()
 
@@ -56,7 +56,7 @@ def remote_host(app_store: Store) -> Host:
 
 def _as(home: Home, store: Store, name: str, role: str | None) -> TestClient:
     if role is not None:
-        store.add_user(name, hash_password(PASSWORD), role)
+        store.add_user(name, password_hash(), role)
     client = TestClient(create_app(home, Config(concurrency=1), store=store))
     client.follow_redirects = False
     login(client, name)

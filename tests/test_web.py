@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import http.client
 import json
@@ -30,6 +31,13 @@ from web.security import LoginThrottle
 PASSWORD = "correct horse battery"
 
 
+@functools.cache
+def password_hash() -> str:
+    """PASSWORD's scrypt hash, made once for the fixtures' users (a hash costs ~0.3 s
+    of CPU; every login still checks it with scrypt)."""
+    return hash_password(PASSWORD)
+
+
 def token_of(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF field on the page"
@@ -39,7 +47,7 @@ def token_of(html: str) -> str:
 @pytest.fixture
 def app_store(home: Home) -> Iterator[Store]:
     store = Store(home.state_path)
-    store.add_user("admin", hash_password(PASSWORD))
+    store.add_user("admin", password_hash())
     yield store
     store.close()
 
@@ -184,8 +192,8 @@ def test_every_route_has_its_role() -> None:
 @pytest.fixture
 def role_clients(home: Home, app_store: Store, demo_host: Host) -> Iterator[dict[str, TestClient]]:
     """One signed-in client per role (the admin is the first user), sharing one app."""
-    app_store.add_user("olivia", hash_password(PASSWORD), OPERATOR)
-    app_store.add_user("victor", hash_password(PASSWORD), VIEWER)
+    app_store.add_user("olivia", password_hash(), OPERATOR)
+    app_store.add_user("victor", password_hash(), VIEWER)
     app = create_app(home, Config(concurrency=2), store=app_store)
     with TestClient(app, follow_redirects=False) as admin:
         clients = {ADMIN: admin, OPERATOR: TestClient(app, follow_redirects=False)}
