@@ -243,10 +243,17 @@ class SshTransport:
             raise ConnectError(f"{self._label}: the connection dropped: {err}") from err
         return channel
 
-    def _exit_code(self, channel: paramiko.Channel) -> int:
+    def _exit_code(self, channel: paramiko.Channel, *, stream: bool = False) -> int:
         # recv_exit_status() has no timeout; wait on the event with one instead.
         if not channel.status_event.wait(self._io_timeout):
             raise ConnectError(f"{self._label}: the node stopped answering")
+        if channel.exit_status == -1 and stream:
+            # The connection died before the node said how its stream ended: what came
+            # (often nothing at all, and an empty stream parses) is not the whole.
+            raise ConnectError(
+                f"{self._label}: the connection broke off before the node's stream ended; "
+                "nothing from this run was committed"
+            )
         if channel.exit_status == -1:  # closed without the node saying how the command ended
             raise ConnectError(f"{self._label}: the connection closed before the command ended")
         return int(channel.exit_status)
@@ -266,14 +273,7 @@ class SshTransport:
         try:
             yield cast(IO[bytes], reader), outcome
             reader.read()  # whatever the parser left (tar's zero padding)
-            if channel.status_event.wait(self._io_timeout) and channel.exit_status == -1:
-                # The connection died before the node said how the command ended: what
-                # came (often nothing at all: an empty stream parses) is not the whole.
-                raise ConnectError(
-                    f"{self._label}: the connection broke off before the node's stream "
-                    "ended; nothing from this run was committed"
-                )
-            outcome.exit_code = self._exit_code(channel)
+            outcome.exit_code = self._exit_code(channel, stream=True)
             outcome.stderr = reader.drain_stderr()
         finally:
             channel.close()
