@@ -2,8 +2,11 @@
 
 Floor: `ssh node 'tar -c <same paths>' > /dev/null`, a fresh connection each time.
 Figures: the engine in a warm process (as `pvegit serve` runs it), unchanged
-and changed; the whole `pvegit snapshot NAME` in a fresh process; and the extra
-cost of the inventory commands. Runs as root (it starts a simulated node).
+and changed; the whole `pvegit snapshot NAME` in a fresh process; the extra
+cost of the inventory commands; then the same node hardened (`pvegit host
+harden`: the key runs only the installed collector, whose version and sha256
+are checked on every connection), warm and fresh, against the same floor.
+Runs as root (it starts a simulated node).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from common import (
     write_known_hosts,
 )
 
+from pvegit.actions.harden import harden_host
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.selection import resolve_selection
 from pvegit.node.collector import tar_script
@@ -94,6 +98,16 @@ def main() -> None:
             "  (inventory runs the node's own apt-mark, systemctl, ip, lsblk plus the\n"
             "   stand-ins, in parallel with tar; its cost is the slowest command's)"
         )
+
+        store.update_host("pve1", categories=FILE_CATEGORIES)
+        harden_host(home, store, store.host("pve1"), actor="bench")
+        _expect(take_snapshot(home, store, store.host("pve1")), "unchanged")
+        restricted = timed(
+            lambda: _expect(take_snapshot(home, store, store.host("pve1")), "unchanged"), repeat
+        )
+        show("restricted (hardened): engine, warm, unchanged", restricted, floor)
+        fresh_restricted = timed(lambda: run_quiet(command), repeat)
+        show("restricted (hardened): `pvegit snapshot pve1`, fresh", fresh_restricted, floor)
     finally:
         bed.stop_all()
 
