@@ -154,9 +154,18 @@ def _roots_check() -> str:
     return (
         "allowed() {\n"
         '  [ "$inline" = 1 ] && return 0\n'
+        # No fork for a name that is not a symlink: its folder's real path (cd -P) and
+        # the name itself; a symlink, or a folder this login cannot enter, asks readlink.
+        "  r=\n"
+        '  if [ ! -L "$1" ]; then\n'
+        '    if [ -d "$1" ]; then rd=$1; rn=; else case $1 in */*) rd=${1%/*} ;; *) rd=. ;; '
+        "esac; rn=/${1##*/}; fi\n"
+        '    ro=$PWD; if cd -P -- "$rd" 2>/dev/null; then r=${PWD%/}$rn; fi\n'
+        '    cd -- "$ro" || exit 98\n'
+        "  fi\n"
         # A folder this login cannot enter stops -f; -m resolves what it can, and what it
         # cannot, this login's tar cannot read through either.
-        '  r=$(readlink -f -- "$1" 2>/dev/null || readlink -m -- "$1") || return 1\n'
+        '  [ -n "$r" ] || r=$(readlink -f -- "$1" 2>/dev/null || readlink -m -- "$1") || return 1\n'
         f'  case "$r" in {_patterns(never, below=False)}) return 1 ;; esac\n'
         f'  case "$r" in {_patterns(absolute, below=True)}) return 0 ;; esac\n'
         "  return 1\n"
