@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import compileall
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -77,8 +80,29 @@ def timed(function: Callable[[], object], repeat: int) -> list[float]:
     return times
 
 
-def run_quiet(command: list[str]) -> None:
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+def run_quiet(command: list[str], env: dict[str, str] | None = None) -> None:
+    subprocess.run(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env
+    )
+
+
+def compiled_environment() -> dict[str, str]:
+    """An environment whose pvegit is a copy with its bytecode compiled.
+
+    An installed pvegit has its bytecode (pip and the distributions' packages
+    compile it at install time); a source checkout under
+    PYTHONDONTWRITEBYTECODE compiles every module on every start, ~75 modules
+    for a snapshot. The copy comes first on PYTHONPATH, so it is the pvegit
+    a fresh process loads, whether the checkout is installed editable or not.
+    """
+    import pvegit
+
+    target = Path(tempfile.mkdtemp(prefix="pvegit-bench-compiled-"))
+    ignored = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(Path(pvegit.__file__).parent, target / "pvegit", ignore=ignored)
+    compileall.compile_dir(target / "pvegit", quiet=1)
+    path = os.environ.get("PYTHONPATH")
+    return dict(os.environ, PYTHONPATH=f"{target}{os.pathsep}{path}" if path else str(target))
 
 
 def median(values: list[float]) -> float:

@@ -2,8 +2,14 @@
 
 Floor: `ssh node 'tar -c <same paths>' > /dev/null`, a fresh connection each time.
 Figures: the engine in a warm process (as `pvegit serve` runs it), unchanged
-and changed; the whole `pvegit snapshot NAME` in a fresh process; and the extra
-cost of the inventory commands. Runs as root (it starts a simulated node).
+and changed; the whole `pvegit snapshot NAME` in a fresh process; the extra
+cost of the inventory commands; then the same node hardened (`pvegit host
+harden`: the key runs only the installed collector, whose version and sha256
+are checked on every connection), warm and fresh, against the same floor.
+Each fresh figure is shown twice: as this environment runs pvegit (under
+PYTHONDONTWRITEBYTECODE a checkout compiles its modules on every start) and
+with pvegit's bytecode compiled, as an installed pvegit has it.
+Runs as root (it starts a simulated node).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import sys
 from common import (
     FILE_CATEGORIES,
     add_host,
+    compiled_environment,
     median,
     new_home,
     require_testbed,
@@ -27,6 +34,7 @@ from common import (
     write_known_hosts,
 )
 
+from pvegit.actions.harden import harden_host
 from pvegit.actions.snapshot import take_snapshot
 from pvegit.config.selection import resolve_selection
 from pvegit.node.collector import tar_script
@@ -77,6 +85,9 @@ def main() -> None:
         command = [executable, "--home", str(home.root), "snapshot", "pve1"]
         fresh = timed(lambda: run_quiet(command), repeat)
         show("`pvegit snapshot pve1`, fresh process, unchanged", fresh, floor)
+        compiled = compiled_environment()
+        fresh_compiled = timed(lambda: run_quiet(command, compiled), repeat)
+        show("  the same, pvegit's bytecode compiled (installed)", fresh_compiled, floor)
         helped = timed(lambda: run_quiet([executable, "--help"]), repeat)
         show("`pvegit --help` (start-up alone)", helped, floor)
         logged = timed(
@@ -94,6 +105,18 @@ def main() -> None:
             "  (inventory runs the node's own apt-mark, systemctl, ip, lsblk plus the\n"
             "   stand-ins, in parallel with tar; its cost is the slowest command's)"
         )
+
+        store.update_host("pve1", categories=FILE_CATEGORIES)
+        harden_host(home, store, store.host("pve1"), actor="bench")
+        take_snapshot(home, store, store.host("pve1"))  # records the installed collector
+        restricted = timed(
+            lambda: _expect(take_snapshot(home, store, store.host("pve1")), "unchanged"), repeat
+        )
+        show("restricted (hardened): engine, warm, unchanged", restricted, floor)
+        fresh_restricted = timed(lambda: run_quiet(command), repeat)
+        show("restricted (hardened): `pvegit snapshot pve1`, fresh", fresh_restricted, floor)
+        compiled_restricted = timed(lambda: run_quiet(command, compiled), repeat)
+        show("  the same, pvegit's bytecode compiled (installed)", compiled_restricted, floor)
     finally:
         bed.stop_all()
 

@@ -130,3 +130,25 @@ def test_nic_link_files_are_hardware_bound() -> None:
     ):
         assert matches_any(HARDWARE_BOUND, path), path
     assert not matches_any(HARDWARE_BOUND, "etc/systemd/network/25-bond.netdev")
+
+
+def test_matches_any_agrees_with_pattern_matches_for_literal_and_glob_patterns() -> None:
+    # matches_any answers literal patterns from a set and globs from a regex; both must
+    # say what fnmatch (pattern_matches, tar's semantics) says, for every pattern.
+    selection = resolve_selection((*DEFAULT_CATEGORIES, "secrets"))
+    patterns = (*selection.paths, *selection.excludes, "etc/", "a[b", "", "x\\y")
+    names = [
+        *patterns,
+        *(f"{pattern}/below/it" for pattern in patterns),
+        *(f"{pattern}x" for pattern in patterns),
+        "etc/pve/nodes/pve1/lrm_status",
+        "etc/pve/privatex",
+        "etc//x",
+        "/x",
+        "",
+    ]
+    for name in names:
+        expected = any(pattern_matches(pattern, name) for pattern in patterns)
+        assert matches_any(patterns, name) == expected, name
+        for pattern in patterns:
+            assert matches_any((pattern,), name) == pattern_matches(pattern, name), (pattern, name)

@@ -100,3 +100,24 @@ def test_an_old_file_with_bad_lines_parses_what_it_can() -> None:
     assert len(problems) == 7
     assert any("line 4 skipped: forbidden path component '..'" in item for item in problems)
     assert any("etc/twice is listed twice" in problem for problem in problems)
+
+
+def test_plain_names_are_written_as_they_are_and_the_others_quoted() -> None:
+    # Printable ASCII is kept as it is (a fast path); every other name still goes
+    # through the quoting, and each form reads back.
+    expected = {
+        "etc/pve/nodes/pve1/qemu-server/100.conf": "etc/pve/nodes/pve1/qemu-server/100.conf",
+        "": "",
+        "é": "é",
+        " lead": '" lead"',
+        "trail ": '"trail "',
+        '"quoted': '"\\"quoted"',
+        "a\\b": '"a\\\\b"',
+        "tab\there": '"tab\\there"',
+        "del\x7f": '"del\\x7f"',
+        "c1\x85": '"c1\\xc2\\x85"',
+        "bad\udcff": '"bad\\xff"',
+    }
+    for path, quoted in expected.items():
+        assert quote_path(path) == quoted, path
+        assert unquote_path(quoted) == path, path

@@ -76,6 +76,9 @@ def validate_exclude(pattern: str) -> str:
     return normalize_node_path(pattern, allow_pvegit=False)
 
 
+_GLOB_CHARS = re.compile(r"[*?[]")
+
+
 def pattern_matches(pattern: str, path: str) -> bool:
     """True if ``pattern`` matches ``path`` or one of its parent directories (tar semantics)."""
     if fnmatch.fnmatchcase(path, pattern):
@@ -89,11 +92,21 @@ def pattern_matches(pattern: str, path: str) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
+def _compiled(patterns: tuple[str, ...]) -> tuple[frozenset[str], re.Pattern[str] | None]:
+    """The literal patterns as a set, the ones with a glob as one regex.
+
+    Most patterns are plain paths: a set lookup of the path and its parents
+    answers for them, and the regex (slow to compile, paid by every fresh
+    process) holds only the globs.
+    """
+    literal = frozenset(pattern for pattern in patterns if not _GLOB_CHARS.search(pattern))
+    globs = [pattern for pattern in patterns if pattern not in literal]
+    if not globs:
+        return literal, None
     # fnmatch.translate gives "(?s:...)\\Z"; strip the end anchor so that a
     # pattern also covers everything below the directory it names.
-    parts = [fnmatch.translate(pattern).removesuffix(r"\Z") for pattern in patterns]
-    return re.compile("(?:" + "|".join(parts) + r")(?:/.*)?\Z", re.DOTALL)
+    parts = [fnmatch.translate(pattern).removesuffix(r"\Z") for pattern in globs]
+    return literal, re.compile("(?:" + "|".join(parts) + r")(?:/.*)?\Z", re.DOTALL)
 
 
 def matches_any(patterns: Iterable[str], path: str) -> bool:
@@ -101,7 +114,17 @@ def matches_any(patterns: Iterable[str], path: str) -> bool:
     patterns = tuple(patterns)
     if not patterns:
         return False
-    return _compiled(patterns).match(path) is not None
+    literal, globs = _compiled(patterns)
+    if literal:
+        name = path
+        while name not in literal:
+            cut = name.rfind("/")
+            if cut < 0:
+                break
+            name = name[:cut]
+        else:
+            return True
+    return globs is not None and globs.match(path) is not None
 
 
 def resolve_link_path(path: str) -> str:

@@ -39,6 +39,9 @@ _KIND_LETTER = {"file": "f", "dir": "d", "symlink": "l"}
 _LETTER_KIND = {letter: kind for kind, letter in _KIND_LETTER.items()}
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 _MODE = re.compile(r"[0-7]{3,4}")
+# Printable ASCII but the quote and the backslash: a name made of these alone is
+# written as it is (the common case, answered without the loop below).
+_PLAIN = re.compile(r"[ !#-\[\]-~]*")
 _UNESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t", "r": "\r"}
 
 
@@ -76,6 +79,8 @@ def quote_name(name: str) -> str:
 
 
 def _quote(path: str, *, force: bool) -> str:
+    if not force and _PLAIN.fullmatch(path) and path == path.strip():
+        return path
     raw = path.encode("utf-8", "surrogateescape")
     try:
         text = raw.decode("utf-8")

@@ -163,14 +163,17 @@ def _roots_check() -> str:
     return (
         "allowed() {\n"
         '  [ "$inline" = 1 ] && return 0\n'
-        # A folder this login cannot enter stops -f; -m resolves what it can, and what it
+        # Where NAME really is, without a fork in the common case: its folder's real path
+        # (cd -P) and its last name; with follow=1 a symlink is followed (readlink -f). A
+        # folder this login cannot enter: readlink -m resolves what it can, and what it
         # cannot, this login's tar cannot read through either.
-        '  if [ "${follow:-0}" = 1 ]; then\n'
+        '  if [ "${follow:-0}" = 1 ] && [ -L "$1" ]; then\n'
         '    r=$(readlink -f -- "$1" 2>/dev/null || readlink -m -- "$1") || return 1\n'
         "  else\n"
-        '    case "$1" in */*) d=${1%/*} ;; *) d=. ;; esac\n'
-        '    r=$(readlink -f -- "$d" 2>/dev/null || readlink -m -- "$d") || return 1\n'
-        "    r=${r%/}/${1##*/}\n"
+        '    case "$1" in */*) rd=${1%/*} ;; *) rd=. ;; esac\n'
+        "    ro=$PWD\n"
+        '    if cd -P -- "$rd" 2>/dev/null; then r=${PWD%/}/${1##*/}; cd -- "$ro" || exit 98\n'
+        '    else r=$(readlink -m -- "$rd") || return 1; r=${r%/}/${1##*/}; fi\n'
         "  fi\n"
         f'  case "$r" in {_patterns(never, below=False)}) return 1 ;; esac\n'
         f'  case "$r" in {_patterns(absolute, below=True)}) ;; *) return 1 ;; esac\n'
@@ -212,6 +215,7 @@ _HEADER = (
     'if [ "$0" = @INLINE@ ]; then inline=1; PATH=${PATH:+$PATH:}$std\n'
     "else inline=0; PATH=$std; fi\n"
     "export LC_ALL=C PATH\n"
+    "unset CDPATH\n"  # a relative `cd` goes where it says, whatever the caller's shell had
     "nl='\n'\n"
     "log() {\n"
     '  m=$(printf "%s" "$1" | tr -c "[:print:]" "?" | head -c 400)\n'

@@ -9,7 +9,6 @@ through the one content model (secret files only named, secret lines masked).
 from __future__ import annotations
 
 from pvegit.config.home import Home
-from pvegit.content.filediff import read_diff
 from pvegit.errors import PvegitError
 from pvegit.git.repo import HostRepository
 from pvegit.layout import METADATA_PATH
@@ -29,6 +28,9 @@ _UNSENT = {
 def change_summary(home: Home, host: str, commit_id: str, subject: str) -> str:
     """The changed files and a short diff of a commit (pvegit.content.filediff's model: secret
     files only named, secret lines masked)."""
+    # Loaded here, not with the module: an unchanged run (most CLI runs) never diffs.
+    from pvegit.content.filediff import read_diff
+
     lines = [subject, ""]
     shown = 0
     with HostRepository(home.repo_path(host)) as repository:
