@@ -9,6 +9,9 @@ $(BIN)/pvegit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# An editable install has no bytecode, and where PYTHONDONTWRITEBYTECODE is set every
+	# `pvegit` start would compile its ~75 modules again (~0.2 s): compile them once.
+	$(BIN)/python -m compileall -q pvegit web testbed >/dev/null
 	touch $@
 
 # What the tests need: real OpenSSH servers for the simulated Proxmox nodes, sudo

@@ -295,12 +295,14 @@ def test_the_web_flags_an_unrestricted_host_and_an_admin_hardens_it(
         store.update_host("pve1", categories=(*ssh_host.categories, "secrets"))
         page = client.get("/hosts/pve1").text
         assert "Allow-list:</strong> the node&#39;s allow-list" in page
+        assert "Allow-list not this host&#39;s selection on" in client.get("/").text
         assert "Rewrite the node&#39;s allow-list" in page
         done = client.post(
             "/hosts/pve1/harden", data={"csrf_token": token, "password": ROOT_PASSWORD}
         )
         assert done.status_code == 303, done.text
         assert "Allow-list:" not in client.get("/hosts/pve1").text
+        assert "Allow-list not" not in client.get("/").text
     assert store.host("pve1").access == "restricted"
     assert 'restrict,command="' in node.read("/etc/pve/priv/authorized_keys")
     entries = store.audit_events(action="host hardened")  # made read-only, list rewritten

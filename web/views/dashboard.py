@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from pvegit.config.home import Home
 from pvegit.node.access import needs_hardening
+from pvegit.node.allowlist import list_words
 from pvegit.service.progress import run_progress
 from pvegit.service.scheduler import next_due
 from pvegit.service.status import HostStatus, host_status
@@ -115,5 +116,6 @@ def dashboard(request: Request, user: str) -> Response:
             "unrestricted": [
                 row.host.name for row in rows if needs_hardening(row.host.access_kind)
             ],
+            "stale_lists": [row.host.name for row in rows if list_words(row.host) is not None],
         },
     )
