@@ -295,7 +295,7 @@ def test_the_web_flags_an_unrestricted_host_and_an_admin_hardens_it(
         store.update_host("pve1", categories=(*ssh_host.categories, "secrets"))
         page = client.get("/hosts/pve1").text
         assert "Allow-list:</strong> the node&#39;s allow-list" in page
-        assert "Allow-list not this host&#39;s selection on" in client.get("/").text
+        assert "Allow-list not this host's selection on" in client.get("/").text
         assert "Rewrite the node&#39;s allow-list" in page
         done = client.post(
             "/hosts/pve1/harden", data={"csrf_token": token, "password": ROOT_PASSWORD}
