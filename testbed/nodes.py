@@ -283,6 +283,11 @@ def shared_pmxcfs_source() -> Path | None:
     return candidate.parent if candidate.is_file() else None
 
 
+_UNSHARE = ("unshare", "--mount", "--uts", "--propagation", "private")
+# One request to pmxcfs, bounded: wakes its FUSE loop after SIGTERM (stop_pmxcfs).
+_POKE_PVE = "timeout 1 ls -a /etc/pve >/dev/null 2>&1 || true"
+
+
 def _wait_for_exit(pid: int, timeout: float) -> bool:
     """Block until process ``pid`` has exited (True) or ``timeout`` passed (False)."""
     try:
@@ -495,8 +500,15 @@ class Node:
             raise RuntimeError(f"{self.name}: pmxcfs is not running")
         os.kill(pid, signal.SIGCONT)
         os.kill(pid, signal.SIGTERM)
-        if not _wait_for_exit(pid, 30):
-            raise RuntimeError(f"{self.name}: pmxcfs did not stop within 30 s")
+        # pmxcfs's FUSE threads notice the stop only when a request wakes them: the
+        # signal reaches one thread of many, and unless it is the one blocked reading
+        # /dev/fuse, pmxcfs waits for the next access (on a real node something soon
+        # reads /etc/pve; here nothing would). Each look at /etc/pve is that access.
+        deadline = time.monotonic() + 30
+        while not _wait_for_exit(pid, 0.2):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: pmxcfs did not stop within 30 s")
+            self.sh(_POKE_PVE, check=False)
 
     def kill_pmxcfs(self, number: int = signal.SIGKILL) -> None:
         """Crash pmxcfs (kill -9, like a segfault or the OOM killer): its FUSE mount stays,
@@ -692,16 +704,24 @@ class TestBed:
             + f"sh {work}/writes.sh\n"
             "pid=$(cat /run/pve-cluster.pid)\n"
             'kill -TERM "$pid"\n'
-            # A clean stop checkpoints the WAL into config.db.
-            'while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done\n'
+            # A clean stop checkpoints the WAL into config.db; pmxcfs notices the stop
+            # at its next request (see Node.stop_pmxcfs), so each wait looks at /etc/pve.
+            f'while kill -0 "$pid" 2>/dev/null; do {_POKE_PVE}; sleep 0.01; done\n'
         )
-        result = subprocess.run(
-            ["unshare", "--mount", "--uts", "--propagation", "private", "/bin/sh", "-c", script],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        try:
+            result = subprocess.run(
+                [*_UNSHARE, "/bin/sh", "-x", "-c", script],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as err:  # say which step hung (sh -x traced it)
+            said = err.stderr if isinstance(err.stderr, str) else (err.stderr or b"").decode()
+            raise RuntimeError(
+                f"pmxcfs took the fixture {node_name} for over 120 s; the last steps:\n"
+                + said[-2000:]
+            ) from err
         database = work / "varlib-upper/pve-cluster/config.db"
         if result.returncode != 0 or not database.is_file():
             raise RuntimeError(f"pmxcfs could not take the fixture {node_name}: {result.stderr}")
