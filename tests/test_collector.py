@@ -8,6 +8,7 @@ port forward and crafted requests are refused and logged on the node.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -105,6 +106,8 @@ def test_a_hardened_host_is_snapshotted_through_the_collector(
     assert node.read(ALLOW_PATH) == allow_list_text(selection)
     printed = pvegit_process(home, "host", "allow-list", "pve1")  # for a node set up by hand
     assert printed.returncode == 0 and printed.stdout == node.read(ALLOW_PATH)
+    shown = json.loads(pvegit_process(home, "host", "show", "pve1", "--json").stdout)
+    assert (shown["access"], shown["allow_list"]) == ("restricted", "current")
 
     # A category added in pvegit is not readable until root lets the node follow.
     chosen = (*hardened.categories, "configdb")
@@ -120,6 +123,8 @@ def test_a_hardened_host_is_snapshotted_through_the_collector(
     assert "var/lib/pve-cluster/config.db (not on this node's allow-list" in (run.error or "")
     assert "pvegit host harden pve1 (with root's password" in (run.error or "")
     assert "allow-list:" in pvegit_process(home, "host", "show", "pve1").stdout
+    listed = json.loads(pvegit_process(home, "host", "list", "--json").stdout)
+    assert listed[0]["allow_list"] == "stale"
     with pytest.raises(PasswordNeeded, match="allow-list"):  # the collect key cannot write it
         harden_host(home, store, store.host(hardened.name), actor="test")
     harden_host(home, store, store.host(hardened.name), password=ROOT_PASSWORD, actor="test")

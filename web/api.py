@@ -20,6 +20,7 @@ from pvegit.config.roles import OPERATOR, VIEWER, allows
 from pvegit.content.filediff import read_diff
 from pvegit.errors import ConfigError, NotFound
 from pvegit.git.repo import HostRepository
+from pvegit.node.allowlist import list_state
 from pvegit.node.tarstream import display_path
 from pvegit.service.progress import run_progress
 from pvegit.state.credentials import hash_token
@@ -120,6 +121,7 @@ def hosts(request: Request, user: str) -> list[dict[str, Any]]:
         out.append(
             {
                 **row.host.to_json(),
+                "allow_list": list_state(row.host),
                 "status": {"kind": status.kind, "label": status.label, "reason": status.reason},
                 "last_success": status.last_success.finished_at if status.last_success else None,
                 "last_run": status.last_run.to_json() if status.last_run else None,

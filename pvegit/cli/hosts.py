@@ -28,7 +28,7 @@ from pvegit.config.home import Home
 from pvegit.config.selection import resolve_selection
 from pvegit.errors import ConfigError
 from pvegit.node.access import access_words
-from pvegit.node.allowlist import allow_list_text, list_words
+from pvegit.node.allowlist import allow_list_text, list_state, list_words
 from pvegit.node.program import INSTALLED_PATH
 from pvegit.state.liveness import settle_runs
 from pvegit.state.store import Host, Store, validate_host_name
@@ -197,7 +197,7 @@ def cmd_host_list(arguments: argparse.Namespace) -> int:
     home, store = open_home(arguments)
     hosts = store.hosts()
     if arguments.json:
-        print_json([host.to_json() for host in hosts])
+        print_json([{**host.to_json(), "allow_list": list_state(host)} for host in hosts])
         return 0
     if not hosts:
         print("no hosts yet: pvegit host add NAME --address ADDRESS")
@@ -220,7 +220,7 @@ def cmd_host_show(arguments: argparse.Namespace) -> int:
     _, store = open_home(arguments)
     host = store.host(arguments.name)
     if arguments.json:
-        print_json(host.to_json())
+        print_json({**host.to_json(), "allow_list": list_state(host)})
         return 0
     for key, value in host.to_json().items():
         if isinstance(value, list):

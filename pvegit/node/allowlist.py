@@ -53,15 +53,25 @@ def list_advice(host_name: str) -> str:
     return f"pvegit host harden {host_name} (with root's password: the list is root's)"
 
 
+def list_state(host: Host) -> str | None:
+    """The node's allow-list as ``host``'s last connection found it: ``current`` (the
+    host's selection), ``stale`` (another selection's) or ``missing``; None when the key
+    is not restricted (no list applies) or no connection has told yet."""
+    if host.access_kind not in RESTRICTED_KINDS or not host.allow_list:
+        return None
+    if host.allow_list == NO_LIST:
+        return "missing"
+    selection = resolve_selection(host.categories, host.includes, host.excludes)
+    return "current" if host.allow_list == allow_list_digest(selection) else "stale"
+
+
 def list_words(host: Host) -> str | None:
     """One line for every face when ``host``'s node (restricted) has no allow-list or one
     that is not the host's selection, as its last connection found; None otherwise."""
-    if host.access_kind not in RESTRICTED_KINDS or not host.allow_list:
+    state = list_state(host)
+    if state in (None, "current"):
         return None
-    selection = resolve_selection(host.categories, host.includes, host.excludes)
-    if host.allow_list == allow_list_digest(selection):
-        return None
-    if host.allow_list == NO_LIST:
+    if state == "missing":
         return (
             f"the node has no allow-list ({ALLOW_PATH}): its collector reads no files for "
             "pvegit; " + list_advice(host.name)

@@ -40,3 +40,22 @@ def test_an_older_state_gains_the_column_and_hosts_start_unknown(tmp_path: Path)
         assert store.host("here").access_kind == "local"
     finally:
         store.close()
+
+
+def test_the_allow_list_state_follows_the_host_selection() -> None:
+    from dataclasses import replace
+
+    from pvegit.config.selection import resolve_selection
+    from pvegit.node.allowlist import NO_LIST, allow_list_digest, list_state, list_words
+
+    host = Host("pve1", "192.0.2.1", categories=("cluster", "network"), access="restricted")
+    current = allow_list_digest(resolve_selection(host.categories))
+    assert list_state(host) is None  # no connection has told yet
+    assert list_state(replace(host, allow_list=current)) == "current"
+    assert list_words(replace(host, allow_list=current)) is None
+    wider = replace(host, categories=(*host.categories, "secrets"), allow_list=current)
+    assert list_state(wider) == "stale"
+    assert "pvegit host harden pve1" in (list_words(wider) or "")
+    assert list_state(replace(host, allow_list=NO_LIST)) == "missing"
+    # An unrestricted key has no list to speak of: it is a root shell.
+    assert list_state(replace(host, access="unrestricted", allow_list=current)) is None
