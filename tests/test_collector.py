@@ -444,6 +444,10 @@ def test_a_copy_of_the_home_reads_nothing_the_repositories_do_not_hold(
     node.sh(f"chmod 0666 {ALLOW_PATH}")
     answer = ask(raw, "pvegit collect 1", b"path etc/hosts\n")
     assert answer.code == 96 and b"writable by others" in answer.stderr
+    # Over its limit it is refused, never cut (a cut exclude line would exclude less).
+    node.sh(f"chmod 0644 {ALLOW_PATH} && head -c 1100000 /dev/zero | tr '\\0' '#' >>{ALLOW_PATH}")
+    answer = ask(raw, "pvegit collect 1", b"path etc/hosts\n")
+    assert answer.code == 96 and b"over 1 MiB" in answer.stderr
     node.sh(f"rm {ALLOW_PATH}")
     answer = ask(raw, "pvegit version 1")
     assert answer.stdout.split()[-1] == b"none"

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pvegit.actions.restore_access import install_restore_access, restore_authorized_line
 from pvegit.config.home import Home
 from pvegit.config.selection import Selection, resolve_selection
-from pvegit.errors import AuthError, CollectError, PvegitError
+from pvegit.errors import AuthError, CollectError, ConfigError, PvegitError
 from pvegit.node.access import RESTRICTED_KINDS, UNRESTRICTED
-from pvegit.node.allowlist import ALLOW_PATH, allow_list_text
+from pvegit.node.allowlist import ALLOW_MAX_BYTES, ALLOW_PATH, allow_list_text
 from pvegit.node.metadata import is_pmxcfs_path
 from pvegit.node.program import INSTALLED_PATH, LOG_FILE, REFUSED, program_text
 from pvegit.node.transport import MiB, OutputLimit, Transport
@@ -86,6 +86,11 @@ def install_collector(transport: Transport, home: Home, selection: Selection) ->
     AuthError when the node refuses a step."""
     blob = home.public_key().split()[1]
     allowed = allow_list_text(selection)
+    if len(allowed.encode()) > ALLOW_MAX_BYTES:
+        raise ConfigError(
+            f"the host's selection makes an allow-list over {ALLOW_MAX_BYTES // MiB} MiB, "
+            "more than the collector reads: use fewer includes or excludes"
+        )
     stdin = (
         f"{collect_authorized_line(home)}\n{blob}\n{allowed.count(chr(10))}\n{allowed}"
         f"{program_text()}"

@@ -96,12 +96,14 @@ SHELL = (
     '  [ "$inline" = 1 ] && return 0\n'
     f'  [ -f {ALLOW_PATH} ] && [ ! -L {ALLOW_PATH} ] || refuse "no allow-list at '
     f'{ALLOW_PATH}: this node does not say what pvegit may read (harden the host)"\n'
-    f'  s=$(stat -c "%u %a" {ALLOW_PATH})\n'
-    '  case "$s" in\n'
+    f'  s=$(stat -c "%u %a %s" {ALLOW_PATH})\n'
+    '  case "${s% *}" in\n'
     '    "0 "*[2367]?|"0 "*[2367]) refuse "the allow-list is writable by others than root" ;;\n'
     '    "0 "*) ;;\n'
     '    *) refuse "the allow-list is not root\'s" ;;\n'
     "  esac\n"
+    # Never cut: a cut exclude line would exclude less than it says.
+    f'  [ "${{s##* }}" -le {ALLOW_MAX_BYTES} ] || refuse "the allow-list is over 1 MiB"\n'
     "  while IFS= read -r line; do\n"
     '    case "$line" in ""|"#"*) continue ;; esac\n'
     "    k=${line%% *}; v=${line#* }\n"
@@ -118,11 +120,6 @@ SHELL = (
     f"$(head -c {ALLOW_MAX_BYTES} {ALLOW_PATH})\n"
     "PVEGIT_ALLOW\n"
     "  export a_paths a_excludes\n"
-    "}\n"
-    "allows_command() {\n"
-    '  [ "$inline" = 1 ] && return 0\n'
-    '  for a in $a_commands; do [ "$a" = "$1" ] && return 0; done\n'
-    "  return 1\n"
     "}\n"
     "allows_command() {\n"
     '  [ "$inline" = 1 ] && return 0\n'
