@@ -53,34 +53,44 @@ def list_advice(host_name: str) -> str:
     return f"pvegit host harden {host_name} (with root's password: the list is root's)"
 
 
-def list_state(host: Host) -> str | None:
-    """The node's allow-list as ``host``'s last connection found it: ``current`` (the
-    host's selection), ``stale`` (another selection's) or ``missing``; None when the key
-    is not restricted (no list applies) or no connection has told yet."""
-    if host.access_kind not in RESTRICTED_KINDS or not host.allow_list:
-        return None
-    if host.allow_list == NO_LIST:
+def digest_state(digest: str, selection: Selection) -> str:
+    """A node's list, by the digest its collector answered, against ``selection``:
+    ``current``, ``stale`` (another selection's) or ``missing``."""
+    if digest == NO_LIST:
         return "missing"
-    selection = resolve_selection(host.categories, host.includes, host.excludes)
-    return "current" if host.allow_list == allow_list_digest(selection) else "stale"
+    return "current" if digest == allow_list_digest(selection) else "stale"
 
 
-def list_words(host: Host) -> str | None:
-    """One line for every face when ``host``'s node (restricted) has no allow-list or one
-    that is not the host's selection, as its last connection found; None otherwise."""
-    state = list_state(host)
-    if state in (None, "current"):
-        return None
+def state_words(state: str | None, host_name: str) -> str | None:
+    """One line for every face when the list is ``missing`` or ``stale``, with what to
+    run; None otherwise."""
     if state == "missing":
         return (
             f"the node has no allow-list ({ALLOW_PATH}): its collector reads no files for "
-            "pvegit; " + list_advice(host.name)
+            "pvegit; " + list_advice(host_name)
         )
-    return (
-        f"the node's allow-list ({ALLOW_PATH}) is not this host's selection (it changed "
-        "since the host was hardened): the node reads only what the list allows; "
-        + list_advice(host.name)
+    if state == "stale":
+        return (
+            f"the node's allow-list ({ALLOW_PATH}) is not this host's selection (it changed "
+            "since the host was hardened): the node reads only what the list allows; "
+            + list_advice(host_name)
+        )
+    return None
+
+
+def list_state(host: Host) -> str | None:
+    """The node's allow-list as ``host``'s last connection found it (``digest_state``);
+    None when the key is not restricted (no list applies) or no connection has told yet."""
+    if host.access_kind not in RESTRICTED_KINDS or not host.allow_list:
+        return None
+    return digest_state(
+        host.allow_list, resolve_selection(host.categories, host.includes, host.excludes)
     )
+
+
+def list_words(host: Host) -> str | None:
+    """``state_words`` for ``host`` as its last connection found its node's list."""
+    return state_words(list_state(host), host.name)
 
 
 # The node's side, part of the collector's text (program.py). `load_allow` reads the

@@ -119,7 +119,7 @@ def collect(
         collection.entries = result.entries
         collection.problems.extend(result.problems)
         collection.bytes_read = result.bytes_read
-        _read_tar_errors(outcome.exit_code, outcome.stderr, collection, transport.label)
+        _read_tar_errors(outcome.exit_code, outcome.stderr, collection)
         listed = allow_list_problem(transport, selection)
         if listed is not None:
             collection.warnings.append(listed)
@@ -185,13 +185,12 @@ def _refusal(stderr: bytes, label: str) -> CollectError:
     )
 
 
-def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection, label: str) -> None:
+def _read_tar_errors(exit_code: int, stderr: bytes, collection: Collection) -> None:
     """Sort tar's messages: a path it could not read (for any reason) is kept as it was,
-    never recorded as deleted; races are warnings; anything else is a problem."""
+    never recorded as deleted; races are warnings; anything else is a problem. (A
+    refused request is raised before: ``_refusal``.)"""
     if exit_code == 98:
         raise CollectError("the node's root directory is missing")
-    if exit_code == REFUSED:
-        raise _refusal(stderr, label)
     for line in stderr.splitlines():
         if line.startswith(b"pvegit-probe "):
             continue

@@ -18,7 +18,7 @@ from pvegit.config.limits import InventoryLimits
 from pvegit.config.selection import Selection
 from pvegit.errors import CollectError
 from pvegit.node.access import RESTRICTED, RESTRICTED_KINDS, RESTRICTED_USER, UNRESTRICTED
-from pvegit.node.allowlist import ALLOW_PATH, NO_LIST, allow_list_digest, list_advice
+from pvegit.node.allowlist import digest_state, state_words
 from pvegit.node.metadata import is_pmxcfs_path
 from pvegit.node.program import (
     INLINE_NAME,
@@ -83,19 +83,8 @@ def allow_list_problem(transport: Transport, selection: Selection) -> str | None
     selection's, or when the collector runs inline (no list: the login reads anything)."""
     if ensure_access(transport) not in RESTRICTED_KINDS:
         return None
-    if transport.allow_list == allow_list_digest(selection):
-        return None
-    label = transport.label
-    if transport.allow_list == NO_LIST:
-        return (
-            f"{label}: the node has no allow-list ({ALLOW_PATH}), so its collector reads "
-            "no files for pvegit: " + list_advice(label)
-        )
-    return (
-        f"{label}: the node's allow-list ({ALLOW_PATH}) is not this host's selection (its "
-        "categories, includes or excludes changed since it was hardened), so the node "
-        "reads what the list allows: " + list_advice(label)
-    )
+    words = state_words(digest_state(transport.allow_list or "", selection), transport.label)
+    return None if words is None else f"{transport.label}: {words}"
 
 
 def request(transport: Transport, name: str, parameters: Iterable[tuple[str, str]] = ()) -> str:
